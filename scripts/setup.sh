@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs everything pullkeeper's demo and tests need on a fresh Debian machine
+# of this project's kind, as root. Idempotent: a second run only checks.
+#   scripts/setup.sh demo   Node packages only
+#   scripts/setup.sh test   + Debian packages, moto, and kube-apiserver/etcd (built once, cached)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+want=${1:-test}
+say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
+
+need_node_major=20
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if (( node_major < need_node_major )); then
+  echo "setup: Node.js >= $need_node_major is required (found $(node --version 2>/dev/null || echo none))" >&2
+  exit 1
+fi
+
+if [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules/.package-lock.json ]]; then
+  say "installing Node packages (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+[[ $want == demo ]] && exit 0
+
+debs=(docker-registry openssh-server runc iproute2 busybox-static skopeo umoci apache2-utils jq hyperfine openssl)
+missing=()
+for p in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if (( ${#missing[@]} )); then
+  if [[ $(id -u) != 0 ]]; then
+    echo "setup: missing Debian packages: ${missing[*]}; run as root: apt-get update && apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+  say "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! python3 -c 'import moto, flask, werkzeug' >/dev/null 2>&1; then
+  say "installing moto (ECR endpoint for tests)"
+  python3 -m pip install --quiet --disable-pip-version-check 'moto[server]==5.2.1'
+fi
+
+say "kube-apiserver + etcd (first build takes several minutes, then cached)"
+bash test/harness/cluster/build.sh >/dev/null
+say "ready"

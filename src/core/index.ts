@@ -1,0 +1,12 @@
+/**
+ * The pure core of pullkeeper: kubelet's rules for image references, pull
+ * policy, docker config files, the credential keyring, container environment
+ * and platform selection. No I/O and no clock; every function is a table of cases.
+ */
+export * from './docker-config.js';
+export * from './errors.js';
+export * from './image-ref.js';
+export * from './keyring.js';
+export * from './platform.js';
+export * from './pod-env.js';
+export * from './pull-policy.js';
