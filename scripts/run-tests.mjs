@@ -43,6 +43,16 @@ for (const name of order) {
     console.error(`run-tests: no ${name} test files found`);
     process.exit(1);
   }
+  if (name === 'e2e') {
+    // Real components only: a missing one fails the run here, with the fix, instead of skipping tests.
+    const doctor = spawnSync(process.execPath, ['--import', 'tsx', 'test/harness/cli.ts', 'doctor'], {
+      stdio: 'inherit',
+    });
+    if (doctor.status !== 0) {
+      console.error('run-tests: the e2e harness is incomplete (see above); no e2e test was run.');
+      process.exit(1);
+    }
+  }
   console.log(`\n== ${name} tests (${suite.files.length} files)`);
   const res = spawnSync(
     process.execPath,
