@@ -1,13 +1,3 @@
-/**
- * Shared pieces of the in-process cloud fakes (entra-acr.ts, google.ts):
- * RS256 JWTs with node:crypto only, a small HTTP(S) server on 127.0.0.1,
- * injectable failures, and the record of minted docker credentials.
- *
- * JWT format: RFC 7519 (JWT) + RFC 7515 (JWS compact serialisation), RS256 =
- * RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518 §3.3). Only RS256 is accepted when
- * verifying, so `alg: none` / HS256 confusion cannot pass.
- */
-import { spawn } from 'node:child_process';
 import { createPublicKey, generateKeyPair, type KeyObject, randomBytes, sign, verify } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import {
@@ -18,7 +8,7 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { join } from 'node:path';
-import { HarnessError } from '../proc.js';
+import { run } from '../proc.js';
 
 // ---------------------------------------------------------------- JWT
 
@@ -448,7 +438,7 @@ export async function makeSelfSignedCert(
 ): Promise<TlsMaterial & { certFile: string; keyFile: string }> {
   const certFile = join(dir, `cloud-fake-${randomId(4)}.crt`);
   const keyFile = certFile.replace(/\.crt$/, '.key');
-  await runNoStdin(
+  await run(
     'openssl',
     [
       'req',
@@ -475,41 +465,4 @@ export async function makeSelfSignedCert(
     certPem: await readFile(certFile, 'utf8'),
     keyPem: await readFile(keyFile, 'utf8'),
   };
-}
-
-/**
- * Runs a short command with stdin closed. (proc.ts `run()` writes to the
- * child's stdin with no error listener, so a command that exits at once, like
- * `openssl version`, can raise an uncaught EPIPE in the test process.)
- */
-export function runNoStdin(
-  command: string,
-  args: string[],
-  opts: { timeoutMs?: number; allowFail?: boolean; env?: NodeJS.ProcessEnv } = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      timeout: opts.timeoutMs ?? 60_000,
-      env: opts.env ?? process.env,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.once('error', (err) =>
-      reject(new HarnessError(`could not run ${command}: ${err.message}`, { cause: err })),
-    );
-    child.once('close', (code) => {
-      if (code !== 0 && !opts.allowFail) {
-        reject(
-          new HarnessError(`${command} ${args.join(' ')} exited ${code}: ${stderr.trim() || stdout.trim()}`),
-        );
-      } else resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
 }

@@ -33,6 +33,7 @@
  *   UNAUTHORIZED / 400 BADREQUEST are used.
  */
 import { createPublicKey, type JsonWebKey, KeyObject } from 'node:crypto';
+import { parseScope } from '../token-scope.js';
 import type { Component } from '../types.js';
 import {
   basicAuth,
@@ -215,21 +216,6 @@ function toKey(k: string | KeyObject | JsonWebKey): KeyObject {
   if (typeof k === 'string') return createPublicKey(k);
   if (k instanceof KeyObject) return k.type === 'private' ? createPublicKey(k) : k;
   return createPublicKey({ key: k, format: 'jwk' });
-}
-
-/** Parses `repository:name:pull,push` / `registry:catalog:*` (distribution token scope grammar). */
-export function parseScope(scope: string): { type: string; name: string; actions: string[] } | undefined {
-  const first = scope.indexOf(':');
-  const last = scope.lastIndexOf(':');
-  if (first < 0 || last === first) return undefined;
-  return {
-    type: scope.slice(0, first),
-    name: scope.slice(first + 1, last),
-    actions: scope
-      .slice(last + 1)
-      .split(',')
-      .filter(Boolean),
-  };
 }
 
 export async function startEntraAcr(opts: EntraAcrOptions = {}): Promise<EntraAcrFake> {

@@ -2,8 +2,10 @@
  * The cloud side of the harness: moto (ECR), a fake Entra ID + ACR login
  * server, and a fake Google token endpoint, started in parallel.
  */
+
+import { run } from '../proc.js';
 import type { Component, DoctorCheck } from '../types.js';
-import { type MintListener, type MintRecord, runNoStdin } from './common.js';
+import type { MintListener, MintRecord } from './common.js';
 import { type EntraAcrFake, type EntraAcrInfo, type EntraAcrOptions, startEntraAcr } from './entra-acr.js';
 import { type GoogleFake, type GoogleInfo, type GoogleOptions, startGoogle } from './google.js';
 import { checkMoto, type MotoComponent, type MotoInfo, startMoto } from './moto.js';
@@ -82,7 +84,7 @@ export async function startCloud(opts: CloudOptions): Promise<Cloud> {
 export async function checkCloud(): Promise<DoctorCheck[]> {
   const checks = await checkMoto();
   try {
-    const r = await runNoStdin('openssl', ['version'], { timeoutMs: 10_000 });
+    const r = await run('openssl', ['version'], { timeoutMs: 10_000 });
     checks.push({ name: 'openssl', ok: true, detail: r.stdout.trim() });
   } catch {
     // Optional: reported, but not a failure.

@@ -12,9 +12,8 @@ import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { freePort } from '../ports.js';
-import { HarnessError, type Service, startService } from '../proc.js';
+import { HarnessError, run, type Service, startService } from '../proc.js';
 import type { Component, DoctorCheck } from '../types.js';
-import { runNoStdin } from './common.js';
 
 export const MOTO_VERSION = '5.2.1';
 /** moto's default account for any access key (moto.core DEFAULT_ACCOUNT_ID). */
@@ -130,7 +129,7 @@ export async function checkMoto(): Promise<DoctorCheck[]> {
   const spec = `'moto[server]==${MOTO_VERSION}'`;
   let probe: { python?: string; pip?: boolean; externally_managed?: boolean; moto?: string; error?: string };
   try {
-    const r = await runNoStdin('python3', ['-c', PROBE], { timeoutMs: 60_000, allowFail: true });
+    const r = await run('python3', ['-c', PROBE], { timeoutMs: 60_000, allowFail: true });
     probe = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}');
     if (r.code !== 0 && !probe.moto) probe.error ??= r.stderr.trim().split('\n').pop();
   } catch (err) {

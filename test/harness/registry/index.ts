@@ -26,6 +26,7 @@ import { delimiter, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../ports.js';
 import { HarnessError, run, type Service, startService } from '../proc.js';
+import { parseScope } from '../token-scope.js';
 import type { Component, DoctorCheck } from '../types.js';
 
 export type RegistryAuth = 'htpasswd' | 'token' | 'none';
@@ -128,21 +129,6 @@ interface Access {
   type: string;
   name: string;
   actions: string[];
-}
-
-/** `repository:team/app:pull,push` -> {type, name, actions} (the name is everything between the first and last ':'). */
-function parseScope(scope: string): Access | undefined {
-  const first = scope.indexOf(':');
-  const last = scope.lastIndexOf(':');
-  if (first <= 0 || last === first) return undefined;
-  return {
-    type: scope.slice(0, first),
-    name: scope.slice(first + 1, last),
-    actions: scope
-      .slice(last + 1)
-      .split(',')
-      .filter(Boolean),
-  };
 }
 
 function basicCreds(req: IncomingMessage): { username: string; password: string } | 'none' | 'malformed' {
