@@ -16,8 +16,11 @@ if (( node_major < need_node_major )); then
 fi
 
 if [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules/.package-lock.json ]]; then
-  say "installing Node packages (npm ci)"
-  npm ci --no-audit --no-fund --loglevel=error
+  say "installing Node packages (npm install, from package-lock.json)"
+  # Not `npm ci`: npm 11 writes lock files without the other platforms' optional
+  # packages (Biome's binaries for macOS, Windows, musl) and `npm ci` then rejects
+  # its own lock file. `npm install` installs the locked versions and leaves the lock as it is.
+  npm install --no-audit --no-fund --loglevel=error
 fi
 
 [[ $want == demo ]] && exit 0
