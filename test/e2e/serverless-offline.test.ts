@@ -43,12 +43,12 @@ describe('serverless offline', { timeout: 120_000 }, () => {
   test('GET /healthz answers through the bundled Lambda', async () => {
     const res = await fetch(`${base}/healthz`);
     assert.equal(res.status, 200);
-    assert.equal((await res.json()).status, 'ok');
+    assert.equal(((await res.json()) as { status: string }).status, 'ok');
   });
   test('POST /v1/refresh says not-implemented and changes nothing', async () => {
     const res = await fetch(`${base}/v1/refresh`, { method: 'POST' });
     assert.equal(res.status, 501);
-    const body = await res.json();
+    const body = (await res.json()) as { status: string; changed: number };
     assert.equal(body.status, 'not-implemented');
     assert.equal(body.changed, 0);
   });
