@@ -44,6 +44,8 @@ function hookExit(): void {
   process.on('exit', killAll);
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
+      // A caller with its own handler (the harness CLI's `up`) stops things gracefully itself.
+      if (process.listenerCount(sig) > 0) return;
       killAll();
       process.exit(sig === 'SIGINT' ? 130 : 143);
     });
