@@ -165,46 +165,59 @@ export async function startService(opts: StartOptions): Promise<Service> {
   return svc;
 }
 
-/** Runs a command to completion; throws HarnessError with its output on failure. */
-export async function run(
+export interface RunOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Written to stdin; without it stdin is closed (/dev/null). */
+  input?: string | Buffer;
+  timeoutMs?: number;
+  /** Resolve with the exit code instead of rejecting on a non-zero exit. */
+  allowFail?: boolean;
+}
+
+/** Runs a command to completion with stdout as bytes; throws HarnessError with its output on failure. */
+export function runBuffer(
   command: string,
   args: string[],
-  opts: {
-    cwd?: string;
-    env?: NodeJS.ProcessEnv;
-    input?: string | Buffer;
-    timeoutMs?: number;
-    allowFail?: boolean;
-  } = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
+  opts: RunOptions = {},
+): Promise<{ code: number; stdout: Buffer; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {
       cwd: opts.cwd,
       env: opts.env ?? process.env,
-      stdio: ['pipe', 'pipe', 'pipe'],
+      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
       timeout: opts.timeoutMs ?? 120_000,
     });
-    let stdout = '';
+    const out: Buffer[] = [];
     let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
+    child.stdout!.on('data', (d: Buffer) => out.push(d));
+    child.stderr!.on('data', (d) => {
       stderr += d;
     });
     child.once('error', (err) =>
       reject(new HarnessError(`could not run ${command}: ${err.message}`, { cause: err })),
     );
     child.once('close', (code) => {
-      const result = { code: code ?? -1, stdout, stderr };
+      const stdout = Buffer.concat(out);
       if (code !== 0 && !opts.allowFail) {
-        reject(
-          new HarnessError(`${command} ${args.join(' ')} exited ${code}: ${stderr.trim() || stdout.trim()}`),
-        );
-      } else resolve(result);
+        const msg = stderr.trim() || stdout.toString('utf8').trim();
+        reject(new HarnessError(`${command} ${args.join(' ')} exited ${code}: ${msg}`));
+      } else resolve({ code: code ?? -1, stdout, stderr });
     });
-    // A command that exits before reading its stdin must not crash us with EPIPE.
-    child.stdin.on('error', () => {});
-    child.stdin.end(opts.input ?? '');
+    if (child.stdin) {
+      // A command that exits before reading its stdin must not crash us with EPIPE.
+      child.stdin.on('error', () => undefined);
+      child.stdin.end(opts.input);
+    }
   });
+}
+
+/** Runs a command to completion; throws HarnessError with its output on failure. */
+export async function run(
+  command: string,
+  args: string[],
+  opts: RunOptions = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const r = await runBuffer(command, args, opts);
+  return { ...r, stdout: r.stdout.toString('utf8') };
 }

@@ -443,7 +443,7 @@ export async function startCluster(opts: StartClusterOptions): Promise<Cluster> 
   } catch (err) {
     failed.abort();
     await Promise.allSettled([etcdP, apiP]);
-    await Promise.all(started.map((s) => terminate(s, 3000)));
+    await Promise.all(started.map((s) => s.stop(3000)));
     throw err;
   }
   const [{ certs, ms: certsMs }, { s: etcd, ms: etcdMs }, { s: apiserver, ms: totalMs }] = parts;
@@ -461,29 +461,6 @@ export async function startCluster(opts: StartClusterOptions): Promise<Cluster> 
     totalMs: Math.round(totalMs),
   };
   return makeCluster({ info, etcd, apiserver, dataDir, timings, logFiles });
-}
-
-/**
- * TERM, up to graceMs for the exit, then Service.stop() (KILL). Service.stop(grace) leaves
- * its grace timer running after the exit, which holds the test process open that long.
- */
-async function terminate(s: Service, graceMs: number): Promise<void> {
-  if (s.child.exitCode === null && s.child.signalCode === null) {
-    try {
-      process.kill(s.pid, 'SIGTERM');
-    } catch {
-      /* already gone */
-    }
-  }
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = await Promise.race([
-    s.exited.then(() => false),
-    new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(true), graceMs);
-    }),
-  ]);
-  clearTimeout(timer);
-  if (timedOut) await s.stop(0);
 }
 
 async function writeKubeconfig(info: ClusterInfo): Promise<void> {
@@ -596,8 +573,8 @@ function makeCluster(p: {
         // drains within a few ms of TERM, then often idles ~1 s in the ServiceCIDR
         // allocator's worker period before exiting: KILL it after 300 ms (nothing
         // of it is kept: the etcd data is removed below).
-        await terminate(p.apiserver, 300);
-        await terminate(p.etcd, 5000);
+        await p.apiserver.stop(300);
+        await p.etcd.stop(5000);
         await rm(p.dataDir, { recursive: true, force: true });
       })();
       return stopping;

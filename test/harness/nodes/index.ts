@@ -15,14 +15,14 @@
  *   pdeathsig: if the test process dies (even by SIGKILL), holders and sshds die with it, so a
  *           crashed test leaves at most prefixed netns/veth/bridge names (see removeLeftovers()).
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash, generateKeyPairSync, randomBytes, randomInt } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { access, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tcpOpen } from '../ports.js';
-import { HarnessError, type Service, startService } from '../proc.js';
+import { HarnessError, run, runBuffer, type Service, startService } from '../proc.js';
 import type { Component, DoctorCheck } from '../types.js';
 
 /** Names this module creates: `pkb<id>` bridge, `pkn<id>-<i>` netns, `pkv<id>-<i>` host-side veth. */
@@ -670,52 +670,6 @@ async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   if (failed !== undefined) throw failed;
-}
-
-interface RunOptions {
-  input?: string | Buffer;
-  allowFail?: boolean;
-  timeoutMs?: number;
-}
-
-/** Like proc.ts run(), but stdout as a Buffer, stdin only when there is input, and a child that exits
- * without reading its stdin is not an (uncaught) EPIPE. */
-function runBuffer(
-  command: string,
-  args: string[],
-  opts: RunOptions = {},
-): Promise<{ code: number; stdout: Buffer; stderr: string }> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(command, args, {
-      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-      timeout: opts.timeoutMs ?? 60_000,
-    });
-    const out: Buffer[] = [];
-    let stderr = '';
-    child.stdout!.on('data', (d: Buffer) => out.push(d));
-    child.stderr!.on('data', (d) => {
-      stderr += d;
-    });
-    child.once('error', (err) =>
-      reject(new HarnessError(`could not run ${command}: ${err.message}`, { cause: err })),
-    );
-    child.once('close', (code) => {
-      const stdout = Buffer.concat(out);
-      if (code !== 0 && !opts.allowFail) {
-        const msg = stderr.trim() || stdout.toString('utf8').trim();
-        reject(new HarnessError(`${command} ${args.join(' ')} exited ${code}: ${msg}`));
-      } else resolvePromise({ code: code ?? -1, stdout, stderr });
-    });
-    if (child.stdin) {
-      child.stdin.on('error', () => undefined);
-      child.stdin.end(opts.input);
-    }
-  });
-}
-
-async function run(command: string, args: string[], opts: RunOptions = {}): Promise<ExecResult> {
-  const r = await runBuffer(command, args, opts);
-  return { ...r, stdout: r.stdout.toString('utf8') };
 }
 
 async function listLinks(): Promise<string[]> {
