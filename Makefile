@@ -1,9 +1,16 @@
 # The two commands a new machine needs (see README):
 #   make demo   set up, then run pullkeeper's main job on the embedded local default
 #   make test   set up, then run every check and test (this is what .ci/run calls)
+# Both run on Node 24: scripts/node24.sh provides it beside an older system Node.
+NODE_BIN := $(shell bash scripts/node24.sh)
+ifeq ($(NODE_BIN),)
+$(error Node 24 is not available; see the message above from scripts/node24.sh)
+endif
+export PATH := $(NODE_BIN):$(PATH)
+
 .PHONY: demo test setup setup-demo
 demo: setup-demo
-	npm run --silent demo
+	npm run --silent demo -- $(ARGS)
 test: setup
 	npm test
 setup:

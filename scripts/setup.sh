@@ -8,12 +8,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 want=${1:-test}
 say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
 
-need_node_major=20
-node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
-if (( node_major < need_node_major )); then
-  echo "setup: Node.js >= $need_node_major is required (found $(node --version 2>/dev/null || echo none))" >&2
-  exit 1
-fi
+# Node 24 (the Lambda runtime nodejs24.x): provided beside an older system Node by scripts/node24.sh.
+node_bin=$(bash scripts/node24.sh)
+export PATH="$node_bin:$PATH"
+say "node $(node --version) from $node_bin"
 
 if [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules/.package-lock.json ]]; then
   say "installing Node packages (npm install, from package-lock.json)"

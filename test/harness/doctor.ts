@@ -10,13 +10,13 @@ import { checkRegistry } from './registry/index.js';
 import type { DoctorCheck } from './types.js';
 
 async function checkBase(): Promise<DoctorCheck[]> {
-  const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+  const [major = 0] = process.versions.node.split('.').map(Number);
   const checks: DoctorCheck[] = [
     {
       name: 'node',
-      ok: major > 20 || (major === 20 && minor >= 19),
-      detail: `Node.js ${process.versions.node} (need 20.19 or newer)`,
-      fix: 'install Node.js 20.19+ or 22 LTS',
+      ok: major >= 24,
+      detail: `Node.js ${process.versions.node} (need 24 or newer)`,
+      fix: 'export PATH="$(bash scripts/node24.sh):$PATH"',
     },
     {
       name: 'root',

@@ -202,7 +202,7 @@ export async function checkCluster(): Promise<DoctorCheck[]> {
 // ---------------------------------------------------------------------------
 // errors
 
-/** Status of a failed API call: `code` (HTTP) and the Status `reason` (client-node 1.4 keeps the body as a string). */
+/** Status of a failed API call: `code` (HTTP) and the Status `reason` (the body may come as a string or as parsed JSON, depending on client-node's version). */
 export function apiStatus(err: unknown): { code: number; reason?: string; message?: string } | undefined {
   if (!(err instanceof ApiException)) return undefined;
   let body: unknown = err.body;
@@ -550,7 +550,7 @@ function makeCluster(p: {
       name: o.name,
       username: `system:serviceaccount:${o.namespace}:${o.name}`,
       token,
-      expiresAt: new Date(tr.status!.expirationTimestamp),
+      expiresAt: new Date(tr.status?.expirationTimestamp ?? Date.now()),
       kubeConfig: client.kubeConfig,
       client,
     };
