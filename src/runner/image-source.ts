@@ -1,0 +1,51 @@
+/**
+ * The seam between the image store (pullkeeper-node pull) and the pod runner
+ * (pullkeeper-node run). The store implements ImageSource; the runner only
+ * calls it, so the two halves can be built and tested apart.
+ */
+import type { DockerConfig, PullPolicy } from '../core/index.js';
+
+/** The parts of an OCI image config (`config` section) the runner needs. */
+export interface ImageRuntimeConfig {
+  Env?: string[];
+  Entrypoint?: string[];
+  Cmd?: string[];
+  WorkingDir?: string;
+  User?: string;
+}
+
+/** A kubelet-style event the store reports while it works (Pulling, Pulled, Failed, ErrImageNeverPull, BackOff...). */
+export interface ImageEvent {
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+}
+
+export interface EnsureImageRequest {
+  /** The image as the pod spec names it (not yet normalized). */
+  image: string;
+  /** Effective policy: the caller has already applied defaulting and --always-pull-images. */
+  policy: PullPolicy;
+  /** The pod's imagePullSecrets, parsed, in the pod's order. Node files are the store's own business. */
+  podSecrets: DockerConfig[];
+  /** KEP-2535: a present image is used only if these credentials can read its manifest. */
+  verifyCachedCredentials?: boolean;
+  onEvent?: (e: ImageEvent) => void;
+  signal?: AbortSignal;
+}
+
+export interface PulledImage {
+  /** Normalized reference, e.g. `docker.io/library/busybox:latest`. */
+  ref: string;
+  /** Digest of the platform manifest that was unpacked (`sha256:...`). */
+  digest: string;
+  /** Absolute paths of the unpacked layer directories, base layer first. Read-only to every consumer. */
+  layers: string[];
+  config: ImageRuntimeConfig;
+  /** True when this call fetched from the registry; false when the store already had it. */
+  pulled: boolean;
+}
+
+export interface ImageSource {
+  ensure(req: EnsureImageRequest): Promise<PulledImage>;
+}
