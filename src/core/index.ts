@@ -3,8 +3,10 @@
  * policy, docker config files, the credential keyring, container environment
  * and platform selection. No I/O and no clock; every function is a table of cases.
  */
+export * from './credentials.js';
 export * from './docker-config.js';
 export * from './errors.js';
+export * from './expiry.js';
 export * from './image-ref.js';
 export * from './keyring.js';
 export * from './platform.js';

@@ -1,0 +1,332 @@
+/**
+ * The zod schema of pullkeeper.yaml (DESIGN.md section 3). Every object is
+ * strict: an unknown key is an error that names its path. Secret values are
+ * references (see secret-ref.ts), never literal fields.
+ */
+import { z } from 'zod';
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const name = z
+  .string()
+  .min(1)
+  .max(63)
+  .regex(
+    DNS_LABEL,
+    'must be a DNS label: lowercase letters, digits and "-", starting and ending with a letter or digit',
+  );
+
+// ---------------------------------------------------------------------------
+// secret references
+
+export const SecretRefSchema = z.union(
+  [
+    z.strictObject({ value: z.string() }),
+    z.strictObject({ fromEnv: z.string().min(1) }),
+    z.strictObject({ fromFile: z.string().min(1) }),
+    z.strictObject({ fromSsm: z.string().min(1), region: z.string().optional() }),
+    z.strictObject({
+      fromSecretsManager: z.string().min(1),
+      region: z.string().optional(),
+      /** Read one key of a JSON secret string. */
+      key: z.string().optional(),
+    }),
+  ],
+  {
+    error:
+      'expected a secret reference: one of { value }, { fromEnv: NAME }, { fromFile: PATH }, { fromSsm: PARAMETER }, { fromSecretsManager: SECRET_ID }',
+  },
+);
+export type SecretRef = z.infer<typeof SecretRefSchema>;
+
+// ---------------------------------------------------------------------------
+// registries
+
+const registryCommon = {
+  name,
+  /** Log in with the new credential (GET /v2/) before publishing it. Default true. */
+  verify: z.boolean().default(true),
+  /** Allow plain HTTP for verification on a non-loopback registry. Default false. */
+  insecure: z.boolean().default(false),
+  /** Per-call timeout for this registry's remote calls, ms. */
+  timeoutMs: z.number().int().positive().max(300_000).default(15_000),
+  /**
+   * Where to log in for verification instead of https://<first host> (a private
+   * endpoint or proxy in front of the registry; the test harness's registry).
+   */
+  verifyEndpoint: z.url().optional(),
+};
+
+const awsAccessKey = z.strictObject({
+  accessKeyId: SecretRefSchema,
+  secretAccessKey: SecretRefSchema,
+  sessionToken: SecretRefSchema.optional(),
+});
+
+export const EcrRegistrySchema = z.strictObject({
+  ...registryCommon,
+  kind: z.literal('ecr'),
+  region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'must be an AWS region such as us-west-2'),
+  /** Accounts whose registries this credential is written for (the token works for all of them). */
+  registryIds: z
+    .array(z.string().regex(/^\d{12}$/, 'must be a 12-digit AWS account id'))
+    .min(1)
+    .optional(),
+  /** ECR Public (public.ecr.aws): minted in us-east-1 with ecr-public:GetAuthorizationToken. */
+  public: z.boolean().default(false),
+  roleArn: z
+    .string()
+    .regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/, 'must be an IAM role ARN')
+    .optional(),
+  externalId: z.string().optional(),
+  /** VPC endpoint, FIPS endpoint, or a test endpoint. */
+  endpoint: z.url().optional(),
+  stsEndpoint: z.url().optional(),
+  /** Static AWS keys; default: the function's own role (environment, IRSA, instance profile). */
+  credentials: awsAccessKey.optional(),
+});
+
+const azureCredential = z.union([
+  z.strictObject({ clientId: z.string().min(1), clientSecret: SecretRefSchema }),
+  z.strictObject({
+    clientId: z.string().min(1),
+    /** A federated token (workload identity): AZURE_FEDERATED_TOKEN_FILE or any reference. */
+    federatedToken: SecretRefSchema,
+  }),
+  z.strictObject({ managedIdentity: z.union([z.literal(true), z.strictObject({ clientId: z.string() })]) }),
+]);
+
+export const AcrRegistrySchema = z.strictObject({
+  ...registryCommon,
+  kind: z.literal('acr'),
+  loginServer: z.string().min(1),
+  tenantId: z.string().min(1),
+  credential: azureCredential.optional(),
+  /** Entra ID authority (sovereign clouds, tests). Default https://login.microsoftonline.com */
+  authorityHost: z.url().optional(),
+  /** Where /oauth2/exchange is served; default https://<loginServer>/oauth2/exchange (private endpoints, tests). */
+  exchangeEndpoint: z.url().optional(),
+  /** Audience of the Entra token presented at /oauth2/exchange. */
+  audience: z.enum(['acr', 'arm']).default('acr'),
+  /** Repository-scoped token (scope map) instead of the Entra exchange. */
+  repositoryToken: z
+    .strictObject({
+      username: z.string().min(1),
+      password: SecretRefSchema,
+      expiresAt: z.iso.datetime().optional(),
+    })
+    .optional(),
+});
+
+export const GarRegistrySchema = z.strictObject({
+  ...registryCommon,
+  kind: z.literal('gar'),
+  hosts: z.array(z.string().min(1)).min(1),
+  /** A service-account key JSON, or an external_account (workload identity federation) config JSON. */
+  serviceAccountKey: SecretRefSchema.optional(),
+  credentialConfig: SecretRefSchema.optional(),
+  /** projects/P/locations/L/repositories/R: check it exists with @google-cloud/artifact-registry. */
+  checkRepositories: z
+    .array(z.string().regex(/^projects\/[^/]+\/locations\/[^/]+\/repositories\/[^/]+$/))
+    .optional(),
+});
+
+export const StaticRegistrySchema = z.strictObject({
+  ...registryCommon,
+  kind: z.literal('static'),
+  server: z.string().min(1),
+  /** More keys to write the same credential under. */
+  aliases: z.array(z.string().min(1)).optional(),
+  username: SecretRefSchema,
+  password: SecretRefSchema,
+  /** For credentials that do expire (IBM iambearer tokens, scoped tokens). */
+  expiresAt: z.iso.datetime().optional(),
+});
+
+export const DockerConfigRegistrySchema = z.strictObject({
+  ...registryCommon,
+  kind: z.literal('dockerconfig'),
+  source: SecretRefSchema,
+  format: z.enum(['config.json', 'dockercfg']).default('config.json'),
+  verify: z.boolean().default(false),
+});
+
+export const RegistrySchema = z.discriminatedUnion('kind', [
+  EcrRegistrySchema,
+  AcrRegistrySchema,
+  GarRegistrySchema,
+  StaticRegistrySchema,
+  DockerConfigRegistrySchema,
+]);
+export type RegistryConfig = z.infer<typeof RegistrySchema>;
+export type RegistryKind = RegistryConfig['kind'];
+export type RegistryConfigOf<K extends RegistryKind> = Extract<RegistryConfig, { kind: K }>;
+
+// ---------------------------------------------------------------------------
+// clusters
+
+export const ClusterSchema = z.union([
+  z.strictObject({ name, kubeconfig: z.string().min(1), context: z.string().optional() }),
+  z.strictObject({ name, inCluster: z.literal(true) }),
+  z.strictObject({
+    name,
+    eks: z.strictObject({
+      cluster: z.string().min(1),
+      region: z.string().min(1),
+      /** Endpoint and CA; when absent they come from eks:DescribeCluster. */
+      server: z.url().optional(),
+      caData: z.string().optional(),
+      roleArn: z.string().optional(),
+      stsEndpoint: z.url().optional(),
+      credentials: awsAccessKey.optional(),
+    }),
+  }),
+  z.strictObject({
+    name,
+    aks: z.strictObject({
+      server: z.url(),
+      caData: z.string().optional(),
+      tenantId: z.string().min(1),
+      credential: azureCredential.optional(),
+      authorityHost: z.url().optional(),
+    }),
+  }),
+  z.strictObject({
+    name,
+    gke: z.strictObject({
+      server: z.url(),
+      caData: z.string().optional(),
+      serviceAccountKey: SecretRefSchema.optional(),
+      credentialConfig: SecretRefSchema.optional(),
+    }),
+  }),
+]);
+export type ClusterConfig = z.infer<typeof ClusterSchema>;
+
+// ---------------------------------------------------------------------------
+// tenants
+
+const labelMap = z.record(z.string(), z.string());
+export const TenantSchema = z.strictObject({
+  name,
+  cluster: z.string().optional(),
+  namespaces: z.union([
+    z.strictObject({ names: z.array(name).min(1) }),
+    z.strictObject({ matchLabels: labelMap }),
+  ]),
+  registries: z.array(z.string().min(1)).min(1),
+  serviceAccounts: z.union([z.literal('*'), z.array(z.string().min(1))]).default(['default']),
+  secretName: name.optional(),
+  /** Take over a same-named Secret that pullkeeper did not create. */
+  adopt: z.boolean().default(false),
+  /** Delete our Secrets in namespaces that no longer belong to the tenant. */
+  prune: z.boolean().default(false),
+});
+export type TenantConfig = z.infer<typeof TenantSchema>;
+
+// ---------------------------------------------------------------------------
+// nodes
+
+export const StaticNodeSchema = z.strictObject({
+  name: z.string().min(1),
+  address: z.string().min(1),
+  port: z.number().int().min(1).max(65535).optional(),
+  user: z.string().optional(),
+  path: z.string().startsWith('/').optional(),
+});
+
+export const NodesSchema = z.strictObject({
+  inventory: z.union([z.literal('kubernetes'), z.array(StaticNodeSchema).min(1)]),
+  /** With inventory: kubernetes. */
+  cluster: z.string().optional(),
+  selector: labelMap.optional(),
+  addressType: z.enum(['InternalIP', 'ExternalIP']).default('InternalIP'),
+  path: z.string().startsWith('/').default('/var/lib/kubelet/config.json'),
+  registries: z.array(z.string().min(1)).min(1),
+  ssh: z.strictObject({
+    user: z.string().default('root'),
+    port: z.number().int().min(1).max(65535).default(22),
+    privateKey: SecretRefSchema,
+    knownHosts: SecretRefSchema.optional(),
+    /** Trust on first use (reported); only when no knownHosts pin exists. */
+    trustOnFirstUse: z.boolean().default(false),
+    concurrency: z.number().int().min(1).max(200).default(20),
+    timeoutMs: z.number().int().positive().default(10_000),
+  }),
+  canary: z
+    .strictObject({
+      count: z.number().int().min(0).default(1),
+      maxFailureFraction: z.number().min(0).max(1).default(0.5),
+    })
+    .optional(),
+  /** Back up and replace a malformed existing file instead of reporting it. */
+  replaceMalformed: z.boolean().default(false),
+  /** Command run after a write (e.g. a runtime reload); off by default. */
+  afterWrite: z.string().optional(),
+});
+export type NodesConfig = z.infer<typeof NodesSchema>;
+
+// ---------------------------------------------------------------------------
+// the whole file
+
+export const PullkeeperConfigSchema = z
+  .strictObject({
+    clusters: z.array(ClusterSchema).default([]),
+    registries: z.array(RegistrySchema).min(1),
+    tenants: z.array(TenantSchema).default([]),
+    nodes: NodesSchema.optional(),
+    /** Refresh a credential once this fraction of its lifetime has passed (default 0.5, see docs/providers.md). */
+    refreshAtFraction: z.number().gt(0).lt(1).default(0.5),
+  })
+  .superRefine((cfg, ctx) => {
+    const unique = (items: Array<{ name: string }>, where: string) => {
+      const seen = new Set<string>();
+      items.forEach((it, i) => {
+        if (seen.has(it.name))
+          ctx.addIssue({ code: 'custom', path: [where, i, 'name'], message: `duplicate name "${it.name}"` });
+        seen.add(it.name);
+      });
+    };
+    unique(cfg.registries, 'registries');
+    unique(cfg.tenants, 'tenants');
+    unique(cfg.clusters, 'clusters');
+    const registryNames = new Set(cfg.registries.map((r) => r.name));
+    const clusterNames = new Set(cfg.clusters.map((c) => c.name));
+    const checkRegistries = (list: string[], path: (string | number)[]) =>
+      list.forEach((r, i) => {
+        if (!registryNames.has(r))
+          ctx.addIssue({
+            code: 'custom',
+            path: [...path, i],
+            message: `unknown registry "${r}"; defined: ${[...registryNames].join(', ')}`,
+          });
+      });
+    cfg.tenants.forEach((t, i) => {
+      checkRegistries(t.registries, ['tenants', i, 'registries']);
+      if (t.cluster !== undefined && !clusterNames.has(t.cluster))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tenants', i, 'cluster'],
+          message: `unknown cluster "${t.cluster}"`,
+        });
+      if (t.cluster === undefined && cfg.clusters.length > 1)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tenants', i, 'cluster'],
+          message: 'required when more than one cluster is configured',
+        });
+    });
+    if (cfg.tenants.length && cfg.clusters.length === 0)
+      ctx.addIssue({ code: 'custom', path: ['clusters'], message: 'tenants need at least one cluster' });
+    if (cfg.nodes) {
+      checkRegistries(cfg.nodes.registries, ['nodes', 'registries']);
+      if (cfg.nodes.inventory === 'kubernetes' && cfg.clusters.length === 0)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['nodes', 'inventory'],
+          message: 'inventory: kubernetes needs a cluster',
+        });
+    }
+  });
+
+export type PullkeeperConfig = z.infer<typeof PullkeeperConfigSchema>;
+export type PullkeeperConfigInput = z.input<typeof PullkeeperConfigSchema>;
