@@ -12,6 +12,7 @@ import {
 import { VERSION } from '../version.js';
 import { runDemo } from './demo.js';
 import { type CliIO, processIO } from './io.js';
+import { configCheckCommand, mintCommand } from './mint-command.js';
 import { readCredentialFile } from './pull-secret-file.js';
 
 const USAGE = `pullkeeper ${VERSION}: keeps private container images pullable
@@ -22,6 +23,10 @@ Usage:
                                           which credentials kubelet would try for IMAGE, in order
                                           (FILE: a docker config.json, a .dockercfg, or a Secret manifest;
                                           passwords are never printed)
+  pullkeeper mint --config FILE [--registry NAME]... [--json] [--force]
+                                          mint and verify each registry's credential; one line per registry
+                                          (exit 0 all good, 1 any failed, 2 bad config; secrets never printed)
+  pullkeeper config check FILE [--json]   validate a pullkeeper.yaml; every problem names its path
   pullkeeper demo                         run the embedded local example
   pullkeeper status                       what this build can do
   pullkeeper version | help`;
@@ -35,6 +40,14 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
         return imageCommand(rest, io);
       case 'creds':
         return await credsCommand(rest, io);
+      case 'mint':
+        return await mintCommand(rest, io);
+      case 'config':
+        if (rest[0] === 'check') return await configCheckCommand(rest.slice(1), io);
+        io.err(
+          'pullkeeper config: the subcommand is `check`, e.g. `pullkeeper config check pullkeeper.yaml`',
+        );
+        return 2;
       case 'demo':
         return runDemo(io);
       case 'status':
@@ -57,7 +70,7 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
   } catch (err) {
     if (err instanceof PullkeeperError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       io.err(`pullkeeper: ${(err as Error).message}`);
-      return 1;
+      return (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ? 2 : 1;
     }
     throw err;
   }

@@ -11,7 +11,7 @@
 import type { RegistryConfigOf } from '../config/schema.js';
 import { PullkeeperError } from '../core/errors.js';
 import { redactSecrets } from './redact.js';
-import { retryableStatus, withRetry } from './retry.js';
+import { netReason, retryableStatus, withRetry } from './retry.js';
 import type { CredentialProvider, MintContext, MintedToken } from './types.js';
 
 export const ACR_NULL_GUID = '00000000-0000-0000-0000-000000000000';
@@ -123,8 +123,8 @@ function entraReason(err: unknown): string {
   const name = (err as Error)?.name;
   if (name === 'CredentialUnavailableError')
     return 'no Azure identity available here; configure credential in the registry';
-  if (name === 'TimeoutError' || name === 'AbortError' || /timed out/i.test(msg)) return 'timed out';
-  return name ?? 'error';
+  if (/timed out/i.test(msg)) return 'timed out';
+  return netReason(err);
 }
 
 async function exchange(cfg: AcrConfig, aadToken: string, ctx: MintContext): Promise<string> {
@@ -173,11 +173,9 @@ async function exchange(cfg: AcrConfig, aadToken: string, ctx: MintContext): Pro
         { cause: err },
       );
     }
-    const e = err as Error & { cause?: { code?: string } };
-    throw new AcrError(
-      `registry ${cfg.name}: token exchange at ${url} failed: ${e?.cause?.code ?? (e?.name === 'TimeoutError' ? 'timed out' : e?.name)}`,
-      { cause: err },
-    );
+    throw new AcrError(`registry ${cfg.name}: token exchange at ${url} failed: ${netReason(err)}`, {
+      cause: err,
+    });
   }
 }
 

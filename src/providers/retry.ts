@@ -69,3 +69,12 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 export function retryableStatus(status: number): boolean {
   return status === 429 || status === 408 || status >= 500;
 }
+
+/** A failed network call in a few words (a timeout, a socket error code), never request data. */
+export function netReason(err: unknown): string {
+  if (err instanceof TimeoutError) return 'timed out';
+  const e = err as { name?: string; cause?: { code?: unknown } };
+  if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return 'timed out';
+  if (typeof e?.cause?.code === 'string') return e.cause.code;
+  return e?.name ?? 'error';
+}

@@ -7,7 +7,7 @@
  */
 import type { RegistryConfig } from '../config/schema.js';
 import { redactSecrets } from './redact.js';
-import { retryableStatus, withRetry } from './retry.js';
+import { netReason, retryableStatus, withRetry } from './retry.js';
 import type { RegistryCredential } from './types.js';
 
 export interface VerifyResult {
@@ -189,14 +189,10 @@ async function loginOnce(
       ? { ok: true, url }
       : { ok: false, url, reason: `the registry refused the issued token (HTTP ${r.status} on ${url})` };
   } catch (err) {
-    return { ok: false, url, reason: `login to ${base} failed: ${netReason(err)}` };
+    return {
+      ok: false,
+      url,
+      reason: `login to ${base} failed: ${err instanceof HttpStatusError ? `HTTP ${err.status} after retries` : netReason(err)}`,
+    };
   }
-}
-
-function netReason(err: unknown): string {
-  const e = err as { name?: string; message?: string; cause?: { code?: string } };
-  if (e?.cause?.code) return e.cause.code;
-  if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return 'timed out';
-  if (err instanceof HttpStatusError) return `HTTP ${err.status} after retries`;
-  return e?.name ?? 'error';
 }

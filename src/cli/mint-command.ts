@@ -1,0 +1,126 @@
+/** `pullkeeper mint` and `pullkeeper config check`. */
+import { parseArgs } from 'node:util';
+import { type MintReportEntry, mintCredentials } from '../app/mint.js';
+import { ConfigError, loadConfigFile } from '../config/load.js';
+import type { CliIO } from './io.js';
+
+/** Exit codes shared by the operator commands. */
+export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+
+function configPath(value: string | undefined): string | undefined {
+  return value ?? process.env.PULLKEEPER_CONFIG;
+}
+
+export async function configCheckCommand(args: string[], io: CliIO): Promise<number> {
+  const { positionals, values } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { config: { type: 'string' }, json: { type: 'boolean' } },
+  });
+  const file = positionals[0] ?? configPath(values.config);
+  if (!file) {
+    io.err('pullkeeper config check: give the file, e.g. `pullkeeper config check pullkeeper.yaml`');
+    return EXIT.usage;
+  }
+  try {
+    const cfg = await loadConfigFile(file);
+    const summary = {
+      file,
+      valid: true,
+      clusters: cfg.clusters.map((c) => c.name),
+      registries: cfg.registries.map((r) => ({ name: r.name, kind: r.kind })),
+      tenants: cfg.tenants.map((t) => t.name),
+      nodes: cfg.nodes
+        ? cfg.nodes.inventory === 'kubernetes'
+          ? 'kubernetes'
+          : cfg.nodes.inventory.length
+        : null,
+    };
+    if (values.json) io.out(JSON.stringify(summary, null, 2));
+    else
+      io.out(
+        `${file}: valid — ${summary.registries.length} registr${summary.registries.length === 1 ? 'y' : 'ies'} (${summary.registries.map((r) => `${r.name}:${r.kind}`).join(', ')}), ${summary.tenants.length} tenant(s), ${summary.clusters.length} cluster(s), nodes: ${summary.nodes ?? 'none'}`,
+      );
+    return EXIT.ok;
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      if (values.json) io.out(JSON.stringify({ file, valid: false, issues: err.issues }, null, 2));
+      else io.err(err.message);
+      return EXIT.usage;
+    }
+    throw err;
+  }
+}
+
+export async function mintCommand(args: string[], io: CliIO): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    allowPositionals: false,
+    options: {
+      config: { type: 'string' },
+      registry: { type: 'string', multiple: true },
+      json: { type: 'boolean' },
+      force: { type: 'boolean' },
+      timeout: { type: 'string' },
+    },
+  });
+  const file = configPath(values.config);
+  if (!file) {
+    io.err('pullkeeper mint: give --config FILE (or set PULLKEEPER_CONFIG)');
+    return EXIT.usage;
+  }
+  let cfg: Awaited<ReturnType<typeof loadConfigFile>>;
+  try {
+    cfg = await loadConfigFile(file);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      io.err(err.message);
+      return EXIT.usage;
+    }
+    throw err;
+  }
+  const unknown = (values.registry ?? []).filter((n) => !cfg.registries.some((r) => r.name === n));
+  if (unknown.length) {
+    io.err(
+      `pullkeeper mint: unknown registry ${unknown.map((n) => `"${n}"`).join(', ')}; ${file} defines ${cfg.registries.map((r) => r.name).join(', ')}`,
+    );
+    return EXIT.usage;
+  }
+  const timeoutMs = values.timeout ? Number(values.timeout) * 1000 : 120_000;
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
+    io.err('pullkeeper mint: --timeout takes seconds, e.g. --timeout 60');
+    return EXIT.usage;
+  }
+  const signal = AbortSignal.timeout(timeoutMs);
+  const tty = !values.json && process.stderr.isTTY;
+  if (tty)
+    process.stderr.write(`minting ${values.registry?.length ?? cfg.registries.length} registr(ies)…\n`);
+  const res = await mintCredentials(cfg, { registries: values.registry, signal, force: values.force });
+  if (values.json) io.out(JSON.stringify({ registries: res.registries, mintCalls: res.mintCalls }, null, 2));
+  else printTable(res.registries, io);
+  return res.registries.some((r) => r.status === 'failed') ? EXIT.failed : EXIT.ok;
+}
+
+function printTable(rows: MintReportEntry[], io: CliIO): void {
+  const head = ['REGISTRY', 'KIND', 'STATUS', 'VERIFIED', 'EXPIRES', 'HOSTS'];
+  const body = rows.map((r) => [
+    r.name,
+    r.kind,
+    r.status,
+    r.verified === null ? '-' : r.verified ? 'yes' : 'no',
+    r.expiresAt ?? (r.status === 'failed' ? '-' : 'never'),
+    r.hosts.join(',') || '-',
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
+  io.out(line(head));
+  for (const b of body) io.out(line(b));
+  for (const r of rows) {
+    if (r.error) io.out(`${r.name}: ${r.error}`);
+    for (const n of r.notes ?? []) io.out(`${r.name}: note: ${n}`);
+  }
+}

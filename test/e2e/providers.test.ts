@@ -1,0 +1,482 @@
+/**
+ * Providers end to end: every kind mints a credential that really logs in to
+ * the harness registry (token mode: the registry accepts exactly what the
+ * cloud fakes mint), one ECR call serves many registries, faults are retried
+ * and reported, the last good credential is kept, and no secret reaches any
+ * output.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { getCACertificates, setDefaultCACertificates } from 'node:tls';
+import { CredentialCache, type MintResult, mintCredentials } from '../../src/app/mint.js';
+import { bufferIO } from '../../src/cli/io.js';
+import { main } from '../../src/cli/pullkeeper.js';
+import { parseConfig } from '../../src/config/load.js';
+import type { PullkeeperConfigInput } from '../../src/config/schema.js';
+import { createSecretResolver } from '../../src/config/secret-ref.js';
+import { ecrHost } from '../../src/providers/ecr.js';
+import { type Harness, MOTO_ECR_PASSWORD, startHarness } from '../harness/index.js';
+
+let h: Harness;
+/** Requests that reached moto's ECR GetAuthorizationToken, counted at a proxy in front of moto. */
+let ecrCalls = 0;
+let ecrFailNext = 0;
+let proxyUrl = '';
+let closeProxy: () => void = () => {};
+const secretsSeen = new Set<string>();
+const STATIC_USER = 'ocir-tenancy/ci-user';
+const STATIC_PASS = 'static-pass-0c1f9e2b';
+
+function cfg(registries: PullkeeperConfigInput['registries']) {
+  return parseConfig({ registries });
+}
+
+function remember(res: MintResult) {
+  for (const c of res.credentials.values()) secretsSeen.add(c.password);
+}
+
+function assertNoSecrets(text: string) {
+  for (const s of [...secretsSeen, STATIC_PASS, MOTO_ECR_PASSWORD, h.cloud!.acr.info.clientSecret])
+    assert.ok(!text.includes(s), 'a secret value appeared in output');
+}
+
+before(async () => {
+  h = await startHarness({ registry: { auth: 'token' }, cloud: { acr: { tls: true } } });
+  // Trust the Entra fake's self-signed certificate, as NODE_EXTRA_CA_CERTS would in production.
+  setDefaultCACertificates([...getCACertificates('default'), h.cloud!.acr.info.caCertPem!]);
+  await h.registry!.allow(STATIC_USER, STATIC_PASS);
+  const moto = new URL(h.cloud!.moto!.info.endpoint);
+  const srv = createServer((req, res) => {
+    const target = String(req.headers['x-amz-target'] ?? '');
+    if (target.endsWith('.GetAuthorizationToken')) {
+      ecrCalls++;
+      if (ecrFailNext > 0) {
+        ecrFailNext--;
+        req.resume();
+        res.writeHead(500, { 'content-type': 'application/x-amz-json-1.1' });
+        res.end(JSON.stringify({ __type: 'ServerException', message: 'injected' }));
+        return;
+      }
+    }
+    const up = httpRequest(
+      { host: moto.hostname, port: moto.port, method: req.method, path: req.url, headers: req.headers },
+      (ur) => {
+        res.writeHead(ur.statusCode ?? 502, ur.headers);
+        ur.pipe(res);
+      },
+    );
+    req.pipe(up);
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const addr = srv.address();
+  proxyUrl = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+  closeProxy = () => {
+    srv.closeAllConnections();
+    srv.close();
+  };
+  Object.assign(process.env, {
+    AWS_ACCESS_KEY_ID: 'test',
+    AWS_SECRET_ACCESS_KEY: 'test',
+    AWS_REGION: 'us-east-1',
+    AWS_ENDPOINT_URL: h.cloud!.moto!.info.endpoint,
+  });
+});
+after(async () => {
+  closeProxy();
+  await h?.stop();
+});
+
+const registryUrl = () => h.registry!.info.url;
+
+function ecrRegistry(name: string, extra: Record<string, unknown> = {}) {
+  return {
+    name,
+    kind: 'ecr' as const,
+    region: 'us-east-1',
+    endpoint: proxyUrl,
+    registryIds: ['123456789012'],
+    verifyEndpoint: registryUrl(),
+    ...extra,
+  };
+}
+
+describe('each kind mints a credential that logs in to the real registry', () => {
+  test('ecr: moto token, expiry from the documented 12 h (moto says 2015), hosts built per account', async () => {
+    const res = await mintCredentials(cfg([ecrRegistry('ecr')]), { cache: new CredentialCache() });
+    remember(res);
+    const r = res.registries[0]!;
+    assert.equal(r.status, 'minted', r.error);
+    assert.equal(r.verified, true);
+    assert.deepEqual(r.hosts, [ecrHost('123456789012', 'us-east-1')]);
+    const cred = res.credentials.get('ecr')!;
+    assert.equal(cred.username, 'AWS');
+    const life = new Date(r.expiresAt!).getTime() - cred.issuedAt.getTime();
+    assert.equal(life, 12 * 3600 * 1000);
+    assert.match(r.notes?.join() ?? '', /not in the future; assuming the documented 12 h/);
+  });
+
+  test('acr: Entra token (client secret, @azure/identity over TLS) exchanged for a refresh token; expiry from its exp', async () => {
+    const acr = h.cloud!.acr.info;
+    const config = cfg([
+      {
+        name: 'acr',
+        kind: 'acr',
+        loginServer: acr.loginServer,
+        tenantId: acr.tenantId,
+        authorityHost: acr.authorityHost,
+        exchangeEndpoint: acr.exchangeEndpoint,
+        credential: { clientId: acr.clientId, clientSecret: { value: acr.clientSecret } },
+        verifyEndpoint: registryUrl(),
+      },
+    ]);
+    const minted = h.cloud!.acr.minted().length;
+    const res = await mintCredentials(config, {
+      cache: new CredentialCache(),
+      verify: async (c, r, s) => {
+        await h.credentialsSynced();
+        const { verifyCredential } = await import('../../src/providers/verify.js');
+        return verifyCredential(c, r, { signal: s });
+      },
+    });
+    remember(res);
+    const r = res.registries[0]!;
+    assert.equal(r.status, 'minted', r.error);
+    assert.equal(r.verified, true);
+    assert.equal(h.cloud!.acr.minted().length, minted + 1);
+    const rec = h.cloud!.acr.minted().at(-1)!;
+    const cred = res.credentials.get('acr')!;
+    assert.equal(cred.username, '00000000-0000-0000-0000-000000000000');
+    assert.equal(cred.password, rec.password);
+    // The refresh token's own exp (the fake: 3 h), not an assumption.
+    assert.equal(Math.round((cred.expiresAt!.getTime() - cred.issuedAt.getTime()) / 60_000), 180);
+    assert.equal(r.notes, undefined);
+  });
+
+  test('gar: service-account key with its own token_uri; username oauth2accesstoken', async () => {
+    const key = await h.cloud!.google.makeServiceAccountKey({ projectId: 'pk-test' });
+    const config = cfg([
+      {
+        name: 'gar',
+        kind: 'gar',
+        hosts: [h.registry!.info.host],
+        serviceAccountKey: { value: JSON.stringify(key) },
+      },
+    ]);
+    const res = await mintCredentials(config, {
+      cache: new CredentialCache(),
+      verify: async (c, r, s) => {
+        await h.credentialsSynced();
+        const { verifyCredential } = await import('../../src/providers/verify.js');
+        return verifyCredential(c, r, { signal: s });
+      },
+    });
+    remember(res);
+    const r = res.registries[0]!;
+    assert.equal(r.status, 'minted', r.error);
+    assert.equal(r.verified, true);
+    assert.equal(res.credentials.get('gar')!.username, 'oauth2accesstoken');
+    const life = new Date(r.expiresAt!).getTime() - res.credentials.get('gar')!.issuedAt.getTime();
+    assert.ok(life > 3500_000 && life <= 3600_000, `about 1 h, got ${life} ms`);
+  });
+
+  test('static and dockerconfig: values from references log in; a wrong one is caught and not published', async () => {
+    process.env.PK_TEST_STATIC = STATIC_PASS;
+    const dockerCfg = JSON.stringify({
+      auths: { [h.registry!.info.host]: { username: STATIC_USER, password: STATIC_PASS } },
+    });
+    const config = cfg([
+      {
+        name: 'ocir',
+        kind: 'static',
+        server: h.registry!.info.host,
+        username: { value: STATIC_USER },
+        password: { fromEnv: 'PK_TEST_STATIC' },
+      },
+      { name: 'legacy', kind: 'dockerconfig', source: { value: dockerCfg }, verify: true },
+      {
+        name: 'wrong',
+        kind: 'static',
+        server: h.registry!.info.host,
+        username: { value: STATIC_USER },
+        password: { value: 'not-the-password' },
+      },
+    ]);
+    const res = await mintCredentials(config, { cache: new CredentialCache() });
+    const by = Object.fromEntries(res.registries.map((r) => [r.name, r]));
+    assert.equal(by.ocir!.status, 'minted', by.ocir!.error);
+    assert.equal(by.ocir!.verified, true);
+    assert.equal(by.ocir!.expiresAt, null);
+    assert.equal(by.legacy!.status, 'minted', by.legacy!.error);
+    assert.equal(by.legacy!.verified, true);
+    assert.equal(by.wrong!.status, 'failed');
+    assert.equal(by.wrong!.verified, false);
+    assert.match(by.wrong!.error!, /refused the credential/);
+    assert.ok(!res.credentials.has('wrong'), 'a credential that failed verification is never published');
+    assertNoSecrets(JSON.stringify(res.registries));
+    assert.ok(!JSON.stringify(res.registries).includes('not-the-password'));
+  });
+});
+
+describe('one mint per identity, cached until its refresh time', () => {
+  test('10 tenants on one ECR identity: one GetAuthorizationToken call per run; a second run in the margin: zero', async () => {
+    const names = Array.from({ length: 10 }, (_, i) => `ecr-t${i}`);
+    const config = parseConfig({
+      clusters: [{ name: 'c', kubeconfig: '/dev/null' }],
+      registries: names.map((n, i) => ecrRegistry(n, { registryIds: [String(100000000000 + i)] })),
+      tenants: names.map((n) => ({ name: n, namespaces: { names: [n] }, registries: [n] })),
+    });
+    const cache = new CredentialCache();
+    const before = ecrCalls;
+    const first = await mintCredentials(config, { cache });
+    remember(first);
+    assert.equal(ecrCalls - before, 1, 'exactly one call at the endpoint');
+    assert.equal(first.mintCalls, 1);
+    assert.ok(first.registries.every((r) => r.status === 'minted' && r.verified === true));
+    assert.equal(
+      new Set(first.registries.map((r) => r.hosts[0])).size,
+      10,
+      'each registry keyed by its own account host',
+    );
+
+    const second = await mintCredentials(config, { cache });
+    assert.equal(ecrCalls - before, 1, 'no call on the second run');
+    assert.equal(second.mintCalls, 0);
+    assert.ok(second.registries.every((r) => r.status === 'cached'));
+
+    // Past the refresh point (half the 12 h lifetime): minted again, once.
+    const later = new Date(Date.now() + 7 * 3600 * 1000);
+    const third = await mintCredentials(config, { cache, now: () => later });
+    assert.equal(ecrCalls - before, 2);
+    assert.ok(third.registries.every((r) => r.status === 'minted'));
+  });
+});
+
+describe('faults: bounded retries, a clear error naming the registry, the last good credential kept', () => {
+  const acrConfig = () => {
+    const acr = h.cloud!.acr.info;
+    return cfg([
+      {
+        name: 'acr-faults',
+        kind: 'acr',
+        loginServer: acr.loginServer,
+        tenantId: acr.tenantId,
+        authorityHost: acr.authorityHost,
+        exchangeEndpoint: acr.exchangeEndpoint,
+        credential: { clientId: acr.clientId, clientSecret: { value: acr.clientSecret } },
+        verify: false,
+        timeoutMs: 1500,
+      },
+    ]);
+  };
+
+  test('ECR 5xx once: retried, minted; 5xx on every attempt: failed with the registry named, bounded calls', async () => {
+    const config = cfg([ecrRegistry('ecr-5xx', { verify: false })]);
+    ecrFailNext = 1;
+    let before = ecrCalls;
+    const ok = await mintCredentials(config, { cache: new CredentialCache() });
+    assert.equal(ok.registries[0]!.status, 'minted', ok.registries[0]!.error);
+    assert.equal(ecrCalls - before, 2);
+    ecrFailNext = 10;
+    before = ecrCalls;
+    const bad = await mintCredentials(config, { cache: new CredentialCache() });
+    ecrFailNext = 0;
+    assert.equal(bad.registries[0]!.status, 'failed');
+    assert.match(bad.registries[0]!.error!, /^registry ecr-5xx: /);
+    assert.equal(ecrCalls - before, 3, 'three attempts, then it stops');
+  });
+
+  test('ACR 429 and 500 are retried; slow beyond the timeout fails as a timeout; bad credentials name the fix', async () => {
+    const fake = h.cloud!.acr;
+    fake.failNext(1, 429, { endpoint: 'exchange', retryAfterSeconds: 0 });
+    fake.failNext(1, 500, { endpoint: 'exchange' });
+    const ok = await mintCredentials(acrConfig(), { cache: new CredentialCache() });
+    remember(ok);
+    assert.equal(ok.registries[0]!.status, 'minted', ok.registries[0]!.error);
+
+    fake.failNext(3, 'slow', { endpoint: 'exchange', delayMs: 4000 });
+    const slow = await mintCredentials(acrConfig(), { cache: new CredentialCache() });
+    fake.clearFailures();
+    assert.equal(slow.registries[0]!.status, 'failed');
+    assert.match(slow.registries[0]!.error!, /registry acr-faults: .*timed out/);
+
+    fake.failNext(1, 'bad-credentials', { endpoint: 'aad-token' });
+    const bad = await mintCredentials(acrConfig(), { cache: new CredentialCache() });
+    fake.clearFailures();
+    assert.equal(bad.registries[0]!.status, 'failed');
+    assert.match(
+      bad.registries[0]!.error!,
+      /registry acr-faults: Entra ID token .* failed: AADSTS7000215: invalid client secret/,
+    );
+    assertNoSecrets(JSON.stringify([ok.registries, slow.registries, bad.registries]));
+  });
+
+  test('a failed re-mint keeps the last good credential cached; the next run uses it', async () => {
+    const cache = new CredentialCache();
+    const first = await mintCredentials(acrConfig(), { cache });
+    remember(first);
+    const good = first.credentials.get('acr-faults')!;
+    h.cloud!.acr.failNext(5, 500, { endpoint: 'exchange' });
+    const failed = await mintCredentials(acrConfig(), { cache, force: true });
+    h.cloud!.acr.clearFailures();
+    assert.equal(failed.registries[0]!.status, 'failed');
+    assert.ok(!failed.credentials.has('acr-faults'), 'nothing to publish from a failed mint');
+    const next = await mintCredentials(acrConfig(), { cache });
+    assert.equal(next.registries[0]!.status, 'cached');
+    assert.equal(next.credentials.get('acr-faults')!.password, good.password);
+  });
+
+  test('google: a disabled key is invalid_grant with the fix', async () => {
+    const key = await h.cloud!.google.makeServiceAccountKey({
+      projectId: 'pk-test',
+      clientEmail: 'disabled@pk-test.iam.gserviceaccount.com',
+    });
+    h.cloud!.google.disableKey(key.private_key_id);
+    const res = await mintCredentials(
+      cfg([
+        {
+          name: 'gar-off',
+          kind: 'gar',
+          hosts: ['us-docker.pkg.dev'],
+          serviceAccountKey: { value: JSON.stringify(key) },
+          verify: false,
+        },
+      ]),
+      { cache: new CredentialCache() },
+    );
+    assert.equal(res.registries[0]!.status, 'failed');
+    assert.match(res.registries[0]!.error!, /registry gar-off: Google access token failed: invalid_grant/);
+    assert.ok(!res.registries[0]!.error!.includes(key.private_key.slice(40, 80)));
+  });
+});
+
+describe('secret references against moto SSM and Secrets Manager', () => {
+  test('fromSsm and fromSecretsManager (JSON key) resolve; a missing one names the reference, not a value', async () => {
+    const { SSMClient, PutParameterCommand } = await import('@aws-sdk/client-ssm');
+    const { SecretsManagerClient, CreateSecretCommand } = await import('@aws-sdk/client-secrets-manager');
+    const ssm = new SSMClient({});
+    const sm = new SecretsManagerClient({});
+    await ssm.send(
+      new PutParameterCommand({
+        Name: '/pullkeeper/ocir-token',
+        Value: STATIC_PASS,
+        Type: 'SecureString',
+        Overwrite: true,
+      }),
+    );
+    await sm.send(
+      new CreateSecretCommand({
+        Name: 'pk-ocir',
+        SecretString: JSON.stringify({ username: STATIC_USER, password: STATIC_PASS }),
+      }),
+    );
+    ssm.destroy();
+    sm.destroy();
+    const config = cfg([
+      {
+        name: 'from-ssm',
+        kind: 'static',
+        server: h.registry!.info.host,
+        username: { value: STATIC_USER },
+        password: { fromSsm: '/pullkeeper/ocir-token' },
+      },
+      {
+        name: 'from-sm',
+        kind: 'static',
+        server: h.registry!.info.host,
+        username: { fromSecretsManager: 'pk-ocir', key: 'username' },
+        password: { fromSecretsManager: 'pk-ocir', key: 'password' },
+      },
+      {
+        name: 'missing',
+        kind: 'static',
+        server: 'x.io',
+        username: { value: 'u' },
+        password: { fromSsm: '/pullkeeper/nope' },
+        verify: false,
+      },
+    ]);
+    const res = await mintCredentials(config, {
+      cache: new CredentialCache(),
+      secrets: createSecretResolver(),
+    });
+    const by = Object.fromEntries(res.registries.map((r) => [r.name, r]));
+    assert.equal(by['from-ssm']!.status, 'minted', by['from-ssm']!.error);
+    assert.equal(by['from-ssm']!.verified, true);
+    assert.equal(by['from-sm']!.status, 'minted', by['from-sm']!.error);
+    assert.equal(by.missing!.status, 'failed');
+    assert.equal(
+      by.missing!.error,
+      'secret fromSsm /pullkeeper/nope: not found: check the name and the region',
+    );
+    assertNoSecrets(JSON.stringify(res.registries));
+  });
+});
+
+describe('pullkeeper mint (CLI)', () => {
+  test('--json report, exit 1 when one failed, --registry selects; no secret in stdout or stderr', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pk-mint-cli-'));
+    const file = join(dir, 'pullkeeper.yaml');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        registries: [
+          ecrRegistry('prod-ecr'),
+          {
+            name: 'ocir',
+            kind: 'static',
+            server: h.registry!.info.host,
+            username: { value: STATIC_USER },
+            password: { value: STATIC_PASS },
+          },
+          {
+            name: 'broken',
+            kind: 'static',
+            server: h.registry!.info.host,
+            username: { value: STATIC_USER },
+            password: { value: 'wrong-password-1' },
+          },
+        ],
+      }),
+    );
+    const io = bufferIO();
+    const code = await main(['mint', '--config', file, '--json'], io);
+    const out = io.stdout.join('\n');
+    assert.equal(code, 1, io.stderr.join('\n'));
+    const report = JSON.parse(out) as { registries: Array<Record<string, unknown>> };
+    assert.deepEqual(
+      report.registries.map((r) => [r.name, r.status, r.verified]),
+      [
+        ['prod-ecr', report.registries[0]!.status, true],
+        ['ocir', 'minted', true],
+        ['broken', 'failed', false],
+      ],
+    );
+    assert.ok(['minted', 'cached'].includes(String(report.registries[0]!.status)));
+    for (const r of report.registries)
+      assert.deepEqual(Object.keys(r).slice(0, 6), [
+        'name',
+        'kind',
+        'hosts',
+        'status',
+        'expiresAt',
+        'verified',
+      ]);
+    assertNoSecrets(out + io.stderr.join('\n'));
+    assert.ok(!out.includes('wrong-password-1'));
+
+    const io2 = bufferIO();
+    assert.equal(await main(['mint', '--config', file, '--registry', 'ocir'], io2), 0);
+    assert.match(io2.stdout[0]!, /^REGISTRY\s+KIND\s+STATUS\s+VERIFIED\s+EXPIRES\s+HOSTS$/);
+    assert.match(io2.stdout[1]!, /^ocir\s+static\s+minted\s+yes\s+never\s/);
+    assertNoSecrets(io2.stdout.join('\n'));
+
+    const io3 = bufferIO();
+    writeFileSync(join(dir, 'bad.yaml'), 'registries:\n  - name: x\n    kind: ecr\n    region: mars\n');
+    assert.equal(await main(['mint', '--config', join(dir, 'bad.yaml')], io3), 2);
+    assert.match(io3.stderr.join('\n'), /registries\[0\]\.region: must be an AWS region/);
+  });
+});
