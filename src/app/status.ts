@@ -6,7 +6,7 @@ import { VERSION } from '../version.js';
  */
 export const CAPABILITIES = {
   core: true,
-  mintCredentials: false,
+  mintCredentials: true,
   writePullSecrets: false,
   pushNodeConfig: false,
   nodeRunner: false,
