@@ -17,7 +17,12 @@ import { median } from './stats.js';
 const rounds = Number(process.argv[process.argv.indexOf('--rounds') + 1]) || 7;
 const root = new URL('..', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'pk-bench-cold-'));
-const kinds = { ecr: 'ecrProvider', acr: 'acrProvider', gar: 'garProvider', static: 'staticProvider' } as const;
+const kinds = {
+  ecr: 'ecrProvider',
+  acr: 'acrProvider',
+  gar: 'garProvider',
+  static: 'staticProvider',
+} as const;
 
 async function bundle(name: string, source: string): Promise<string> {
   const entry = join(dir, `${name}.entry.ts`);
@@ -73,7 +78,9 @@ const samples: Record<string, number[]> = Object.fromEntries(Object.keys(files).
 for (let i = 0; i < rounds; i++) for (const [k, f] of Object.entries(files)) samples[k]!.push(timeImport(f));
 
 const eager = median(samples['all (eager baseline)']!);
-console.log(`provider cold load (bundled, minified, Node ${process.versions.node}; median of ${rounds} fresh processes)`);
+console.log(
+  `provider cold load (bundled, minified, Node ${process.versions.node}; median of ${rounds} fresh processes)`,
+);
 console.log(`  ${'bundle'.padEnd(24)} ${'size'.padStart(9)} ${'load'.padStart(9)}  vs eager`);
 for (const [k, f] of Object.entries(files)) {
   const m = median(samples[k]!);
