@@ -25,6 +25,10 @@ let h: Harness;
 /** Requests that reached moto's ECR GetAuthorizationToken, counted at a proxy in front of moto. */
 let ecrCalls = 0;
 let ecrFailNext = 0;
+/** AssumeRole calls that reached moto's STS through the proxy. */
+let assumeRoleCalls = 0;
+/** ECR Public tokens issued by the proxy (moto has no ECR Public; the answer follows the API reference). */
+const ecrPublicTokens: string[] = [];
 let proxyUrl = '';
 let closeProxy: () => void = () => {};
 const secretsSeen = new Set<string>();
@@ -62,14 +66,36 @@ before(async () => {
         return;
       }
     }
-    const up = httpRequest(
-      { host: moto.hostname, port: moto.port, method: req.method, path: req.url, headers: req.headers },
-      (ur) => {
-        res.writeHead(ur.statusCode ?? 502, ur.headers);
-        ur.pipe(res);
-      },
-    );
-    req.pipe(up);
+    if (target === 'SpencerFrontendService.GetAuthorizationToken') {
+      // ECR Public API reference, GetAuthorizationToken: one authorizationData object, no proxyEndpoint.
+      req.resume();
+      const pw = `ecr-public-${ecrPublicTokens.length}-${Date.now().toString(36)}`;
+      ecrPublicTokens.push(pw);
+      res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1' });
+      res.end(
+        JSON.stringify({
+          authorizationData: {
+            authorizationToken: Buffer.from(`AWS:${pw}`).toString('base64'),
+            expiresAt: Math.floor(Date.now() / 1000) + 12 * 3600 - 60,
+          },
+        }),
+      );
+      return;
+    }
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      if (/(^|&)Action=AssumeRole(&|$)/.test(body.toString('latin1'))) assumeRoleCalls++;
+      const up = httpRequest(
+        { host: moto.hostname, port: moto.port, method: req.method, path: req.url, headers: req.headers },
+        (ur) => {
+          res.writeHead(ur.statusCode ?? 502, ur.headers);
+          ur.pipe(res);
+        },
+      );
+      up.end(body);
+    });
   });
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
   const addr = srv.address();
@@ -218,6 +244,40 @@ describe('each kind mints a credential that logs in to the real registry', () =>
     assert.ok(!res.credentials.has('wrong'), 'a credential that failed verification is never published');
     assertNoSecrets(JSON.stringify(res.registries));
     assert.ok(!JSON.stringify(res.registries).includes('not-the-password'));
+  });
+});
+
+describe('ECR variants', () => {
+  test('AssumeRole per registry (moto STS), then the token with the role: a separate identity, one call each', async () => {
+    const roleArn = 'arn:aws:iam::123456789012:role/pull';
+    const config = cfg([
+      ecrRegistry('ecr-role', { roleArn, stsEndpoint: proxyUrl }),
+      ecrRegistry('ecr-role-2', { roleArn, stsEndpoint: proxyUrl, registryIds: ['210987654321'] }),
+      ecrRegistry('ecr-own'),
+    ]);
+    const roles = assumeRoleCalls;
+    const calls = ecrCalls;
+    const res = await mintCredentials(config, { cache: new CredentialCache() });
+    remember(res);
+    for (const r of res.registries) assert.equal(r.status, 'minted', r.error);
+    assert.equal(assumeRoleCalls - roles, 1, 'one AssumeRole for the two registries sharing the role');
+    assert.equal(ecrCalls - calls, 2, 'one token per identity: the role, and the function itself');
+    assert.match(res.credentials.get('ecr-role')!.source, /as arn:aws:iam::123456789012:role\/pull/);
+  });
+
+  test('ECR Public: public.ecr.aws, with the expiry of the answer', async () => {
+    const res = await mintCredentials(
+      cfg([ecrRegistry('pub', { public: true, verify: false, registryIds: undefined })]),
+      {
+        cache: new CredentialCache(),
+      },
+    );
+    const r = res.registries[0]!;
+    assert.equal(r.status, 'minted', r.error);
+    assert.deepEqual(r.hosts, ['public.ecr.aws']);
+    assert.equal(res.credentials.get('pub')!.password, ecrPublicTokens.at(-1));
+    assert.equal(r.notes, undefined, 'a future expiresAt is trusted');
+    secretsSeen.add(ecrPublicTokens.at(-1)!);
   });
 });
 
