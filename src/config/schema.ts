@@ -107,6 +107,8 @@ export const AcrRegistrySchema = z.strictObject({
   exchangeEndpoint: z.url().optional(),
   /** Audience of the Entra token presented at /oauth2/exchange. */
   audience: z.enum(['acr', 'arm']).default('acr'),
+  /** Check with @azure/container-registry that the identity can see these repositories (catalog). */
+  checkRepositories: z.array(z.string().min(1)).optional(),
   /** Repository-scoped token (scope map) instead of the Entra exchange. */
   repositoryToken: z
     .strictObject({

@@ -45,13 +45,15 @@ class HttpError extends Error {
   }
 }
 
-async function entraToken(cfg: AcrConfig, ctx: MintContext): Promise<string> {
+type TokenCredential = import('@azure/core-auth').TokenCredential;
+
+async function entraCredential(cfg: AcrConfig, ctx: MintContext): Promise<TokenCredential> {
   const id = await import('@azure/identity');
   const authority = cfg.authorityHost
     ? { authorityHost: cfg.authorityHost, disableInstanceDiscovery: true }
     : {};
   const c = cfg.credential;
-  let cred: import('@azure/core-auth').TokenCredential;
+  let cred: TokenCredential;
   if (!c) cred = new id.DefaultAzureCredential({ tenantId: cfg.tenantId, ...authority });
   else if ('clientSecret' in c)
     cred = new id.ClientSecretCredential(
@@ -72,6 +74,10 @@ async function entraToken(cfg: AcrConfig, ctx: MintContext): Promise<string> {
     cred = new id.ManagedIdentityCredential(
       c.managedIdentity === true ? {} : { clientId: c.managedIdentity.clientId },
     );
+  return cred;
+}
+
+async function entraToken(cfg: AcrConfig, cred: TokenCredential, ctx: MintContext): Promise<string> {
   const scope = cfg.audience === 'arm' ? ARM_SCOPE : ACR_SCOPE;
   try {
     const t = await withRetry(
@@ -179,6 +185,36 @@ async function exchange(cfg: AcrConfig, aadToken: string, ctx: MintContext): Pro
   }
 }
 
+/**
+ * Asks the registry's catalog (through @azure/container-registry, which runs the
+ * same Entra -> ACR exchange itself) whether the identity sees each repository.
+ */
+async function checkRepositories(cfg: AcrConfig, cred: TokenCredential, ctx: MintContext): Promise<void> {
+  const { ContainerRegistryClient } = await import('@azure/container-registry');
+  const client = new ContainerRegistryClient(`https://${cfg.loginServer}`, cred, {
+    audience: cfg.audience === 'arm' ? 'https://management.azure.com' : 'https://containerregistry.azure.net',
+  });
+  const want = new Set(cfg.checkRepositories);
+  const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(ctx.timeoutMs * 2)]);
+  try {
+    let seen = 0;
+    for await (const name of client.listRepositoryNames({ abortSignal: signal })) {
+      want.delete(name);
+      if (want.size === 0 || ++seen >= 10_000) break;
+    }
+  } catch (err) {
+    const status = (err as { statusCode?: number }).statusCode;
+    throw new AcrError(
+      `registry ${cfg.name}: listing repositories failed (${status ? `HTTP ${status}` : netReason(err)}); the identity needs a role that can read the catalog (AcrPull, or Container Registry Repository Catalog Lister on ABAC registries)`,
+      { cause: err },
+    );
+  }
+  if (want.size)
+    throw new AcrError(
+      `registry ${cfg.name}: repositories not visible to this identity: ${[...want].join(', ')}; check the names, or grant the identity AcrPull on the registry (or Repository Reader on those repositories)`,
+    );
+}
+
 /** `{"errors":[{"code":"UNAUTHORIZED",...}]}` -> `(UNAUTHORIZED)`. */
 function registryErrorCode(body: string): string {
   try {
@@ -213,8 +249,10 @@ export const acrProvider: CredentialProvider<'acr'> = {
         source: `ACR repository-scoped token ${cfg.repositoryToken.username}`,
       };
     }
-    const aad = await entraToken(cfg, ctx);
+    const cred = await entraCredential(cfg, ctx);
+    const aad = await entraToken(cfg, cred, ctx);
     const rt = await exchange(cfg, aad, ctx);
+    if (cfg.checkRepositories?.length) await checkRepositories(cfg, cred, ctx);
     return {
       username: ACR_NULL_GUID,
       password: rt,

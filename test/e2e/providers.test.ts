@@ -182,6 +182,39 @@ describe('each kind mints a credential that logs in to the real registry', () =>
     assert.equal(r.notes, undefined);
   });
 
+  test('acr: checkRepositories asks the catalog through @azure/container-registry; a missing one names it', async () => {
+    const acr = h.cloud!.acr.info;
+    h.cloud!.acr.setRepositories(['team-a/api', 'team-a/web', 'team-b/db']);
+    const reg = (check: string[]) =>
+      cfg([
+        {
+          name: 'acr-check',
+          kind: 'acr',
+          loginServer: acr.loginServer,
+          tenantId: acr.tenantId,
+          authorityHost: acr.authorityHost,
+          exchangeEndpoint: acr.exchangeEndpoint,
+          credential: { clientId: acr.clientId, clientSecret: { value: acr.clientSecret } },
+          checkRepositories: check,
+          verify: false,
+        },
+      ]);
+    const ok = await mintCredentials(reg(['team-a/api', 'team-b/db']), { cache: new CredentialCache() });
+    remember(ok);
+    assert.equal(ok.registries[0]!.status, 'minted', ok.registries[0]!.error);
+    const catalogCalls = h.cloud!.acr.requests().filter((r) => r.path === '/acr/v1/_catalog');
+    assert.ok(catalogCalls.length >= 2, 'the SDK met the challenge, then listed with a token');
+    const missing = await mintCredentials(reg(['team-a/api', 'team-c/secret']), {
+      cache: new CredentialCache(),
+    });
+    assert.equal(missing.registries[0]!.status, 'failed');
+    assert.match(
+      missing.registries[0]!.error!,
+      /registry acr-check: repositories not visible to this identity: team-c\/secret;/,
+    );
+    assert.ok(!missing.credentials.has('acr-check'));
+  });
+
   test('gar: service-account key with its own token_uri; username oauth2accesstoken', async () => {
     const key = await h.cloud!.google.makeServiceAccountKey({ projectId: 'pk-test' });
     const config = cfg([

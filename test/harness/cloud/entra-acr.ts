@@ -121,6 +121,8 @@ export interface EntraAcrOptions {
   aadTokenLifetimeSec?: number;
   /** Accept ARM-audience AAD tokens at /oauth2/exchange (false = "authentication-as-arm" disabled). Default true. */
   acceptArmAudience?: boolean;
+  /** Repository names the ACR catalog lists (`GET /acr/v1/_catalog`); default none. */
+  repositories?: string[];
   port?: number;
   signal?: AbortSignal;
 }
@@ -151,6 +153,8 @@ export interface EntraAcrInfo {
 export interface EntraAcrFake extends Component<EntraAcrInfo> {
   /** Registers another app registration / service principal in the tenant. */
   addClient(c?: Partial<EntraClient>): EntraClient;
+  /** Replaces the repository names the catalog lists. */
+  setRepositories(names: string[]): void;
   /** The next `n` token requests (optionally of one endpoint) fail this way. */
   failNext(n: number, kind: FailureKind, opts?: FailOptions & { endpoint?: EntraAcrEndpoint }): void;
   clearFailures(): void;
@@ -526,10 +530,12 @@ export async function startEntraAcr(opts: EntraAcrOptions = {}): Promise<EntraAc
       );
     }
     const svc = f.get('service');
-    const tenant = f.get('tenant');
     const aad = f.get('access_token');
-    if (!svc || !tenant || !aad)
-      return acrError(400, 'BADREQUEST', 'service, tenant and access_token are required');
+    // `tenant` is optional (ACR REST reference, "Authentication - Exchange Aad Access Token For Acr
+    // Refresh Token": grant_type and service required; tenant and access_token optional form fields;
+    // @azure/container-registry sends no tenant). Without it, the token's own tenant is used.
+    const tenant = f.get('tenant') ?? tenantId;
+    if (!svc || !aad) return acrError(400, 'BADREQUEST', 'service and access_token are required');
     if (svc !== service) return acrError(400, 'BADREQUEST', `service '${svc}' is not this registry`);
     const claims = checkAadToken(aad, tenant);
     if (typeof claims === 'string') return acrError(401, 'UNAUTHORIZED', claims);
@@ -664,6 +670,41 @@ export async function startEntraAcr(opts: EntraAcrOptions = {}): Promise<EntraAc
     );
   }
 
+  // ACR data plane "Repository - Get List" (learn.microsoft.com/rest/api/containerregistry/repository/get-list):
+  // GET /acr/v1/_catalog?last=&n= -> {"repositories": [...]}, paged by a Link rel="next" header, with the
+  // access token scope registry:catalog:* (Azure/acr docs/AAD-OAuth.md, "Calling the catalog API").
+  let repositories = [...(opts.repositories ?? [])].sort();
+  function catalog(req: FakeRequest): Reply {
+    const auth = req.headers.authorization ?? '';
+    const at = /^bearer /i.test(auth)
+      ? checkAcrToken(auth.slice(7).trim(), 'access_token', service)
+      : undefined;
+    const access = (at?.access ?? []) as Array<{ type?: string; name?: string; actions?: string[] }>;
+    if (!access.some((a) => a.type === 'registry' && a.name === 'catalog' && a.actions?.includes('*'))) {
+      return acrError(
+        401,
+        'UNAUTHORIZED',
+        'authentication required, visit https://aka.ms/acr/authorization for more information.',
+        {
+          'www-authenticate': `Bearer realm="${base}/oauth2/token",service="${service}",scope="registry:catalog:*"`,
+        },
+      );
+    }
+    const q = req.url.searchParams;
+    const n = Math.max(1, Math.min(1000, Number(q.get('n') ?? 100) || 100));
+    const last = q.get('last');
+    const from = last ? repositories.findIndex((r) => r > last) : 0;
+    const page = from < 0 ? [] : repositories.slice(from, from + n);
+    const more = from >= 0 && from + n < repositories.length;
+    return {
+      status: 200,
+      headers: more
+        ? { link: `</acr/v1/_catalog?last=${encodeURIComponent(page.at(-1)!)}&n=${n}>; rel="next"` }
+        : {},
+      body: { repositories: page },
+    };
+  }
+
   function aadFailure(f: Failure): Reply | undefined {
     if (f.kind === 429) {
       return aadError(
@@ -780,6 +821,7 @@ export async function startEntraAcr(opts: EntraAcrOptions = {}): Promise<EntraAc
       onFailure: acrFailure,
     },
     { method: 'GET', path: /^\/v2\/?$/, endpoint: 'v2', mints: false, handle: v2 },
+    { method: 'GET', path: /^\/acr\/v1\/_catalog$/, endpoint: 'catalog', mints: false, handle: catalog },
   ];
 
   const server = await startFakeServer({
@@ -819,6 +861,9 @@ export async function startEntraAcr(opts: EntraAcrOptions = {}): Promise<EntraAc
     info,
     stop: () => server.close(),
     addClient,
+    setRepositories(names) {
+      repositories = [...names].sort();
+    },
     failNext: (n, kind, o) => failures.push(n, kind, o),
     clearFailures: () => failures.clear(),
     setTokenLifetime(seconds, which = 'refresh') {
