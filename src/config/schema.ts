@@ -128,8 +128,17 @@ export const GarRegistrySchema = z.strictObject({
   credentialConfig: SecretRefSchema.optional(),
   /** projects/P/locations/L/repositories/R: check it exists with @google-cloud/artifact-registry. */
   checkRepositories: z
-    .array(z.string().regex(/^projects\/[^/]+\/locations\/[^/]+\/repositories\/[^/]+$/))
+    .array(
+      z
+        .string()
+        .regex(
+          /^projects\/[^/]+\/locations\/[^/]+\/repositories\/[^/]+$/,
+          'must be projects/P/locations/L/repositories/R',
+        ),
+    )
     .optional(),
+  /** Artifact Registry API endpoint for checkRepositories (Private Service Connect, tests). */
+  apiEndpoint: z.url().optional(),
 });
 
 export const StaticRegistrySchema = z.strictObject({

@@ -65,10 +65,12 @@ function retryableGoogle(err: unknown): boolean {
   return s === 429 || (s !== undefined && s >= 500) || (err as { code?: string })?.code === 'ECONNRESET';
 }
 
+type GoogleAuthClient = import('google-auth-library').AuthClient;
+
 async function accessToken(
   cfg: GarConfig,
   ctx: MintContext,
-): Promise<{ token: string; expiry?: Date; via: string }> {
+): Promise<{ token: string; expiry?: Date; via: string; client: GoogleAuthClient }> {
   const gal = await import('google-auth-library');
   if (cfg.serviceAccountKey) {
     const key = parseJson(cfg, await ctx.secrets.resolve(cfg.serviceAccountKey), 'serviceAccountKey');
@@ -104,6 +106,7 @@ async function accessToken(
       token: creds.access_token,
       expiry: creds.expiry_date ? new Date(creds.expiry_date) : undefined,
       via: `service account ${key.client_email}`,
+      client,
     };
   }
   const json = cfg.credentialConfig
@@ -125,15 +128,29 @@ async function accessToken(
     token: r.token,
     expiry: exp ? new Date(exp) : undefined,
     via: json ? `workload identity federation (${String(json.type)})` : 'application default credentials',
+    client,
   };
 }
 
-async function checkRepositories(cfg: GarConfig, token: string, ctx: MintContext): Promise<void> {
+async function checkRepositories(
+  cfg: GarConfig,
+  authClient: GoogleAuthClient,
+  ctx: MintContext,
+): Promise<void> {
   if (!cfg.checkRepositories?.length) return;
   const { ArtifactRegistryClient } = await import('@google-cloud/artifact-registry');
+  const api = cfg.apiEndpoint ? new URL(cfg.apiEndpoint) : undefined;
   const client = new ArtifactRegistryClient({
-    authClient: { getRequestHeaders: async () => new Headers({ authorization: `Bearer ${token}` }) } as never,
+    // The client that just minted (its token is cached); the REST transport (no gRPC) keeps the load small.
+    authClient: authClient as never,
     fallback: true,
+    ...(api
+      ? {
+          apiEndpoint: api.hostname,
+          port: Number(api.port) || (api.protocol === 'http:' ? 80 : 443),
+          protocol: api.protocol.replace(':', ''),
+        }
+      : {}),
   });
   try {
     for (const name of cfg.checkRepositories) {
@@ -142,7 +159,7 @@ async function checkRepositories(cfg: GarConfig, token: string, ctx: MintContext
       } catch (err) {
         const code = (err as { code?: number }).code;
         throw new GarError(
-          `registry ${cfg.name}: repository ${name}: ${code === 5 ? 'not found' : code === 7 ? 'permission denied: grant roles/artifactregistry.reader on it' : `check failed (${code ?? 'error'})`}`,
+          `registry ${cfg.name}: repository ${name}: ${code === 5 ? 'not found' : code === 7 ? 'permission denied: grant the service account roles/artifactregistry.reader on it' : code === 16 ? 'the access token was refused' : `check failed (${code ?? 'error'})`}`,
           { cause: err },
         );
       }
@@ -170,7 +187,7 @@ export const garProvider: CredentialProvider<'gar'> = {
         cause: err,
       });
     }
-    await checkRepositories(cfg, t.token, ctx);
+    await checkRepositories(cfg, t.client, ctx);
     return {
       username: GOOGLE_DOCKER_USERNAME,
       password: t.token.replace(/\.+$/, ''),

@@ -242,6 +242,45 @@ describe('each kind mints a credential that logs in to the real registry', () =>
     assert.ok(life > 3500_000 && life <= 3600_000, `about 1 h, got ${life} ms`);
   });
 
+  test('gar: checkRepositories through @google-cloud/artifact-registry (REST); absent and forbidden ones named', async () => {
+    const g = h.cloud!.google;
+    const key = await g.makeServiceAccountKey({
+      projectId: 'pk-test',
+      clientEmail: 'reader@pk-test.iam.gserviceaccount.com',
+    });
+    g.addRepository('projects/pk-test/locations/us/repositories/images');
+    g.addRepository('projects/pk-test/locations/us/repositories/private', [
+      'someone-else@pk-test.iam.gserviceaccount.com',
+    ]);
+    const reg = (repo: string) =>
+      cfg([
+        {
+          name: 'gar-check',
+          kind: 'gar',
+          hosts: ['us-docker.pkg.dev'],
+          serviceAccountKey: { value: JSON.stringify(key) },
+          checkRepositories: [`projects/pk-test/locations/us/repositories/${repo}`],
+          apiEndpoint: g.info.baseUrl,
+          verify: false,
+        },
+      ]);
+    const ok = await mintCredentials(reg('images'), { cache: new CredentialCache() });
+    remember(ok);
+    assert.equal(ok.registries[0]!.status, 'minted', ok.registries[0]!.error);
+    assert.ok(g.requests().some((r) => r.endpoint === 'repositories.get' && r.status === 200));
+    const absent = await mintCredentials(reg('nope'), { cache: new CredentialCache() });
+    assert.match(
+      absent.registries[0]!.error!,
+      /registry gar-check: repository projects\/pk-test\/locations\/us\/repositories\/nope: not found/,
+    );
+    const denied = await mintCredentials(reg('private'), { cache: new CredentialCache() });
+    assert.match(
+      denied.registries[0]!.error!,
+      /permission denied: grant the service account roles\/artifactregistry.reader/,
+    );
+    assert.ok(!denied.credentials.has('gar-check'));
+  });
+
   test('static and dockerconfig: values from references log in; a wrong one is caught and not published', async () => {
     process.env.PK_TEST_STATIC = STATIC_PASS;
     const dockerCfg = JSON.stringify({

@@ -123,6 +123,11 @@ export interface GoogleFake extends Component<GoogleInfo> {
   accepts(username: string, password: string): MintRecord | undefined;
   tokenInfo(accessToken: string): TokenInfo | undefined;
   requests(): RequestLogEntry[];
+  /**
+   * Artifact Registry repositories (`projects/P/locations/L/repositories/R`) that
+   * `GET /v1/{name}` returns, and which service accounts may read each (default: any).
+   */
+  addRepository(name: string, readers?: string[]): void;
 }
 
 interface Account {
@@ -272,7 +277,73 @@ export async function startGoogle(opts: GoogleOptions = {}): Promise<GoogleFake>
     return undefined;
   }
 
+  // Artifact Registry REST v1 "projects.locations.repositories.get"
+  // (cloud.google.com/artifact-registry/docs/reference/rest/v1/projects.locations.repositories/get):
+  // GET https://artifactregistry.googleapis.com/v1/{name=projects/*/locations/*/repositories/*} with a
+  // Bearer access token (scope cloud-platform) -> a Repository {name, format, ...}; errors in Google's
+  // JSON error format {"error": {code, message, status}} (cloud.google.com/apis/design/errors).
+  const repositories = new Map<string, string[] | undefined>();
+  const googleError = (code: number, status: string, message: string): Reply => ({
+    status: code,
+    body: { error: { code, message, status } },
+  });
+  /**
+   * A self-signed JWT used directly as the bearer ("Addendum: Service account authorization
+   * without OAuth", developers.google.com/identity/protocols/oauth2/service-account#jwt-auth):
+   * RS256 with kid = private_key_id, iss = sub = the client email, and either aud =
+   * `https://<service>/` or a `scope` claim; at most one hour. Returns the account's email.
+   */
+  function selfSignedEmail(jwt: string): string | undefined {
+    if (!jwt.startsWith('eyJ')) return undefined;
+    try {
+      const d = decodeJwt(jwt);
+      const c = d.payload;
+      const account = typeof c.iss === 'string' && c.iss === c.sub ? accounts.get(c.iss) : undefined;
+      const key = account && typeof d.header.kid === 'string' ? account.keys.get(d.header.kid) : undefined;
+      if (!account || !key || key.disabled) return undefined;
+      verifyJwt(jwt, [key.publicKey]);
+      const now = nowSec();
+      if (typeof c.exp !== 'number' || c.exp <= now || typeof c.iat !== 'number' || c.exp - c.iat > 3600)
+        return undefined;
+      const audOk = c.aud === 'https://artifactregistry.googleapis.com/' || typeof c.scope === 'string';
+      return audOk ? account.email : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  function getRepository(req: FakeRequest): Reply {
+    const auth = req.headers.authorization ?? '';
+    const bearer = /^bearer /i.test(auth) ? auth.slice(7).trim() : '';
+    const issuedInfo = issued.get(bearer);
+    const email =
+      issuedInfo && issuedInfo.expiresAt > new Date() ? issuedInfo.email : selfSignedEmail(bearer);
+    if (!email) return googleError(401, 'UNAUTHENTICATED', 'Request had invalid authentication credentials.');
+    const name = req.url.pathname.slice('/v1/'.length);
+    const readers = repositories.get(name);
+    if (!repositories.has(name) || (readers && !readers.includes(email)))
+      // Google answers 403 for both "absent" and "not allowed" unless the caller may list the location.
+      return googleError(
+        repositories.has(name) ? 403 : 404,
+        repositories.has(name) ? 'PERMISSION_DENIED' : 'NOT_FOUND',
+        repositories.has(name)
+          ? `Permission 'artifactregistry.repositories.get' denied on resource '${name}'`
+          : `Requested entity was not found.`,
+      );
+    return {
+      status: 200,
+      body: { name, format: 'DOCKER', mode: 'STANDARD_REPOSITORY', createTime: '2026-01-01T00:00:00Z' },
+    };
+  }
+
   const routes: Route[] = [
+    {
+      method: 'GET',
+      path: /^\/v1\/projects\/[^/]+\/locations\/[^/]+\/repositories\/[^/]+$/,
+      endpoint: 'repositories.get',
+      mints: false,
+      handle: getRepository,
+    },
     {
       method: 'POST',
       path: /^\/(oauth2\/v4\/)?token$/,
@@ -364,6 +435,9 @@ export async function startGoogle(opts: GoogleOptions = {}): Promise<GoogleFake>
       return i && i.expiresAt > new Date() ? { ...i } : undefined;
     },
     requests: () => [...server.log],
+    addRepository(name, readers) {
+      repositories.set(name, readers);
+    },
   };
 }
 
