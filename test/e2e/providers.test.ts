@@ -6,6 +6,7 @@
  * output.
  */
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -19,6 +20,7 @@ import { parseConfig } from '../../src/config/load.js';
 import type { PullkeeperConfigInput } from '../../src/config/schema.js';
 import { createSecretResolver } from '../../src/config/secret-ref.js';
 import { ecrHost } from '../../src/providers/ecr.js';
+import { signJwt } from '../harness/cloud/common.js';
 import { type Harness, MOTO_ECR_PASSWORD, startHarness } from '../harness/index.js';
 
 let h: Harness;
@@ -180,6 +182,44 @@ describe('each kind mints a credential that logs in to the real registry', () =>
     // The refresh token's own exp (the fake: 3 h), not an assumption.
     assert.equal(Math.round((cred.expiresAt!.getTime() - cred.issuedAt.getTime()) / 60_000), 180);
     assert.equal(r.notes, undefined);
+  });
+
+  test('acr: workload identity (a federated token from a file) instead of a secret; a token for another subject fails with AADSTS70021', async () => {
+    const acr = h.cloud!.acr.info;
+    const idp = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const issuer = 'https://oidc.pullkeeper.test/cluster';
+    const subject = 'system:serviceaccount:pullkeeper:refresher';
+    const client = h.cloud!.acr.addClient({ federated: [{ issuer, subject, keys: [idp.publicKey] }] });
+    const now = Math.floor(Date.now() / 1000);
+    const tokenFile = join(mkdtempSync(join(tmpdir(), 'pk-wi-')), 'azure-identity-token');
+    const writeToken = (sub: string) =>
+      writeFileSync(
+        tokenFile,
+        signJwt(
+          { iss: issuer, sub, aud: ['api://AzureADTokenExchange'], iat: now, nbf: now, exp: now + 600 },
+          idp.privateKey,
+        ),
+      );
+    const config = cfg([
+      {
+        name: 'acr-wi',
+        kind: 'acr',
+        loginServer: acr.loginServer,
+        tenantId: acr.tenantId,
+        authorityHost: acr.authorityHost,
+        exchangeEndpoint: acr.exchangeEndpoint,
+        credential: { clientId: client.clientId, federatedToken: { fromFile: tokenFile } },
+        verify: false,
+      },
+    ]);
+    writeToken(subject);
+    const ok = await mintCredentials(config, { cache: new CredentialCache() });
+    remember(ok);
+    assert.equal(ok.registries[0]!.status, 'minted', ok.registries[0]!.error);
+    writeToken('system:serviceaccount:other:sa');
+    const bad = await mintCredentials(config, { cache: new CredentialCache() });
+    assert.equal(bad.registries[0]!.status, 'failed');
+    assert.match(bad.registries[0]!.error!, /AADSTS70021: no federated credential matches/);
   });
 
   test('acr: checkRepositories asks the catalog through @azure/container-registry; a missing one names it', async () => {
