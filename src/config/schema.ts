@@ -277,6 +277,60 @@ export const NodesSchema = z.strictObject({
 export type NodesConfig = z.infer<typeof NodesSchema>;
 
 // ---------------------------------------------------------------------------
+// the HTTP API (who may call it)
+
+const claimValue = z.union([z.string(), z.number().transform(String), z.boolean().transform(String)]);
+export const OidcIssuerSchema = z.strictObject({
+  /** Exact `iss`, no trailing slash: https://token.actions.githubusercontent.com, https://gitlab.com */
+  issuer: z.url(),
+  /** Our own audience; a CI job must request a token for it. Never the issuer's default. */
+  audience: z.string().min(1),
+  /** Default: from the issuer's /.well-known/openid-configuration. */
+  jwksUri: z.url().optional(),
+  /** Allowed clock skew, seconds. */
+  clockToleranceSec: z.number().int().min(0).max(300).default(60),
+  /**
+   * Rules; the first whose claims all match grants its tenants. Match on immutable ids
+   * (GitHub `repository_id`, `repository_owner_id`; GitLab `project_id`), plus `ref` etc.
+   */
+  allow: z
+    .array(
+      z.strictObject({
+        claims: z
+          .record(z.string(), claimValue)
+          .refine((c) => Object.keys(c).length > 0, 'name at least one claim'),
+        tenants: z.union([z.literal('*'), z.array(z.string().min(1)).min(1)]),
+      }),
+    )
+    .min(1),
+});
+
+export const ApiSchema = z.strictObject({
+  auth: z
+    .strictObject({
+      oidc: z.array(OidcIssuerSchema).default([]),
+      /** Static bearer tokens, stored as the hex sha256 of the token (`printf %s TOKEN | sha256sum`). */
+      tokens: z
+        .array(
+          z.strictObject({
+            name: z.string().min(1),
+            sha256: z.string().regex(/^[a-f0-9]{64}$/, 'must be the hex sha256 of the token'),
+            tenants: z.union([z.literal('*'), z.array(z.string().min(1)).min(1)]),
+          }),
+        )
+        .default([]),
+    })
+    .default({ oidc: [], tokens: [] }),
+  maxBodyBytes: z
+    .number()
+    .int()
+    .min(256)
+    .max(1024 * 1024)
+    .default(16 * 1024),
+});
+export type ApiConfig = z.infer<typeof ApiSchema>;
+
+// ---------------------------------------------------------------------------
 // the whole file
 
 export const PullkeeperConfigSchema = z
@@ -285,6 +339,7 @@ export const PullkeeperConfigSchema = z
     registries: z.array(RegistrySchema).min(1),
     tenants: z.array(TenantSchema).default([]),
     nodes: NodesSchema.optional(),
+    api: ApiSchema.optional(),
     /** Refresh a credential once this fraction of its lifetime has passed (default 0.5, see docs/providers.md). */
     refreshAtFraction: z.number().gt(0).lt(1).default(0.5),
   })

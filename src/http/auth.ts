@@ -1,0 +1,181 @@
+/**
+ * Who is calling the API. CI systems present an OIDC ID token (GitHub Actions,
+ * GitLab CI; spec-clouds §7), verified with jose: the issuer pinned exactly, our
+ * own audience, RS256 only, a bounded clock skew, the JWKS fetched once per
+ * process and cached (a warm Lambda reuses it). Claims map to tenants by
+ * immutable ids. Operators may use static bearer tokens, stored as sha256
+ * hashes and compared in constant time. Messages never contain the token.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { ApiConfig } from '../config/schema.js';
+import { PullkeeperError } from '../core/errors.js';
+
+export type TenantGrant = '*' | string[];
+
+export interface Principal {
+  kind: 'oidc' | 'token';
+  /** For logs: `oidc https://token.actions.githubusercontent.com repo:org/app:ref:refs/heads/main`, or the token's name. */
+  name: string;
+  tenants: TenantGrant;
+}
+
+export class AuthError extends PullkeeperError {
+  constructor(
+    readonly status: 401 | 403,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export function allows(grant: TenantGrant, tenant: string): boolean {
+  return grant === '*' || grant.includes(tenant);
+}
+
+type Jose = typeof import('jose');
+type RemoteJwks = ReturnType<Jose['createRemoteJWKSet']>;
+/** Module scope: warm invocations reuse fetched keys (jose caches them, with a refetch cooldown). */
+const jwksCache = new Map<string, RemoteJwks>();
+const discoveryCache = new Map<string, Promise<string>>();
+
+async function jwksUriOf(
+  issuer: string,
+  configured: string | undefined,
+  signal: AbortSignal,
+): Promise<string> {
+  if (configured) return configured;
+  let p = discoveryCache.get(issuer);
+  if (!p) {
+    p = (async () => {
+      const res = await fetch(`${issuer}/.well-known/openid-configuration`, { signal });
+      if (!res.ok) throw new Error(`discovery answered HTTP ${res.status}`);
+      const doc = (await res.json()) as { jwks_uri?: unknown; issuer?: unknown };
+      if (typeof doc.jwks_uri !== 'string') throw new Error('discovery document has no jwks_uri');
+      return doc.jwks_uri;
+    })();
+    discoveryCache.set(issuer, p);
+    p.catch(() => discoveryCache.delete(issuer));
+  }
+  return p;
+}
+
+/** `eyJ...`.`eyJ...`.sig: a JWT rather than an opaque static token. */
+function looksLikeJwt(token: string): boolean {
+  return /^eyJ[\w-]*\.eyJ[\w-]*\.[\w-]+$/.test(token);
+}
+
+function unverifiedIssuer(token: string): string | undefined {
+  try {
+    const payload = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as {
+      iss?: unknown;
+    };
+    return typeof payload.iss === 'string' ? payload.iss : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function claimMatches(payload: Record<string, unknown>, want: Record<string, string>): boolean {
+  return Object.entries(want).every(([k, v]) => {
+    const got = payload[k];
+    return (
+      (typeof got === 'string' || typeof got === 'number' || typeof got === 'boolean') && String(got) === v
+    );
+  });
+}
+
+function describeJoseError(err: unknown): string {
+  const e = err as { code?: string; claim?: string };
+  switch (e?.code) {
+    case 'ERR_JWT_EXPIRED':
+      return 'the token has expired; request a new one in the job';
+    case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
+      return e.claim === 'aud'
+        ? "the token's audience is not pullkeeper's; request the token with the audience configured in api.auth.oidc"
+        : `the token's "${e.claim}" claim is not valid (not yet valid, or missing)`;
+    case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
+      return 'the token signature does not verify';
+    case 'ERR_JOSE_ALG_NOT_ALLOWED':
+      return 'the token is not signed with RS256';
+    case 'ERR_JWKS_NO_MATCHING_KEY':
+      return "no key of the issuer's JWKS matches the token";
+    case 'ERR_JWKS_TIMEOUT':
+      return "the issuer's JWKS did not answer in time";
+    case 'ERR_JWT_INVALID':
+    case 'ERR_JWS_INVALID':
+      return 'the token is malformed';
+    default:
+      return 'the token could not be verified';
+  }
+}
+
+export interface Authenticator {
+  authenticate(authorization: string | undefined, signal?: AbortSignal): Promise<Principal>;
+}
+
+export function createAuthenticator(
+  api: ApiConfig | undefined,
+  opts: { now?: () => Date } = {},
+): Authenticator {
+  const oidc = api?.auth.oidc ?? [];
+  const tokens = (api?.auth.tokens ?? []).map((t) => ({ ...t, hash: Buffer.from(t.sha256, 'hex') }));
+  return {
+    async authenticate(authorization, signal = AbortSignal.timeout(10_000)) {
+      const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
+      if (!m)
+        throw new AuthError(
+          401,
+          'missing bearer token: send "Authorization: Bearer <CI OIDC token or API token>"',
+        );
+      const token = m[1]!;
+      if (looksLikeJwt(token)) {
+        const iss = unverifiedIssuer(token);
+        const issuer = oidc.find((o) => o.issuer === iss);
+        if (!issuer)
+          throw new AuthError(401, "the token's issuer is not trusted (configure it in api.auth.oidc)");
+        const jose = await import('jose');
+        let uri: string;
+        try {
+          uri = await jwksUriOf(issuer.issuer, issuer.jwksUri, signal);
+        } catch (err) {
+          throw new AuthError(401, `cannot load the issuer's keys (${(err as Error).message}); try again`, {
+            cause: err,
+          });
+        }
+        let jwks = jwksCache.get(uri);
+        if (!jwks) {
+          jwks = jose.createRemoteJWKSet(new URL(uri), { timeoutDuration: 5000, cooldownDuration: 30_000 });
+          jwksCache.set(uri, jwks);
+        }
+        let payload: Record<string, unknown>;
+        try {
+          ({ payload } = await jose.jwtVerify(token, jwks, {
+            issuer: issuer.issuer,
+            audience: issuer.audience,
+            algorithms: ['RS256'],
+            clockTolerance: issuer.clockToleranceSec,
+            requiredClaims: ['exp', 'iat'],
+            ...(opts.now ? { currentDate: opts.now() } : {}),
+          }));
+        } catch (err) {
+          throw new AuthError(401, describeJoseError(err), { cause: err });
+        }
+        const rule = issuer.allow.find((r) => claimMatches(payload, r.claims));
+        const sub = typeof payload.sub === 'string' ? payload.sub : '?';
+        if (!rule)
+          throw new AuthError(
+            403,
+            `no api.auth.oidc rule of ${issuer.issuer} matches this token (sub ${sub}); rules match on claims such as repository_id or project_id`,
+          );
+        return { kind: 'oidc', name: `oidc ${issuer.issuer} ${sub}`, tenants: rule.tenants };
+      }
+      const h = createHash('sha256').update(token).digest();
+      // Compare against every hash so the time does not tell which one (or whether any) matched.
+      let found: (typeof tokens)[number] | undefined;
+      for (const t of tokens) if (timingSafeEqual(h, t.hash) && !found) found = t;
+      if (!found) throw new AuthError(401, 'the bearer token is not valid');
+      return { kind: 'token', name: `token ${found.name}`, tenants: found.tenants };
+    },
+  };
+}
