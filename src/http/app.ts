@@ -1,16 +1,242 @@
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import type { Logger } from '../app/log.js';
+import { createLogger } from '../app/log.js';
+import type { Metrics } from '../app/metrics.js';
 import { CAPABILITIES, refreshNotYetAvailable } from '../app/status.js';
+import type { PullkeeperConfig } from '../config/schema.js';
+import { PullkeeperError } from '../core/errors.js';
 import { VERSION } from '../version.js';
+import { AuthError, type Authenticator, allows, createAuthenticator, type Principal } from './auth.js';
+import {
+  EnsureRequestSchema,
+  NamespaceParamSchema,
+  type RefreshRequest,
+  RefreshRequestSchema,
+  validationErrors,
+} from './schemas.js';
+
+/** What a use case gets besides its input. */
+export interface CallContext {
+  signal: AbortSignal;
+  principal: Principal;
+  log: Logger;
+  requestId: string;
+}
+
+/** The use cases behind the API, injected (src/app composes the real ones; tests may pass others). */
+export interface ApiUseCases {
+  /** The tenants' names, for authorization and for 404s. */
+  tenants(config: PullkeeperConfig): string[];
+  refresh(
+    config: PullkeeperConfig,
+    req: RefreshRequest & { tenants: string[] },
+    ctx: CallContext,
+  ): Promise<{ ok: boolean; report: unknown }>;
+  /** Which configured tenants own a namespace (may ask the cluster). Empty: not a tenant namespace. */
+  tenantsOfNamespace(config: PullkeeperConfig, namespace: string, ctx: CallContext): Promise<string[]>;
+  ensure(
+    config: PullkeeperConfig,
+    namespace: string,
+    ctx: CallContext & { timeoutMs: number },
+  ): Promise<{ ok: boolean; report: unknown }>;
+  status(config: PullkeeperConfig, tenants: string[], ctx: CallContext): Promise<unknown>;
+}
+
+export interface ApiDeps {
+  /** Loads pullkeeper.yaml once per process; throws a ConfigError when it is broken. */
+  config: () => Promise<PullkeeperConfig>;
+  useCases?: ApiUseCases;
+  authenticator?: (config: PullkeeperConfig) => Authenticator;
+  metrics?: Metrics;
+  logger?: Logger;
+  /** Serve GET /metrics (Prometheus text): locally, not behind API Gateway. */
+  exposeMetrics?: boolean;
+}
+
+type Env = { Variables: { requestId: string; log: Logger } };
+type Ctx = Context<Env>;
+
+/** 400 body: what was wrong, field by field. */
+function badRequest(message: string, errors?: Array<{ path: string; message: string }>) {
+  return { error: 'bad_request', message, ...(errors ? { errors } : {}) };
+}
 
 /**
  * The HTTP API, free of any Lambda import: functions/api.ts adapts it to API
  * Gateway, tests call `app.request()` directly, and `serverless offline` serves it.
  */
-export function createApp(): Hono {
-  const app = new Hono();
+export function createApp(deps?: ApiDeps): Hono<Env> {
+  const app = new Hono<Env>();
+  const baseLog = deps?.logger ?? createLogger();
+  const authenticators = new WeakMap<PullkeeperConfig, Authenticator>();
+
+  app.use('*', async (c, next) => {
+    const incoming = c.req.header('x-request-id');
+    const requestId = incoming && /^[\w.-]{1,100}$/.test(incoming) ? incoming : crypto.randomUUID();
+    c.set('requestId', requestId);
+    c.set('log', baseLog.child({ requestId }));
+    await next();
+    c.header('x-request-id', requestId);
+  });
+
   app.get('/healthz', (c) => c.json({ status: 'ok', version: VERSION }));
   app.get('/v1/capabilities', (c) => c.json({ version: VERSION, capabilities: CAPABILITIES }));
-  app.post('/v1/refresh', (c) => c.json(refreshNotYetAvailable(), 501));
+  if (deps?.exposeMetrics && deps.metrics) {
+    const metrics = deps.metrics;
+    app.get('/metrics', (c) =>
+      c.text(metrics.prometheus(), 200, { 'content-type': 'text/plain; version=0.0.4' }),
+    );
+  }
+
+  if (!deps?.useCases) {
+    app.post('/v1/refresh', (c) => c.json(refreshNotYetAvailable(), 501));
+  } else {
+    const uc = deps.useCases;
+    const loadConfig = deps.config;
+    const limit = bodyLimit({
+      maxSize: 64 * 1024,
+      onError: (c) => c.json(badRequest('the request body is too large (at most 64 KiB)'), 413),
+    });
+    /** Config + principal, or a response. */
+    const authorize = async (c: Ctx) => {
+      let config: PullkeeperConfig;
+      try {
+        config = await loadConfig();
+      } catch (err) {
+        c.get('log').error('config', {
+          err: err instanceof PullkeeperError ? err : { name: (err as Error).name },
+        });
+        return {
+          res: c.json(
+            {
+              error: 'unavailable',
+              message: 'pullkeeper is not configured correctly; see the function logs',
+            },
+            503,
+            { 'retry-after': '60' },
+          ),
+        };
+      }
+      let auth = authenticators.get(config);
+      if (!auth) {
+        auth = (deps.authenticator ?? ((cfg) => createAuthenticator(cfg.api)))(config);
+        authenticators.set(config, auth);
+      }
+      try {
+        const principal = await auth.authenticate(c.req.header('authorization'), c.req.raw.signal);
+        c.get('log').info('authenticated', { principal: principal.name });
+        return { config, principal };
+      } catch (err) {
+        if (err instanceof AuthError) {
+          c.get('log').warn('unauthorized', { status: err.status, reason: err.message });
+          return {
+            res: c.json(
+              { error: err.status === 401 ? 'unauthorized' : 'forbidden', message: err.message },
+              err.status,
+              err.status === 401 ? { 'www-authenticate': 'Bearer' } : {},
+            ),
+          };
+        }
+        throw err;
+      }
+    };
+    const readJson = async (c: Ctx): Promise<{ body: unknown } | { res: Response }> => {
+      const text = await c.req.text();
+      if (!text.trim()) return { body: {} };
+      if (!/^application\/json\b/i.test(c.req.header('content-type') ?? 'application/json'))
+        return { res: c.json(badRequest('send the body as application/json'), 415) };
+      try {
+        return { body: JSON.parse(text) };
+      } catch {
+        return { res: c.json(badRequest('the body is not valid JSON'), 400) };
+      }
+    };
+    const ctxOf = (c: Ctx, principal: Principal): CallContext => ({
+      signal: c.req.raw.signal,
+      principal,
+      log: c.get('log'),
+      requestId: c.get('requestId'),
+    });
+
+    app.post('/v1/refresh', limit, async (c) => {
+      const a = await authorize(c);
+      if ('res' in a) return a.res;
+      const j = await readJson(c);
+      if ('res' in j) return j.res;
+      const parsed = RefreshRequestSchema.safeParse(j.body);
+      if (!parsed.success)
+        return c.json(badRequest('invalid refresh request', validationErrors(parsed.error)), 400);
+      const known = uc.tenants(a.config);
+      const asked = parsed.data.tenants ?? known.filter((t) => allows(a.principal.tenants, t));
+      const unknown = asked.filter((t) => !known.includes(t));
+      if (unknown.length)
+        return c.json({ error: 'not_found', message: `unknown tenant ${unknown.join(', ')}` }, 404);
+      const denied = asked.filter((t) => !allows(a.principal.tenants, t));
+      if (denied.length)
+        return c.json(
+          { error: 'forbidden', message: `this caller may not refresh tenant ${denied.join(', ')}` },
+          403,
+        );
+      if (asked.length === 0)
+        return c.json({ error: 'forbidden', message: 'this caller may refresh no tenant' }, 403);
+      const { ok, report } = await uc.refresh(
+        a.config,
+        { ...parsed.data, tenants: asked },
+        ctxOf(c, a.principal),
+      );
+      if (report && typeof report === 'object') deps.metrics?.record(report as never, new Date());
+      return c.json({ ok, requestId: c.get('requestId'), ...(report as object) }, ok ? 200 : 502);
+    });
+
+    app.post('/v1/namespaces/:ns/ensure', limit, async (c) => {
+      const a = await authorize(c);
+      if ('res' in a) return a.res;
+      const ns = NamespaceParamSchema.safeParse(c.req.param('ns'));
+      if (!ns.success)
+        return c.json(
+          badRequest('invalid namespace', [{ path: 'ns', message: ns.error.issues[0]!.message }]),
+          400,
+        );
+      const j = await readJson(c);
+      if ('res' in j) return j.res;
+      const parsed = EnsureRequestSchema.safeParse(j.body);
+      if (!parsed.success)
+        return c.json(badRequest('invalid ensure request', validationErrors(parsed.error)), 400);
+      const ctx = ctxOf(c, a.principal);
+      const owners = await uc.tenantsOfNamespace(a.config, ns.data, ctx);
+      if (owners.length === 0)
+        return c.json(
+          {
+            error: 'not_found',
+            message: `namespace ${ns.data} belongs to no configured tenant (or does not exist)`,
+          },
+          404,
+        );
+      if (!owners.some((t) => allows(a.principal.tenants, t)))
+        return c.json(
+          { error: 'forbidden', message: `this caller may not ensure namespace ${ns.data}` },
+          403,
+        );
+      const { ok, report } = await uc.ensure(a.config, ns.data, {
+        ...ctx,
+        timeoutMs: parsed.data.timeoutSeconds * 1000,
+      });
+      return c.json(
+        { ok, requestId: c.get('requestId'), ...(report as object) },
+        ok ? 200 : 503,
+        ok ? {} : { 'retry-after': '10' },
+      );
+    });
+
+    app.get('/v1/status', async (c) => {
+      const a = await authorize(c);
+      if ('res' in a) return a.res;
+      const tenants = uc.tenants(a.config).filter((t) => allows(a.principal.tenants, t));
+      return c.json(await uc.status(a.config, tenants, ctxOf(c, a.principal)));
+    });
+  }
+
   app.notFound((c) =>
     c.json(
       { error: 'not_found', message: `no route for ${c.req.method} ${c.req.path}; see GET /v1/capabilities` },
@@ -19,8 +245,11 @@ export function createApp(): Hono {
   );
   app.onError((err, c) => {
     // Never echo the error's details: they may carry request data.
-    console.error(JSON.stringify({ level: 'error', msg: 'unhandled', name: err.name }));
-    return c.json({ error: 'internal', message: 'internal error; see the function logs' }, 500);
+    c.get('log')?.error('unhandled', { name: err.name });
+    return c.json(
+      { error: 'internal', message: 'internal error; see the function logs', requestId: c.get('requestId') },
+      500,
+    );
   });
   return app;
 }
