@@ -130,3 +130,35 @@ export async function loadConfigFile(path: string): Promise<PullkeeperConfig> {
   }
   return parseConfigText(bytes.toString('utf8'), path);
 }
+
+/**
+ * Where a function finds its config: `PULLKEEPER_CONFIG` is a file path
+ * (bundled with the function, or mounted), `ssm:/parameter/name`, or
+ * `secretsmanager:secret-id`. Loaded once per process (a warm Lambda reuses it).
+ */
+export async function loadConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<PullkeeperConfig> {
+  const where = env.PULLKEEPER_CONFIG ?? 'pullkeeper.yaml';
+  const { createSecretResolver } = await import('./secret-ref.js');
+  const r = createSecretResolver({ env });
+  if (where.startsWith('ssm:')) return parseConfigText(await r.resolve({ fromSsm: where.slice(4) }), where);
+  if (where.startsWith('secretsmanager:'))
+    return parseConfigText(
+      await r.resolve({ fromSecretsManager: where.slice('secretsmanager:'.length) }),
+      where,
+    );
+  return loadConfigFile(where);
+}
+
+let envConfig: { key: string; value: Promise<PullkeeperConfig> } | undefined;
+/** loadConfigFromEnv, memoized per PULLKEEPER_CONFIG value; a failure is not cached. */
+export function configFromEnvOnce(env: NodeJS.ProcessEnv = process.env): Promise<PullkeeperConfig> {
+  const key = env.PULLKEEPER_CONFIG ?? '';
+  if (!envConfig || envConfig.key !== key) {
+    const value = loadConfigFromEnv(env);
+    envConfig = { key, value };
+    value.catch(() => {
+      if (envConfig?.value === value) envConfig = undefined;
+    });
+  }
+  return envConfig.value;
+}
