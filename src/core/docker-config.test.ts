@@ -754,7 +754,16 @@ describe('validateDockerConfigJsonSecretData (spec §8)', () => {
       value: 'true',
       reason: 'json: cannot unmarshal bool into Go value of type map[string]interface {}',
     },
-    { name: 'syntax error', value: `{"auths":{"r":{"password":"${SECRET}"}}`, reason: 'invalid JSON syntax' },
+    {
+      name: 'truncated: Go reports the end of input',
+      value: `{"auths":{"r":{"password":"${SECRET}"}}`,
+      reason: 'unexpected end of JSON input',
+    },
+    {
+      name: 'syntax error',
+      value: `{"auths":{"r":{"password":"${SECRET}"}},}`,
+      reason: 'invalid JSON syntax',
+    },
     {
       name: 'number out of float64 range',
       value: '{"a":1e400}',
