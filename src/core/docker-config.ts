@@ -753,6 +753,18 @@ export function selectNodeDockerConfig(
 export const MAX_SECRET_DATA_BYTES = 1024 * 1024;
 
 /**
+ * Largest docker config file (node `config.json` / `.dockercfg`, or a
+ * credential file given to the CLI) pullkeeper reads: 4 MiB. The kubelet
+ * reads node files whole, without a limit; real ones are a few KiB, and a
+ * Secret's data is at most `MAX_SECRET_DATA_BYTES` (1 MiB), so 4 MiB leaves
+ * room for a Secret manifest (base64 grows data by a third) and for large
+ * hand-written files while keeping memory bounded. Read at most this many
+ * bytes plus one, and refuse the file when the extra byte arrives (a
+ * device such as /dev/zero has no size to stat). See docs/kubelet-parity.md.
+ */
+export const MAX_NODE_DOCKER_CONFIG_BYTES = 4 * 1024 * 1024;
+
+/**
  * The API server would reject this Secret data. `field` is the path in
  * upstream's form (`data[.dockerconfigjson]`, `data`); the message never
  * contains the data.
