@@ -85,6 +85,14 @@ describe('parseDockerConfig: the auth field (spec §1.3)', () => {
       detail: /input byte 0/,
     },
     { name: 'data after padding', auth: 'dTo=dTo=', detail: /input byte 4/ },
+    { name: 'padding inside an unpadded value', auth: 'dTo=dTo', detail: /input byte 3/ },
+    { name: 'URL-safe "-" in the last partial quantum', auth: 'dXNlcjpwYX-', detail: /input byte 10/ },
+    {
+      name: 'invalid character deep inside a long value',
+      auth: `${'QUFB'.repeat(5000)}!QUFB`,
+      detail: /input byte 20000/,
+    },
+    { name: 'trailing spaces make the value illegal', auth: 'dTo=  ', detail: /input byte 4/ },
   ];
   for (const c of bad) {
     test(`rejects: ${c.name}`, () => {

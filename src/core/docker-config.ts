@@ -23,7 +23,9 @@ import { Buffer } from 'node:buffer';
 import { PullkeeperError } from './errors.js';
 import {
   decodeGoJson,
+  type GoJsonArrayTarget,
   type GoJsonObjectTarget,
+  type GoJsonScalarKind,
   GoJsonSyntaxError,
   type GoJsonTarget,
   goJsonKindName,
@@ -146,10 +148,11 @@ const BASE64_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 const BASE64_VALUE = new Int8Array(256).fill(-1);
 for (let i = 0; i < BASE64_ALPHABET.length; i++) BASE64_VALUE[BASE64_ALPHABET.charCodeAt(i)] = i;
 const PAD = 0x3d; // '='
-const BASE64_BODY_RE = /^[A-Za-z0-9+/]*$/;
 const UTF8 = new TextEncoder();
-// Go keeps a leading U+FEFF in a decoded username; a default TextDecoder would drop it.
-const UTF8_DECODER = new TextDecoder('utf-8', { ignoreBOM: true });
+/** UTF-8 text of bytes[from, to); invalid sequences become U+FFFD and a leading U+FEFF is kept, as in Go. */
+function utf8(bytes: Uint8Array, from: number, to: number): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset + from, to - from).toString('utf8');
+}
 
 type Base64Result = { ok: true; bytes: Uint8Array } | { ok: false; offset: number };
 
@@ -173,8 +176,14 @@ function decodeCleanBase64(text: string, padded: boolean): Uint8Array | undefine
   } else if (text.length % 4 === 1) {
     return undefined;
   }
-  if (!BASE64_BODY_RE.test(body)) return undefined;
+  // Node's decoder also accepts the URL alphabet, which Go's standard encodings do not.
+  if (body.includes('-') || body.includes('_')) return undefined;
   const buf = Buffer.from(body, 'base64');
+  // Node skips characters outside the alphabet (and stops at '='); each one
+  // removes 6 bits, which for these lengths (body % 4 is 0, 2 or 3) always
+  // shortens the output. So the full length means every character was valid.
+  const tail = body.length % 4;
+  if (buf.length !== ((body.length - tail) / 4) * 3 + (tail === 0 ? 0 : tail - 1)) return undefined;
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
 }
 
@@ -288,8 +297,8 @@ function decodeAuthField(field: string): { username: string; password: string } 
   const colon = decoded.bytes.indexOf(0x3a);
   if (colon < 0) return { problem: AUTH_FIELD_FORMAT_MESSAGE };
   return {
-    username: UTF8_DECODER.decode(decoded.bytes.subarray(0, colon)),
-    password: UTF8_DECODER.decode(decoded.bytes.subarray(colon + 1)),
+    username: utf8(decoded.bytes, 0, colon),
+    password: utf8(decoded.bytes, colon + 1, decoded.bytes.length),
   };
 }
 
@@ -317,110 +326,212 @@ function finishEntry(format: DockerConfigFormat, registry: string, fields: Entry
   return entry;
 }
 
+// Targets are classes, not object literals built per value: tsx (esbuild
+// keepNames) wraps every function literal in a naming call, which dominated
+// the cost of small files.
+
 /** A Go string field: strings set it, `null` leaves it as it is, anything else fails. */
-function stringField(onString: (value: string) => void, wrongType: (kind: string) => Error): GoJsonTarget {
-  return {
-    scalar(kind, text) {
-      if (kind === 'string') onString(text);
-      else if (kind !== 'null') throw wrongType(goJsonKindName(kind));
-    },
-    object: () => {
-      throw wrongType('object');
-    },
-    array: () => {
-      throw wrongType('array');
-    },
-  };
+class EntryFieldTarget implements GoJsonTarget {
+  constructor(
+    private readonly entry: EntryObjectTarget,
+    private readonly field: keyof EntryFields,
+  ) {}
+
+  scalar(kind: GoJsonScalarKind, text: string): void {
+    if (kind === 'string') this.entry.fields[this.field] = text;
+    else if (kind !== 'null') throw this.wrongType(goJsonKindName(kind));
+  }
+
+  object(): GoJsonObjectTarget {
+    throw this.wrongType('object');
+  }
+
+  array(): GoJsonArrayTarget {
+    throw this.wrongType('array');
+  }
+
+  private wrongType(kind: string): DockerConfigError {
+    return fail(
+      this.entry.format,
+      `field "${this.field}" must be a string, got ${kind}`,
+      this.entry.registry,
+    );
+  }
+}
+
+/** The members of one entry object (dockerConfigEntryWithAuth), finished by UnmarshalJSON's auth step. */
+class EntryObjectTarget implements GoJsonObjectTarget {
+  readonly fields: EntryFields = { username: '', password: '', email: '', auth: '' };
+
+  constructor(
+    readonly format: DockerConfigFormat,
+    readonly registry: string,
+    private readonly into: Record<string, DockerAuthEntry>,
+  ) {}
+
+  member(key: string): GoJsonTarget {
+    const field = goFieldName(key);
+    return ENTRY_FIELDS.has(field) ? new EntryFieldTarget(this, field as keyof EntryFields) : SKIP_JSON;
+  }
+
+  end(): void {
+    setOwn(this.into, this.registry, finishEntry(this.format, this.registry, this.fields));
+  }
 }
 
 /** DockerConfigEntry.UnmarshalJSON for one occurrence of a registry key. */
-function entryTarget(
-  format: DockerConfigFormat,
-  registry: string,
-  into: Record<string, DockerAuthEntry>,
-): GoJsonTarget {
-  const notAnObject = (kind: string): DockerConfigError =>
-    fail(format, `must be an object with "auth" or "username" and "password", got ${kind}`, registry);
-  return {
-    scalar(kind) {
-      // A null entry reaches UnmarshalJSON as `null`, which leaves every field empty.
-      if (kind === 'null') setOwn(into, registry, { username: '', password: '' });
-      else throw notAnObject(goJsonKindName(kind));
-    },
-    array: () => {
-      throw notAnObject('array');
-    },
-    object() {
-      const fields: EntryFields = { username: '', password: '', email: '', auth: '' };
-      return {
-        member(key) {
-          const field = goFieldName(key);
-          if (!ENTRY_FIELDS.has(field)) return SKIP_JSON;
-          return stringField(
-            (value) => {
-              fields[field as keyof EntryFields] = value;
-            },
-            (kind) => fail(format, `field "${field}" must be a string, got ${kind}`, registry),
-          );
-        },
-        end() {
-          setOwn(into, registry, finishEntry(format, registry, fields));
-        },
-      };
-    },
-  };
+class EntryTarget implements GoJsonTarget {
+  constructor(
+    private readonly format: DockerConfigFormat,
+    private readonly registry: string,
+    private readonly into: Record<string, DockerAuthEntry>,
+  ) {}
+
+  scalar(kind: GoJsonScalarKind): void {
+    // A null entry reaches UnmarshalJSON as `null`, which leaves every field empty.
+    if (kind === 'null') setOwn(this.into, this.registry, { username: '', password: '' });
+    else throw this.notAnObject(goJsonKindName(kind));
+  }
+
+  object(): GoJsonObjectTarget {
+    return new EntryObjectTarget(this.format, this.registry, this.into);
+  }
+
+  array(): GoJsonArrayTarget {
+    throw this.notAnObject('array');
+  }
+
+  private notAnObject(kind: string): DockerConfigError {
+    return fail(
+      this.format,
+      `must be an object with "auth" or "username" and "password", got ${kind}`,
+      this.registry,
+    );
+  }
 }
 
-/** The registry map (config.json `auths`, or a whole .dockercfg); `null` calls `onNull`. */
-function entriesTarget(
-  format: DockerConfigFormat,
-  auths: () => Record<string, DockerAuthEntry>,
-  onNull: () => void,
-  wrongType: (kind: string) => Error,
-): GoJsonTarget {
-  return {
-    scalar(kind) {
-      if (kind === 'null') onNull();
-      else throw wrongType(goJsonKindName(kind));
-    },
-    array: () => {
-      throw wrongType('array');
-    },
-    object() {
-      const into = auths();
-      return { member: (registry) => entryTarget(format, registry, into), end() {} };
-    },
-  };
+/** map[string]DockerConfigEntry: each member is one registry. */
+class EntriesObjectTarget implements GoJsonObjectTarget {
+  constructor(
+    private readonly format: DockerConfigFormat,
+    private readonly into: Record<string, DockerAuthEntry>,
+  ) {}
+
+  member(registry: string): GoJsonTarget {
+    return new EntryTarget(this.format, registry, this.into);
+  }
+
+  end(): void {}
+}
+
+/** DockerConfigJSON: `auths` (any case variant, decoded into one map; null resets it), `HttpHeaders`. */
+class ConfigJsonTarget implements GoJsonTarget, GoJsonObjectTarget {
+  auths: Record<string, DockerAuthEntry> = {};
+  private readonly format: DockerConfigFormat = 'config.json';
+  private currentKey = '';
+
+  /** The top level: an object, or null (valid and empty, as in Go). */
+  scalar(kind: GoJsonScalarKind): void {
+    if (kind !== 'null') throw topLevelWrongType(this.format, goJsonKindName(kind));
+  }
+
+  object(): GoJsonObjectTarget {
+    return this;
+  }
+
+  array(): GoJsonArrayTarget {
+    throw topLevelWrongType(this.format, 'array');
+  }
+
+  member(key: string): GoJsonTarget {
+    const field = goFieldName(key);
+    if (field === 'auths') {
+      this.currentKey = key;
+      return new AuthsTarget(this);
+    }
+    if (field === 'httpheaders') return new HeadersTarget(this.format, key);
+    return SKIP_JSON;
+  }
+
+  end(): void {}
+
+  /** The `auths` value: an object of entries, or null (resets the map); anything else fails. */
+  authsWrongType(kind: string): DockerConfigError {
+    return fail(this.format, `"${this.currentKey}" must be an object of registry entries, got ${kind}`);
+  }
+}
+
+class AuthsTarget implements GoJsonTarget {
+  constructor(private readonly config: ConfigJsonTarget) {}
+
+  scalar(kind: GoJsonScalarKind): void {
+    if (kind === 'null') this.config.auths = {};
+    else throw this.config.authsWrongType(goJsonKindName(kind));
+  }
+
+  object(): GoJsonObjectTarget {
+    return new EntriesObjectTarget('config.json', this.config.auths);
+  }
+
+  array(): GoJsonArrayTarget {
+    throw this.config.authsWrongType('array');
+  }
+}
+
+/** A legacy .dockercfg: the top level is the registry map itself. */
+class DockercfgTarget implements GoJsonTarget {
+  readonly auths: Record<string, DockerAuthEntry> = {};
+
+  scalar(kind: GoJsonScalarKind): void {
+    if (kind !== 'null') throw topLevelWrongType('dockercfg', goJsonKindName(kind));
+  }
+
+  object(): GoJsonObjectTarget {
+    return new EntriesObjectTarget('dockercfg', this.auths);
+  }
+
+  array(): GoJsonArrayTarget {
+    throw topLevelWrongType('dockercfg', 'array');
+  }
 }
 
 /** HttpHeaders map[string]string: decoded (so a wrong type fails the file) and dropped. */
-function headersTarget(format: DockerConfigFormat, key: string): GoJsonTarget {
-  const wrong = (): DockerConfigError => fail(format, `"${key}" must be an object of string header values`);
-  const value = stringField(() => {}, wrong);
-  return {
-    scalar(kind) {
-      if (kind !== 'null') throw wrong();
-    },
-    array: () => {
-      throw wrong();
-    },
-    object: () => ({ member: () => value, end() {} }),
-  };
+class HeadersTarget implements GoJsonTarget, GoJsonObjectTarget {
+  private inside = false;
+
+  constructor(
+    private readonly format: DockerConfigFormat,
+    private readonly key: string,
+  ) {}
+
+  scalar(kind: GoJsonScalarKind): void {
+    // The map itself may be null; each value must be a string or null.
+    if (kind !== 'null' && !(this.inside && kind === 'string')) throw this.wrongType();
+  }
+
+  object(): GoJsonObjectTarget {
+    if (this.inside) throw this.wrongType();
+    this.inside = true;
+    return this;
+  }
+
+  array(): GoJsonArrayTarget {
+    throw this.wrongType();
+  }
+
+  member(): GoJsonTarget {
+    return this;
+  }
+
+  end(): void {}
+
+  private wrongType(): DockerConfigError {
+    return fail(this.format, `"${this.key}" must be an object of string header values`);
+  }
 }
 
-function topLevelTarget(format: DockerConfigFormat, object: () => GoJsonObjectTarget): GoJsonTarget {
-  const wrong = (kind: string): DockerConfigError =>
-    fail(format, `the top level must be a JSON object, got ${kind}`);
-  return {
-    scalar(kind) {
-      // A top-level null is valid and empty, as in Go.
-      if (kind !== 'null') throw wrong(goJsonKindName(kind));
-    },
-    array: () => {
-      throw wrong('array');
-    },
-    object,
-  };
+function topLevelWrongType(format: DockerConfigFormat, kind: string): DockerConfigError {
+  return fail(format, `the top level must be a JSON object, got ${kind}`);
 }
 
 /**
@@ -455,33 +566,7 @@ function topLevelTarget(format: DockerConfigFormat, object: () => GoJsonObjectTa
  * passwords and `auth` values are never part of the message.
  */
 export function parseDockerConfig(text: string, format: DockerConfigFormat): DockerConfig {
-  let auths: Record<string, DockerAuthEntry> = {};
-  const current = (): Record<string, DockerAuthEntry> => auths;
-  const reset = (): void => {
-    auths = {};
-  };
-  let root: GoJsonTarget;
-  if (format === 'dockercfg') {
-    root = topLevelTarget(format, () => ({
-      member: (registry) => entryTarget(format, registry, auths),
-      end() {},
-    }));
-  } else {
-    root = topLevelTarget(format, () => ({
-      member(key) {
-        const field = goFieldName(key);
-        if (field === 'auths') {
-          // Go decodes every case variant into the same map; `null` resets it.
-          return entriesTarget(format, current, reset, (kind) =>
-            fail(format, `"${key}" must be an object of registry entries, got ${kind}`),
-          );
-        }
-        if (field === 'httpheaders') return headersTarget(format, key);
-        return SKIP_JSON;
-      },
-      end() {},
-    }));
-  }
+  const root = format === 'dockercfg' ? new DockercfgTarget() : new ConfigJsonTarget();
   try {
     decodeGoJson(text, root);
   } catch (err) {
@@ -491,7 +576,7 @@ export function parseDockerConfig(text: string, format: DockerConfigFormat): Doc
     }
     throw err;
   }
-  return { auths };
+  return { auths: root.auths };
 }
 
 // --- writing -----------------------------------------------------------------------
