@@ -85,6 +85,14 @@ describe('parseDockerConfig: the auth field (spec §1.3)', () => {
       detail: /input byte 0/,
     },
     { name: 'data after padding', auth: 'dTo=dTo=', detail: /input byte 4/ },
+    { name: 'padding inside an unpadded value', auth: 'dTo=dTo', detail: /input byte 3/ },
+    { name: 'URL-safe "-" in the last partial quantum', auth: 'dXNlcjpwYX-', detail: /input byte 10/ },
+    {
+      name: 'invalid character deep inside a long value',
+      auth: `${'QUFB'.repeat(5000)}!QUFB`,
+      detail: /input byte 20000/,
+    },
+    { name: 'trailing spaces make the value illegal', auth: 'dTo=  ', detail: /input byte 4/ },
   ];
   for (const c of bad) {
     test(`rejects: ${c.name}`, () => {
@@ -754,7 +762,16 @@ describe('validateDockerConfigJsonSecretData (spec §8)', () => {
       value: 'true',
       reason: 'json: cannot unmarshal bool into Go value of type map[string]interface {}',
     },
-    { name: 'syntax error', value: `{"auths":{"r":{"password":"${SECRET}"}}`, reason: 'invalid JSON syntax' },
+    {
+      name: 'truncated: Go reports the end of input',
+      value: `{"auths":{"r":{"password":"${SECRET}"}}`,
+      reason: 'unexpected end of JSON input',
+    },
+    {
+      name: 'syntax error',
+      value: `{"auths":{"r":{"password":"${SECRET}"}},}`,
+      reason: 'invalid JSON syntax',
+    },
     {
       name: 'number out of float64 range',
       value: '{"a":1e400}',
@@ -828,4 +845,160 @@ describe('secret data size (1 MiB total)', () => {
         );
     });
   }
+});
+
+describe('parseDockerConfig: Go encoding/json parity (issue #13)', () => {
+  const hub = { username: 'user', password: 'pass' };
+  const ok: Array<{ name: string; format: DockerConfigFormat; text: string; want: DockerConfig }> = [
+    {
+      name: '#4 duplicate entry field: {"username":"u","username":null} keeps u',
+      format: 'config.json',
+      text: '{"auths":{"q":{"username":"u","password":"p","username":null}}}',
+      want: { auths: { q: { username: 'u', password: 'p' } } },
+    },
+    {
+      name: '#4 duplicate entry field: the last string wins',
+      format: 'dockercfg',
+      text: '{"q":{"username":"a","Username":"b","password":"p"}}',
+      want: { auths: { q: { username: 'b', password: 'p' } } },
+    },
+    {
+      name: '#4 duplicate "auths": a later null resets the map',
+      format: 'config.json',
+      text: '{"auths":{"q":{"auth":"dXNlcjpwYXNz"}},"auths":null}',
+      want: { auths: {} },
+    },
+    {
+      name: '#4 duplicate "auths": later objects add to the same map',
+      format: 'config.json',
+      text: '{"auths":{"a":{"auth":"dXNlcjpwYXNz"}},"Auths":{"b":{"auth":"dXNlcjpwYXNz"}}}',
+      want: { auths: { a: hub, b: hub } },
+    },
+    {
+      name: '#4 duplicate registry key: the last occurrence replaces the entry',
+      format: 'config.json',
+      text: '{"auths":{"q":{"username":"a","password":"1"},"q":{"username":"b"}}}',
+      want: { auths: { q: { username: 'b', password: '' } } },
+    },
+    {
+      name: '#5 10,000 levels in an ignored field are fine',
+      format: 'config.json',
+      text: `{"x":${'['.repeat(9_999)}${']'.repeat(9_999)},"auths":{"q":{"auth":"dXNlcjpwYXNz"}}}`,
+      want: { auths: { q: hub } },
+    },
+    {
+      name: '#6 lone surrogate escape in a username decodes to U+FFFD',
+      format: 'config.json',
+      text: '{"auths":{"q":{"username":"a\\ud800b","password":"p"}}}',
+      want: { auths: { q: { username: 'a\ufffdb', password: 'p' } } },
+    },
+    {
+      name: '#6 lone surrogate escape in a registry key decodes to U+FFFD',
+      format: 'dockercfg',
+      text: '{"q\\udc00":{"username":"u","password":"p"}}',
+      want: { auths: { 'q\ufffd': { username: 'u', password: 'p' } } },
+    },
+    {
+      name: 'a byte order mark inside the decoded username is kept, as in Go',
+      format: 'config.json',
+      text: configJson({ q: { auth: b64('\ufeffu:p') } }),
+      want: { auths: { q: { username: '\ufeffu', password: 'p' } } },
+    },
+  ];
+  for (const c of ok) test(c.name, () => assert.deepEqual(parseDockerConfig(c.text, c.format), c.want));
+
+  const bad: Array<{ name: string; format: DockerConfigFormat; text: string; message: RegExp }> = [
+    {
+      name: '#4 {"auths":{"q":"s"},"auths":null} is an error: the first value is bad',
+      format: 'config.json',
+      text: '{"auths":{"q":"s"},"auths":null}',
+      message: /entry "q": must be an object/,
+    },
+    {
+      name: '#4 a bad auth in an entry later replaced is still an error',
+      format: 'config.json',
+      text: '{"auths":{"q":{"auth":"bm9jb2xvbg=="},"q":{"username":"u"}}}',
+      message: /unable to parse auth field/,
+    },
+    {
+      name: '#4 a wrongly typed HttpHeaders later set to null is still an error',
+      format: 'config.json',
+      text: '{"HttpHeaders":[],"HttpHeaders":null}',
+      message: /"HttpHeaders" must be an object of string header values/,
+    },
+    {
+      name: '#5 10,001 levels in an ignored field: exceeded max depth',
+      format: 'config.json',
+      text: `{"x":${'['.repeat(10_000)}${']'.repeat(10_000)},"auths":{}}`,
+      message: /not valid JSON \(exceeded max depth/,
+    },
+    {
+      name: '#5 exceeded max depth wins over an earlier bad entry',
+      format: 'config.json',
+      text: `{"auths":{"q":5},"x":${'['.repeat(10_000)}${']'.repeat(10_000)}}`,
+      message: /exceeded max depth/,
+    },
+    {
+      name: 'duplicate keys do not hide a syntax error after them',
+      format: 'dockercfg',
+      text: '{"q":{"username":"u"},"q":null,}',
+      message: /not valid JSON/,
+    },
+  ];
+  for (const c of bad) {
+    test(`rejects: ${c.name}`, () => {
+      assert.throws(
+        () => parseDockerConfig(c.text, c.format),
+        (err: unknown) => err instanceof DockerConfigError && c.message.test(err.message),
+      );
+    });
+  }
+
+  test('#7 a million nested arrays: an error, not a stack overflow', () => {
+    const text = `{"x":${'['.repeat(1_000_000)}${']'.repeat(1_000_000)}}`;
+    assert.throws(() => parseDockerConfig(text, 'config.json'), /exceeded max depth/);
+  });
+
+  test('#8 a long auth (6 MiB) decodes, with a newline inside (exact decoder path)', () => {
+    const password = 'p'.repeat(6 * 1024 * 1024);
+    const auth = b64(`u:${password}`);
+    const withNewline = `${auth.slice(0, 1000)}\n${auth.slice(1000)}`;
+    for (const value of [auth, withNewline, auth.replace(/=+$/, '')]) {
+      const got = parseDockerConfig(configJson({ q: { auth: value } }), 'config.json');
+      assert.equal(got.auths.q?.username, 'u');
+      assert.equal(got.auths.q?.password.length, password.length);
+    }
+  });
+
+  test('#8 an auth with a million trailing spaces is decided in linear time (no regex backtracking)', () => {
+    const auth = `dTo=${' '.repeat(1_000_000)}x`;
+    assert.throws(() => parseDockerConfig(configJson({ q: { auth } }), 'config.json'), /illegal base64 data/);
+  });
+});
+
+describe('validateDockerConfigJsonSecretData: hostile input (issue #13)', () => {
+  test('#7 a 10,000-level array in a valid Secret value is accepted, without recursion', () => {
+    validateDockerConfigJsonSecretData(`{"auths":{},"x":${'['.repeat(9_999)}${']'.repeat(9_999)}}`);
+  });
+  test('#7 a million levels: exceeded max depth, not a RangeError', () => {
+    assert.throws(
+      () => validateDockerConfigJsonSecretData(`{"x":${'['.repeat(1_000_000)}${']'.repeat(1_000_000)}}`),
+      (err: unknown) => err instanceof InvalidSecretDataError && /exceeded max depth/.test(err.message),
+    );
+  });
+  test('#5 10,001 levels is rejected as Go rejects it', () => {
+    assert.throws(
+      () => validateDockerConfigJsonSecretData(`{"x":${'['.repeat(10_000)}${']'.repeat(10_000)}}`),
+      /exceeded max depth/,
+    );
+  });
+  test('#7 a number out of range deep inside is found without recursion', () => {
+    assert.throws(
+      () => validateDockerConfigJsonSecretData(`{"x":${'['.repeat(9_999)}1e999${']'.repeat(9_999)}}`),
+      /outside the float64 range/,
+    );
+  });
+  test('#4 duplicate keys are fine for map[string]interface{}', () => {
+    validateDockerConfigJsonSecretData('{"auths":{"q":"s"},"auths":null}');
+  });
 });

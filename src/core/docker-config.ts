@@ -19,7 +19,18 @@
  * `null` leaves a field unset, and a field of the wrong type fails the whole
  * file.
  */
+import { Buffer } from 'node:buffer';
 import { PullkeeperError } from './errors.js';
+import {
+  decodeGoJson,
+  type GoJsonArrayTarget,
+  type GoJsonObjectTarget,
+  type GoJsonScalarKind,
+  GoJsonSyntaxError,
+  type GoJsonTarget,
+  goJsonKindName,
+  SKIP_JSON,
+} from './go-json.js';
 
 /** One registry's credentials. `email` is carried along but never used for pulls. */
 export interface DockerAuthEntry {
@@ -134,89 +145,139 @@ function fail(format: DockerConfigFormat, problem: string, registry?: string): D
 // --- base64 (Go encoding/base64, non-strict StdEncoding / RawStdEncoding) -------
 
 const BASE64_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
-const BASE64_VALUE: ReadonlyMap<number, number> = new Map(
-  Array.from(BASE64_ALPHABET, (ch, i) => [ch.charCodeAt(0), i] as [number, number]),
-);
-const NEWLINE = new Set([0x0a, 0x0d]);
+const BASE64_VALUE = new Int8Array(256).fill(-1);
+for (let i = 0; i < BASE64_ALPHABET.length; i++) BASE64_VALUE[BASE64_ALPHABET.charCodeAt(i)] = i;
 const PAD = 0x3d; // '='
+const UTF8 = new TextEncoder();
+/** UTF-8 text of bytes[from, to); invalid sequences become U+FFFD and a leading U+FEFF is kept, as in Go. */
+function utf8(bytes: Uint8Array, from: number, to: number): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset + from, to - from).toString('utf8');
+}
 
 type Base64Result = { ok: true; bytes: Uint8Array } | { ok: false; offset: number };
+
+function isNewline(c: number): boolean {
+  return c === 0x0a || c === 0x0d;
+}
+
+/**
+ * The common case of `decodeGoBase64` without a per-byte loop: only alphabet
+ * characters (and, when `padded`, correct trailing `=`), no newlines. Such
+ * input decodes identically with Node's decoder, which, like Go's non-strict
+ * encodings, ignores non-zero trailing bits. `undefined` means "take the
+ * exact path".
+ */
+function decodeCleanBase64(text: string, padded: boolean): Uint8Array | undefined {
+  let body = text;
+  if (padded) {
+    const pads = text.endsWith('==') ? 2 : text.endsWith('=') ? 1 : 0;
+    body = text.slice(0, text.length - pads);
+    if (text.length % 4 !== 0 || (pads > 0 && body.length % 4 !== 4 - pads)) return undefined;
+  } else if (text.length % 4 === 1) {
+    return undefined;
+  }
+  // Node's decoder also accepts the URL alphabet, which Go's standard encodings do not.
+  if (body.includes('-') || body.includes('_')) return undefined;
+  const buf = Buffer.from(body, 'base64');
+  // Node skips characters outside the alphabet (and stops at '='); each one
+  // removes 6 bits, which for these lengths (body % 4 is 0, 2 or 3) always
+  // shortens the output. So the full length means every character was valid.
+  const tail = body.length % 4;
+  if (buf.length !== ((body.length - tail) / 4) * 3 + (tail === 0 ? 0 : tail - 1)) return undefined;
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
+}
 
 /**
  * Go's base64 `Encoding.DecodeString` for the standard alphabet: `padded`
  * selects StdEncoding (padding required), otherwise RawStdEncoding (no `=`
  * allowed). `\r` and `\n` are skipped anywhere; every other byte outside the
  * alphabet is an error at its byte offset, as Go reports it. Non-zero trailing
- * bits are accepted (the encodings are not in Strict mode).
+ * bits are accepted (the encodings are not in Strict mode). Memory: the UTF-8
+ * bytes of the input and the output, nothing per byte.
  *
  *   decodeGoBase64('dTo=', true)   // ok: 'u:'
  *   decodeGoBase64('dTo', false)   // ok: 'u:'
  *   decodeGoBase64('dTo=', false)  // error at byte 3
  */
 function decodeGoBase64(text: string, padded: boolean): Base64Result {
-  const src = new TextEncoder().encode(text);
-  const out: number[] = [];
+  const clean = decodeCleanBase64(text, padded);
+  if (clean !== undefined) return { ok: true, bytes: clean };
+  const src = UTF8.encode(text);
+  const out = new Uint8Array(Math.ceil(src.length / 4) * 3);
+  let n = 0;
   let si = 0;
   while (si < src.length) {
-    const quantum = [0, 0, 0, 0];
+    let val = 0;
+    let j = 0;
     let dlen = 4;
-    let err: number | undefined;
-    for (let j = 0; j < 4; j++) {
+    let err = -1;
+    while (j < 4) {
       if (si === src.length) {
-        if (j === 0) return { ok: true, bytes: Uint8Array.from(out) };
+        if (j === 0) return { ok: true, bytes: out.subarray(0, n) };
         if (j === 1 || padded) return { ok: false, offset: si - j };
         dlen = j;
         break;
       }
       const c = src[si]!;
       si++;
-      const v = BASE64_VALUE.get(c);
-      if (v !== undefined) {
-        quantum[j] = v;
+      const v = BASE64_VALUE[c]!;
+      if (v >= 0) {
+        val = (val << 6) | v;
+        j++;
         continue;
       }
-      if (NEWLINE.has(c)) {
-        j--;
-        continue;
-      }
+      if (isNewline(c)) continue;
       if (!padded || c !== PAD) return { ok: false, offset: si - 1 };
       // Padding reached: only `xx==` and `xxx=` are valid, and nothing may follow.
       if (j === 0 || j === 1) return { ok: false, offset: si - 1 };
       if (j === 2) {
-        while (si < src.length && NEWLINE.has(src[si]!)) si++;
+        while (si < src.length && isNewline(src[si]!)) si++;
         if (si === src.length) return { ok: false, offset: src.length };
         if (src[si] !== PAD) return { ok: false, offset: si - 1 };
         si++;
       }
-      while (si < src.length && NEWLINE.has(src[si]!)) si++;
+      while (si < src.length && isNewline(src[si]!)) si++;
       if (si < src.length) err = si;
       dlen = j;
       break;
     }
-    const val = (quantum[0]! << 18) | (quantum[1]! << 12) | (quantum[2]! << 6) | quantum[3]!;
-    const bytes = [(val >> 16) & 0xff, (val >> 8) & 0xff, val & 0xff];
-    out.push(...bytes.slice(0, dlen - 1));
-    if (err !== undefined) return { ok: false, offset: err };
+    val <<= 6 * (4 - dlen);
+    out[n++] = (val >> 16) & 0xff;
+    if (dlen > 2) out[n++] = (val >> 8) & 0xff;
+    if (dlen > 3) out[n++] = val & 0xff;
+    if (err >= 0) return { ok: false, offset: err };
   }
-  return { ok: true, bytes: Uint8Array.from(out) };
+  return { ok: true, bytes: out.subarray(0, n) };
 }
 
 /** Standard padded base64 of the UTF-8 bytes of `text`. */
 function encodeBase64(text: string): string {
-  const src = new TextEncoder().encode(text);
-  let out = '';
-  for (let i = 0; i < src.length; i += 3) {
-    const n = src.length - i;
-    const val = (src[i]! << 16) | ((n > 1 ? src[i + 1]! : 0) << 8) | (n > 2 ? src[i + 2]! : 0);
-    out += BASE64_ALPHABET[(val >> 18) & 63]! + BASE64_ALPHABET[(val >> 12) & 63]!;
-    out += n > 1 ? BASE64_ALPHABET[(val >> 6) & 63]! : '=';
-    out += n > 2 ? BASE64_ALPHABET[val & 63]! : '=';
-  }
-  return out;
+  return Buffer.from(text, 'utf8').toString('base64');
 }
 
 // unicode.IsSpace: ASCII/Latin-1 spaces plus the other White_Space code points.
-const GO_SPACE_END = /[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$/;
+function isGoSpace(c: number): boolean {
+  return (
+    (c >= 0x09 && c <= 0x0d) ||
+    c === 0x20 ||
+    c === 0x85 ||
+    c === 0xa0 ||
+    c === 0x1680 ||
+    (c >= 0x2000 && c <= 0x200a) ||
+    c === 0x2028 ||
+    c === 0x2029 ||
+    c === 0x202f ||
+    c === 0x205f ||
+    c === 0x3000
+  );
+}
+
+/** Whether `strings.TrimSpace(s)` ends in `=`; linear, from the end. */
+function trimmedEndsWithPad(s: string): boolean {
+  let end = s.length;
+  while (end > 0 && isGoSpace(s.charCodeAt(end - 1))) end--;
+  return end > 0 && s.charCodeAt(end - 1) === PAD;
+}
 
 /**
  * decodeDockerConfigFieldAuth: base64 `username:password`, split at the first
@@ -229,46 +290,35 @@ const GO_SPACE_END = /[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u2
  *   decodeAuthField('bm9jb2xvbg==')       // { problem: 'unable to parse auth field, …' }
  */
 function decodeAuthField(field: string): { username: string; password: string } | { problem: string } {
-  const padded = field.replace(GO_SPACE_END, '').endsWith('=');
-  const decoded = decodeGoBase64(field, padded);
+  const decoded = decodeGoBase64(field, trimmedEndsWithPad(field));
   if (!decoded.ok) {
     return { problem: `${AUTH_FIELD_FORMAT_MESSAGE} (illegal base64 data at input byte ${decoded.offset})` };
   }
-  const text = new TextDecoder('utf-8').decode(decoded.bytes);
-  const colon = text.indexOf(':');
+  const colon = decoded.bytes.indexOf(0x3a);
   if (colon < 0) return { problem: AUTH_FIELD_FORMAT_MESSAGE };
-  return { username: text.slice(0, colon), password: text.slice(colon + 1) };
+  return {
+    username: utf8(decoded.bytes, 0, colon),
+    password: utf8(decoded.bytes, colon + 1, decoded.bytes.length),
+  };
 }
 
 // --- parsing ---------------------------------------------------------------------
+//
+// Files are decoded with go-json.ts, straight into the model: each target
+// below stands for the Go type the kubelet decodes into (DockerConfigJSON,
+// DockerConfig = map[string]DockerConfigEntry, the entry's UnmarshalJSON,
+// HttpHeaders map[string]string), so every occurrence of a duplicate key is
+// applied in order, as in Go.
 
 const ENTRY_FIELDS = new Set(['username', 'password', 'email', 'auth']);
 
-/** DockerConfigEntry.UnmarshalJSON for one registry entry. */
-function decodeEntry(format: DockerConfigFormat, registry: string, raw: unknown): DockerAuthEntry {
-  // A null entry reaches UnmarshalJSON as `null`, which leaves every field empty.
-  if (raw === null) return { username: '', password: '' };
-  if (!isJsonObject(raw)) {
-    throw fail(
-      format,
-      `must be an object with "auth" or "username" and "password", got ${jsonKind(raw)}`,
-      registry,
-    );
-  }
-  const fields: Record<string, string> = { username: '', password: '', email: '', auth: '' };
-  for (const [key, value] of Object.entries(raw)) {
-    const field = goFieldName(key);
-    if (!ENTRY_FIELDS.has(field) || value === null) continue;
-    if (typeof value !== 'string') {
-      throw fail(format, `field "${field}" must be a string, got ${jsonKind(value)}`, registry);
-    }
-    fields[field] = value;
-  }
-  const entry: DockerAuthEntry = { username: fields.username ?? '', password: fields.password ?? '' };
+type EntryFields = { username: string; password: string; email: string; auth: string };
+
+function finishEntry(format: DockerConfigFormat, registry: string, fields: EntryFields): DockerAuthEntry {
+  const entry: DockerAuthEntry = { username: fields.username, password: fields.password };
   if (fields.email) entry.email = fields.email;
-  const auth = fields.auth ?? '';
-  if (auth.length > 0) {
-    const decoded = decodeAuthField(auth);
+  if (fields.auth.length > 0) {
+    const decoded = decodeAuthField(fields.auth);
     if ('problem' in decoded) throw fail(format, `field "auth": ${decoded.problem}`, registry);
     entry.username = decoded.username;
     entry.password = decoded.password;
@@ -276,13 +326,212 @@ function decodeEntry(format: DockerConfigFormat, registry: string, raw: unknown)
   return entry;
 }
 
-function decodeEntries(
-  format: DockerConfigFormat,
-  map: JsonObject,
-  into: Record<string, DockerAuthEntry>,
-): void {
-  for (const [registry, raw] of Object.entries(map))
-    setOwn(into, registry, decodeEntry(format, registry, raw));
+// Targets are classes, not object literals built per value: tsx (esbuild
+// keepNames) wraps every function literal in a naming call, which dominated
+// the cost of small files.
+
+/** A Go string field: strings set it, `null` leaves it as it is, anything else fails. */
+class EntryFieldTarget implements GoJsonTarget {
+  constructor(
+    private readonly entry: EntryObjectTarget,
+    private readonly field: keyof EntryFields,
+  ) {}
+
+  scalar(kind: GoJsonScalarKind, text: string): void {
+    if (kind === 'string') this.entry.fields[this.field] = text;
+    else if (kind !== 'null') throw this.wrongType(goJsonKindName(kind));
+  }
+
+  object(): GoJsonObjectTarget {
+    throw this.wrongType('object');
+  }
+
+  array(): GoJsonArrayTarget {
+    throw this.wrongType('array');
+  }
+
+  private wrongType(kind: string): DockerConfigError {
+    return fail(
+      this.entry.format,
+      `field "${this.field}" must be a string, got ${kind}`,
+      this.entry.registry,
+    );
+  }
+}
+
+/** The members of one entry object (dockerConfigEntryWithAuth), finished by UnmarshalJSON's auth step. */
+class EntryObjectTarget implements GoJsonObjectTarget {
+  readonly fields: EntryFields = { username: '', password: '', email: '', auth: '' };
+
+  constructor(
+    readonly format: DockerConfigFormat,
+    readonly registry: string,
+    private readonly into: Record<string, DockerAuthEntry>,
+  ) {}
+
+  member(key: string): GoJsonTarget {
+    const field = goFieldName(key);
+    return ENTRY_FIELDS.has(field) ? new EntryFieldTarget(this, field as keyof EntryFields) : SKIP_JSON;
+  }
+
+  end(): void {
+    setOwn(this.into, this.registry, finishEntry(this.format, this.registry, this.fields));
+  }
+}
+
+/** DockerConfigEntry.UnmarshalJSON for one occurrence of a registry key. */
+class EntryTarget implements GoJsonTarget {
+  constructor(
+    private readonly format: DockerConfigFormat,
+    private readonly registry: string,
+    private readonly into: Record<string, DockerAuthEntry>,
+  ) {}
+
+  scalar(kind: GoJsonScalarKind): void {
+    // A null entry reaches UnmarshalJSON as `null`, which leaves every field empty.
+    if (kind === 'null') setOwn(this.into, this.registry, { username: '', password: '' });
+    else throw this.notAnObject(goJsonKindName(kind));
+  }
+
+  object(): GoJsonObjectTarget {
+    return new EntryObjectTarget(this.format, this.registry, this.into);
+  }
+
+  array(): GoJsonArrayTarget {
+    throw this.notAnObject('array');
+  }
+
+  private notAnObject(kind: string): DockerConfigError {
+    return fail(
+      this.format,
+      `must be an object with "auth" or "username" and "password", got ${kind}`,
+      this.registry,
+    );
+  }
+}
+
+/** map[string]DockerConfigEntry: each member is one registry. */
+class EntriesObjectTarget implements GoJsonObjectTarget {
+  constructor(
+    private readonly format: DockerConfigFormat,
+    private readonly into: Record<string, DockerAuthEntry>,
+  ) {}
+
+  member(registry: string): GoJsonTarget {
+    return new EntryTarget(this.format, registry, this.into);
+  }
+
+  end(): void {}
+}
+
+/** DockerConfigJSON: `auths` (any case variant, decoded into one map; null resets it), `HttpHeaders`. */
+class ConfigJsonTarget implements GoJsonTarget, GoJsonObjectTarget {
+  auths: Record<string, DockerAuthEntry> = {};
+  private readonly format: DockerConfigFormat = 'config.json';
+  private currentKey = '';
+
+  /** The top level: an object, or null (valid and empty, as in Go). */
+  scalar(kind: GoJsonScalarKind): void {
+    if (kind !== 'null') throw topLevelWrongType(this.format, goJsonKindName(kind));
+  }
+
+  object(): GoJsonObjectTarget {
+    return this;
+  }
+
+  array(): GoJsonArrayTarget {
+    throw topLevelWrongType(this.format, 'array');
+  }
+
+  member(key: string): GoJsonTarget {
+    const field = goFieldName(key);
+    if (field === 'auths') {
+      this.currentKey = key;
+      return new AuthsTarget(this);
+    }
+    if (field === 'httpheaders') return new HeadersTarget(this.format, key);
+    return SKIP_JSON;
+  }
+
+  end(): void {}
+
+  /** The `auths` value: an object of entries, or null (resets the map); anything else fails. */
+  authsWrongType(kind: string): DockerConfigError {
+    return fail(this.format, `"${this.currentKey}" must be an object of registry entries, got ${kind}`);
+  }
+}
+
+class AuthsTarget implements GoJsonTarget {
+  constructor(private readonly config: ConfigJsonTarget) {}
+
+  scalar(kind: GoJsonScalarKind): void {
+    if (kind === 'null') this.config.auths = {};
+    else throw this.config.authsWrongType(goJsonKindName(kind));
+  }
+
+  object(): GoJsonObjectTarget {
+    return new EntriesObjectTarget('config.json', this.config.auths);
+  }
+
+  array(): GoJsonArrayTarget {
+    throw this.config.authsWrongType('array');
+  }
+}
+
+/** A legacy .dockercfg: the top level is the registry map itself. */
+class DockercfgTarget implements GoJsonTarget {
+  readonly auths: Record<string, DockerAuthEntry> = {};
+
+  scalar(kind: GoJsonScalarKind): void {
+    if (kind !== 'null') throw topLevelWrongType('dockercfg', goJsonKindName(kind));
+  }
+
+  object(): GoJsonObjectTarget {
+    return new EntriesObjectTarget('dockercfg', this.auths);
+  }
+
+  array(): GoJsonArrayTarget {
+    throw topLevelWrongType('dockercfg', 'array');
+  }
+}
+
+/** HttpHeaders map[string]string: decoded (so a wrong type fails the file) and dropped. */
+class HeadersTarget implements GoJsonTarget, GoJsonObjectTarget {
+  private inside = false;
+
+  constructor(
+    private readonly format: DockerConfigFormat,
+    private readonly key: string,
+  ) {}
+
+  scalar(kind: GoJsonScalarKind): void {
+    // The map itself may be null; each value must be a string or null.
+    if (kind !== 'null' && !(this.inside && kind === 'string')) throw this.wrongType();
+  }
+
+  object(): GoJsonObjectTarget {
+    if (this.inside) throw this.wrongType();
+    this.inside = true;
+    return this;
+  }
+
+  array(): GoJsonArrayTarget {
+    throw this.wrongType();
+  }
+
+  member(): GoJsonTarget {
+    return this;
+  }
+
+  end(): void {}
+
+  private wrongType(): DockerConfigError {
+    return fail(this.format, `"${this.key}" must be an object of string header values`);
+  }
+}
+
+function topLevelWrongType(format: DockerConfigFormat, kind: string): DockerConfigError {
+  return fail(format, `the top level must be a JSON object, got ${kind}`);
 }
 
 /**
@@ -298,45 +547,36 @@ function decodeEntries(
  *   // throws DockerConfigError: invalid config.json: entry "quay.io": field "auth":
  *   //   unable to parse auth field, must be formatted as base64(username:password); …
  *
+ * JSON is read as Go reads it (go-json.ts): every occurrence of a duplicate
+ * key is applied in order (`{"auths":{…},"auths":null}` has no credentials,
+ * `{"auths":{"q":"s"},"auths":null}` is an error), nesting deeper than
+ * 10,000 levels is an error anywhere in the file, and lone surrogate escapes
+ * decode to U+FFFD. Memory and time are proportional to the text; nothing
+ * recurses on its depth.
+ *
  * Keys are kept as written (normalization is the keyring's job). `email` is
  * set only when non-empty. A top-level JSON `null` is valid and empty, as in Go.
  *
  * Callers decoding file bytes should keep a leading byte order mark (use
  * `new TextDecoder('utf-8', { ignoreBOM: true })`): Go rejects such a file and
- * so does `JSON.parse`, but a default TextDecoder would silently drop it.
+ * so does this parser, but a default TextDecoder would silently drop it.
+ * Callers reading files should bound them first (`MAX_NODE_DOCKER_CONFIG_BYTES`).
  *
  * @throws DockerConfigError naming the format and registry key; file contents,
  * passwords and `auth` values are never part of the message.
  */
 export function parseDockerConfig(text: string, format: DockerConfigFormat): DockerConfig {
-  let doc: unknown;
+  const root = format === 'dockercfg' ? new DockercfgTarget() : new ConfigJsonTarget();
   try {
-    doc = JSON.parse(text);
-  } catch {
-    // JSON.parse messages quote the input, so neither the message nor the error is kept.
-    throw fail(format, 'not valid JSON (contents not shown)');
-  }
-  let auths: Record<string, DockerAuthEntry> = {};
-  if (doc === null) return { auths };
-  if (!isJsonObject(doc)) throw fail(format, `the top level must be a JSON object, got ${jsonKind(doc)}`);
-  if (format === 'dockercfg') {
-    decodeEntries(format, doc, auths);
-    return { auths };
-  }
-  for (const [key, value] of Object.entries(doc)) {
-    const field = goFieldName(key);
-    if (field === 'auths') {
-      // Go decodes every case variant into the same map; `null` resets it.
-      if (value === null) auths = {};
-      else if (isJsonObject(value)) decodeEntries(format, value, auths);
-      else throw fail(format, `"${key}" must be an object of registry entries, got ${jsonKind(value)}`);
-    } else if (field === 'httpheaders' && value !== null) {
-      const ok =
-        isJsonObject(value) && Object.values(value).every((v) => v === null || typeof v === 'string');
-      if (!ok) throw fail(format, `"${key}" must be an object of string header values`);
+    decodeGoJson(text, root);
+  } catch (err) {
+    if (err instanceof GoJsonSyntaxError) {
+      // The scanner's messages never quote the input; no cause is kept all the same.
+      throw fail(format, `not valid JSON (${err.message}; contents not shown)`);
     }
+    throw err;
   }
-  return { auths };
+  return { auths: root.auths };
 }
 
 // --- writing -----------------------------------------------------------------------
@@ -598,6 +838,18 @@ export function selectNodeDockerConfig(
 export const MAX_SECRET_DATA_BYTES = 1024 * 1024;
 
 /**
+ * Largest docker config file (node `config.json` / `.dockercfg`, or a
+ * credential file given to the CLI) pullkeeper reads: 4 MiB. The kubelet
+ * reads node files whole, without a limit; real ones are a few KiB, and a
+ * Secret's data is at most `MAX_SECRET_DATA_BYTES` (1 MiB), so 4 MiB leaves
+ * room for a Secret manifest (base64 grows data by a third) and for large
+ * hand-written files while keeping memory bounded. Read at most this many
+ * bytes plus one, and refuse the file when the extra byte arrives (a
+ * device such as /dev/zero has no size to stat). See docs/kubelet-parity.md.
+ */
+export const MAX_NODE_DOCKER_CONFIG_BYTES = 4 * 1024 * 1024;
+
+/**
  * The API server would reject this Secret data. `field` is the path in
  * upstream's form (`data[.dockerconfigjson]`, `data`); the message never
  * contains the data.
@@ -611,12 +863,30 @@ export class InvalidSecretDataError extends PullkeeperError {
   }
 }
 
-function hasNonFiniteNumber(value: unknown): boolean {
-  if (typeof value === 'number') return !Number.isFinite(value);
-  if (Array.isArray(value)) return value.some(hasNonFiniteNumber);
-  if (isJsonObject(value)) return Object.values(value).some(hasNonFiniteNumber);
-  return false;
-}
+/** interface{}: anything goes, but numbers become float64, which must be finite. */
+const GO_INTERFACE_VALUE: GoJsonTarget = {
+  scalar(kind, text) {
+    if (kind === 'number' && !Number.isFinite(Number(text))) throw new NumberRangeProblem();
+  },
+  object: () => GO_INTERFACE_OBJECT,
+  array: () => GO_INTERFACE_ARRAY,
+};
+const GO_INTERFACE_OBJECT: GoJsonObjectTarget = { member: () => GO_INTERFACE_VALUE, end() {} };
+const GO_INTERFACE_ARRAY = { element: () => GO_INTERFACE_VALUE, end() {} };
+
+class NumberRangeProblem extends Error {}
+class TopLevelTypeProblem extends Error {}
+
+/** map[string]interface{} at the top level: an object or null. */
+const GO_STRING_MAP: GoJsonTarget = {
+  scalar(kind) {
+    if (kind !== 'null') throw new TopLevelTypeProblem(goJsonKindName(kind));
+  },
+  object: () => GO_INTERFACE_OBJECT,
+  array: () => {
+    throw new TopLevelTypeProblem('array');
+  },
+};
 
 /**
  * ValidateSecret for `kubernetes.io/dockerconfigjson` (or, with
@@ -634,7 +904,9 @@ function hasNonFiniteNumber(value: unknown): boolean {
  *   // throws …: json: cannot unmarshal array into Go value of type map[string]interface {}; …
  *
  * Go's syntax errors quote a character of the input; ours say only
- * `invalid JSON syntax`.
+ * `invalid JSON syntax` and where. The JSON is read as Go reads it
+ * (go-json.ts): at most 10,000 levels deep (`exceeded max depth`), every
+ * number within float64 range, in one pass that does not recurse on depth.
  */
 export function validateDockerConfigJsonSecretData(
   value: string,
@@ -647,18 +919,25 @@ export function validateDockerConfigJsonSecretData(
       `${field}: Invalid value: "<secret contents redacted>": ${reason}; the value must be a JSON object ` +
         `such as ${key === '.dockercfg' ? '{"<registry>":{"auth":"…"}}' : '{"auths":{"<registry>":{"auth":"…"}}}'}`,
     );
-  if (value.trim() === '') throw reject('unexpected end of JSON input');
-  let doc: unknown;
   try {
-    doc = JSON.parse(value);
-  } catch {
-    throw reject('invalid JSON syntax');
+    decodeGoJson(value, GO_STRING_MAP);
+  } catch (err) {
+    if (err instanceof GoJsonSyntaxError) {
+      // The scanner's messages never quote the input.
+      throw reject(
+        err.message === 'unexpected end of JSON input' || err.message === 'exceeded max depth'
+          ? err.message
+          : `invalid JSON syntax (${err.message})`,
+      );
+    }
+    if (err instanceof TopLevelTypeProblem) {
+      throw reject(`json: cannot unmarshal ${err.message} into Go value of type map[string]interface {}`);
+    }
+    if (err instanceof NumberRangeProblem) {
+      throw reject('json: cannot unmarshal a number outside the float64 range');
+    }
+    throw err;
   }
-  if (doc === null) return;
-  if (!isJsonObject(doc)) {
-    throw reject(`json: cannot unmarshal ${jsonKind(doc)} into Go value of type map[string]interface {}`);
-  }
-  if (hasNonFiniteNumber(doc)) throw reject('json: cannot unmarshal a number outside the float64 range');
 }
 
 function utf8Length(s: string): number {

@@ -520,16 +520,22 @@ describe('applyDefaultImageTag', () => {
 
 const defaultErrors: ErrCase[] = [
   {
+    name: '#1 reads as kubelet 1.34.2 (parsers.ParseImageName): "couldn\'t parse image name"',
+    input: 'Busybox',
+    message:
+      'couldn\'t parse image name "Busybox": invalid reference format: repository name (library/Busybox) must be lowercase',
+  },
+  {
     name: 'uppercase name',
     input: 'Nginx',
     message:
-      'couldn\'t parse image reference "Nginx": invalid reference format: repository name (library/Nginx) must be lowercase',
+      'couldn\'t parse image name "Nginx": invalid reference format: repository name (library/Nginx) must be lowercase',
   },
-  { name: 'empty image', input: '', message: 'couldn\'t parse image reference "": invalid reference format' },
+  { name: 'empty image', input: '', message: 'couldn\'t parse image name "": invalid reference format' },
   {
     name: 'quotes are escaped as Go does',
     input: 'a"b',
-    message: 'couldn\'t parse image reference "a\\"b": invalid reference format',
+    message: 'couldn\'t parse image name "a\\"b": invalid reference format',
   },
 ];
 

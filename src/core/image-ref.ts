@@ -233,7 +233,7 @@ export function formatImageRef(ref: ImageRef): string {
  *   applyDefaultImageTag('busybox:1.36')           // 'busybox:1.36'
  *   applyDefaultImageTag('busybox@sha256:<hex>')   // unchanged
  *   applyDefaultImageTag('Busybox')
- *   // throws InvalidImageRefError: couldn't parse image reference "Busybox": invalid
+ *   // throws InvalidImageRefError: couldn't parse image name "Busybox": invalid
  *   //   reference format: repository name (library/Busybox) must be lowercase
  *
  * The kubelet turns that error into the event `InspectFailed`,
@@ -246,7 +246,7 @@ export function applyDefaultImageTag(image: string): string {
     ref = parseImageRef(image);
   } catch (err) {
     const detail = err instanceof Error ? err.message : String(err);
-    throw new InvalidImageRefError(image, `couldn't parse image reference ${goQuote(image)}: ${detail}`, {
+    throw new InvalidImageRefError(image, `couldn't parse image name ${goQuote(image)}: ${detail}`, {
       cause: err,
     });
   }

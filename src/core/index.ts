@@ -7,6 +7,7 @@ export * from './credentials.js';
 export * from './docker-config.js';
 export * from './errors.js';
 export * from './expiry.js';
+export * from './go-json.js';
 export * from './image-ref.js';
 export * from './keyring.js';
 export * from './platform.js';

@@ -55,7 +55,26 @@ describe('normalizeKeyringKey (spec §2.1)', () => {
     { name: '[ inside the host: invalid IP-literal', location: 'my[reg].io', want: undefined },
     { name: 'bracketed IPv4 is not an IP-literal', location: '[1.2.3.4]:5000', want: undefined },
     { name: 'bracketed glob is not an IP-literal', location: '[*]:5000', want: undefined },
-    { name: 'two colons in an http(s) host', location: 'host:1:2', want: undefined },
+    // Go 1.24.9 (kubelet 1.34.2), not current Go: issue #13 item 2.
+    {
+      name: '#2 two colons: only the part after the last must be a port',
+      location: 'a:b:5000',
+      want: 'a:b:5000',
+    },
+    { name: '#2 two colons with a scheme', location: 'https://host:1:2/v1/', want: 'host:1:2' },
+    {
+      name: '#2 junk before [: the IP literal starts at the last [',
+      location: 'junk[::1]:5000',
+      want: '[::1]:5000',
+    },
+    { name: '#2 junk before [ and a path', location: 'http://a.b[fe80::1]/team', want: '[fe80::1]/team' },
+    { name: '#2 IPv4-mapped IPv6 literal is rejected', location: '[::ffff:102:304]:5000', want: undefined },
+    { name: '#2 IPv4-mapped in dotted form is rejected', location: '[::ffff:1.2.3.4]', want: undefined },
+    { name: '#2 IPv4-mapped, full form', location: '[0:0:0:0:0:ffff:102:304]', want: undefined },
+    { name: 'IPv4-compatible (not mapped) is fine', location: '[::102:304]:5000', want: '[::102:304]:5000' },
+    { name: 'NAT64 prefix is not IPv4-mapped', location: '[64:ff9b::1.2.3.4]', want: '[64:ff9b::1.2.3.4]' },
+    { name: '] before the last [: invalid port', location: 'a]b[::1]x', want: undefined },
+    { name: 'last [ without a later ]', location: '[::1]x[', want: undefined },
     { name: 'character not allowed in a host', location: 'a^b.io', want: undefined },
     { name: 'space in the host', location: 'my reg.io', want: undefined },
     { name: 'percent-escaped ASCII in the host', location: 'h%41st.io', want: undefined },
@@ -293,6 +312,30 @@ describe('buildKeyring lookup (spec §2.4)', () => {
       want: ['quay.io/a'],
     },
     {
+      name: '#2 a key with junk before [ is keyed as the IP literal and matches',
+      locations: ['junk[::1]:5000'],
+      image: '[::1]:5000/foo',
+      want: ['junk[::1]:5000'],
+    },
+    {
+      name: '#2 an IPv4-mapped image gets nothing, not even from *',
+      locations: ['*', '[::ffff:102:304]', 'https://index.docker.io/v1/'],
+      image: '[::ffff:102:304]/foo',
+      want: [],
+    },
+    {
+      name: '#2 an IPv4-mapped image with a port gets nothing from *:5000',
+      locations: ['*:5000'],
+      image: '[::ffff:102:304]:5000/foo',
+      want: [],
+    },
+    {
+      name: '* covers an unported IPv6 image that is not IPv4-mapped',
+      locations: ['*'],
+      image: '[::102:304]/foo',
+      want: ['*'],
+    },
+    {
       name: 'unparsable entries are skipped, others kept',
       locations: ['my[reg].io', 'quay.io'],
       image: 'quay.io/x',
@@ -437,5 +480,18 @@ describe('unionKeyrings (spec §1.5, §2.4)', () => {
   test('empty union returns nothing but still validates the image', () => {
     assert.deepEqual(unionKeyrings().lookup('nginx'), []);
     assert.throws(() => unionKeyrings().lookup('Nginx'), InvalidImageRefError);
+  });
+});
+
+describe('buildKeyring keys under Go 1.24.9 (issue #13 item 2)', () => {
+  test('#2 a host with two colons is a key (SplitHostPort fails: one label, no port)', () => {
+    const kr = buildKeyring(configOf('a:b:5000', 'quay.io'));
+    assert.deepEqual(kr.keys, ['quay.io', 'a:b:5000']);
+  });
+  test('#2 junk[::1]:5000 is indexed as [::1]:5000', () => {
+    assert.deepEqual(buildKeyring(configOf('junk[::1]:5000')).keys, ['[::1]:5000']);
+  });
+  test('#2 an IPv4-mapped key is dropped', () => {
+    assert.deepEqual(buildKeyring(configOf('[::ffff:102:304]:5000')).keys, []);
   });
 });

@@ -15,8 +15,11 @@
  * IDNs or normalize IPv4 forms, ends the authority at the first `?` (so a `?`
  * glob can never reach the host), and rejects a `[` anywhere but at the start
  * of the host. So this file carries a small Go-compatible URL splitter instead
- * of using `URL`. It follows current Go (1.25.2+ / 1.26): a bracketed host must
- * be an IPv6 address (netip), and an http(s) host may hold at most one `:`.
+ * of using `URL`. It follows the Go kubelet 1.34.2 is built with (go1.24.9,
+ * `godebug default=go1.24`), not current Go: an IP literal starts at the last
+ * `[` of the host (anything before it is dropped), it must be IPv6 and not
+ * IPv4-mapped, and only the text after the last `:` must be a port (so
+ * `a:b:5000` is a valid host). See docs/kubelet-parity.md.
  *
  * Strings are handled as JavaScript strings where Go handles bytes. Image
  * names are ASCII, so this only matters for non-ASCII keys, which can never
@@ -142,75 +145,95 @@ function isGoIPv4(s: string): boolean {
 }
 
 /**
- * netip.ParseAddr accepting only IPv6 (with optional `%zone`, with an
- * embedded IPv4 tail): what may stand between `[` and `]` in a URL host.
+ * netip.ParseAddr for what may stand between `[` and `]` in a URL host under
+ * Go 1.24.9: the eight 16-bit groups of an IPv6 address (optional `%zone`,
+ * optional embedded IPv4 tail), or `undefined` when ParseAddr fails or gives
+ * IPv4 (`1.2.3.4`, which url.Parse rejects in brackets).
  *
- *   isGoIPv6('::1')              // true
- *   isGoIPv6('fe80::1%en0')      // true
- *   isGoIPv6('::ffff:1.2.3.4')   // true
- *   isGoIPv6('1.2.3.4')          // false (IPv4 may not be bracketed)
- *   isGoIPv6('1:2')              // false (too short, no ::)
+ *   parseGoIPv6('::1')              // [0, 0, 0, 0, 0, 0, 0, 1]
+ *   parseGoIPv6('fe80::1%en0')      // [0xfe80, 0, 0, 0, 0, 0, 0, 1]
+ *   parseGoIPv6('::ffff:1.2.3.4')   // [0, 0, 0, 0, 0, 0xffff, 0x102, 0x304]
+ *   parseGoIPv6('1.2.3.4')          // undefined
+ *   parseGoIPv6('1:2')              // undefined (too short, no ::)
  */
-function isGoIPv6(input: string): boolean {
+function parseGoIPv6(input: string): number[] | undefined {
   // ParseAddr dispatches on the first of '.', ':' or '%'; only ':' leads to IPv6.
   const first = /[.:%]/.exec(input);
-  if (first === null || first[0] !== ':') return false;
+  if (first === null || first[0] !== ':') return undefined;
   let s = input;
   const pct = s.indexOf('%');
   if (pct >= 0) {
-    if (pct === s.length - 1) return false; // empty zone
+    if (pct === s.length - 1) return undefined; // empty zone
     s = s.slice(0, pct);
   }
-  let ellipsis = -1;
+  const groups: number[] = [];
+  let ellipsis = -1; // index in `groups` where `::` stands
   if (s.startsWith('::')) {
     ellipsis = 0;
     s = s.slice(2);
-    if (s === '') return true;
   }
-  let i = 0; // bytes of the address filled so far
-  while (i < 16) {
+  while (s !== '' && groups.length < 8) {
     let off = 0;
     let acc = 0;
     for (; off < s.length; off++) {
       const d = hexValue(s.charCodeAt(off));
       if (d < 0) break;
       acc = acc * 16 + d;
-      if (off > 3 || acc > 0xffff) return false;
+      if (off > 3 || acc > 0xffff) return undefined;
     }
-    if (off === 0) return false;
+    if (off === 0) return undefined;
     if (off < s.length && s[off] === '.') {
-      if ((ellipsis < 0 && i !== 12) || i + 4 > 16) return false;
-      if (!isGoIPv4(s)) return false;
+      if ((ellipsis < 0 && groups.length !== 6) || groups.length + 2 > 8) return undefined;
+      if (!isGoIPv4(s)) return undefined;
+      const [a, b, c, d] = s.split('.').map(Number) as [number, number, number, number];
+      groups.push((a << 8) | b, (c << 8) | d);
       s = '';
-      i += 4;
       break;
     }
-    i += 2;
+    groups.push(acc);
     s = s.slice(off);
     if (s === '') break;
-    if (s[0] !== ':' || s.length === 1) return false;
+    if (s[0] !== ':' || s.length === 1) return undefined;
     s = s.slice(1);
     if (s[0] === ':') {
-      if (ellipsis >= 0) return false;
-      ellipsis = i;
+      if (ellipsis >= 0) return undefined;
+      ellipsis = groups.length;
       s = s.slice(1);
-      if (s === '') break;
     }
   }
-  if (s !== '') return false;
-  return i < 16 ? ellipsis >= 0 : ellipsis < 0;
+  if (s !== '') return undefined;
+  if (groups.length < 8) {
+    if (ellipsis < 0) return undefined;
+    groups.splice(ellipsis, 0, ...new Array<number>(8 - groups.length).fill(0));
+  } else if (ellipsis >= 0) {
+    return undefined;
+  }
+  return groups;
 }
 
-/** url.parseHost for an http(s) URL. */
+/** netip.Addr.Is4In6: `::ffff:a.b.c.d` in any spelling. */
+function isIPv4Mapped(groups: readonly number[]): boolean {
+  return groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff;
+}
+
+/**
+ * url.parseHost for an http(s) URL, as Go 1.24.9 has it (the 1.24.8 security
+ * fix, before Go 1.25.3/1.26 tightened it again):
+ * - if the host holds a `[` anywhere, the IP literal starts at the **last**
+ *   `[` and whatever precedes it is dropped (`junk[::1]:5000` -> `[::1]:5000`);
+ * - the literal must be IPv6, and not IPv4-mapped (`[::ffff:1.2.3.4]` fails);
+ * - otherwise only what follows the **last** `:` must be a port, so
+ *   `a:b:5000` is accepted.
+ */
 function parseGoHost(host: string): string | undefined {
   const open = host.lastIndexOf('[');
-  if (open > 0) return undefined; // "invalid IP-literal"
-  if (open === 0) {
+  if (open >= 0) {
     const close = host.lastIndexOf(']');
-    if (close < 0) return undefined;
+    if (close < 0) return undefined; // "missing ']' in host"
     const colonPort = host.slice(close + 1);
+    // A ']' before the '[' leaves the '[' in colonPort, which is then invalid.
     if (!validOptionalPort(colonPort)) return undefined;
-    const hostname = host.slice(1, close);
+    const hostname = host.slice(open + 1, close);
     const zone = hostname.indexOf('%25');
     let unescaped: string | undefined;
     if (zone >= 0) {
@@ -220,11 +243,12 @@ function parseGoHost(host: string): string | undefined {
     } else {
       unescaped = goUnescape(hostname, 'host');
     }
-    if (unescaped === undefined || !isGoIPv6(unescaped)) return undefined;
+    if (unescaped === undefined) return undefined;
+    const groups = parseGoIPv6(unescaped);
+    if (groups === undefined || isIPv4Mapped(groups)) return undefined; // "invalid IP-literal"
     return `[${unescaped}]${colonPort}`;
   }
-  // http(s) hosts: everything from the first ':' must be a port.
-  const colon = host.indexOf(':');
+  const colon = host.lastIndexOf(':');
   if (colon >= 0 && !validOptionalPort(host.slice(colon))) return undefined;
   return goUnescape(host, 'host');
 }

@@ -3,7 +3,8 @@
  * host's preference vector (`platforms.Only`), keep the index entries that
  * match, stable-sort them by preference and take the first.
  *
- * Sources: containerd/platforms `database.go` (normalization), `compare.go`
+ * Sources: containerd/platforms v1.0.0-rc.2 (the version containerd 2.2
+ * ships) `database.go` (normalization), `compare.go`
  * (preference vector, ordering), `platforms.go` (matcher); containerd
  * `core/images/image.go` `Manifest` (index handling, error text).
  *
@@ -104,6 +105,89 @@ function versionNumber(s: string): number | undefined {
   return atoi(s.startsWith('v') ? s.slice(1) : s);
 }
 
+/**
+ * containerd/platforms v1.0.0-rc.2 (as containerd 2.2 ships it) `arm64variantToVersion`:
+ * for each arm64 variant, the [major, highest minor] pairs it runs, best
+ * first. v9.x also runs v8.(x+5), capped at v8.9.
+ */
+type VersionPairs = ReadonlyArray<readonly [major: number, highestMinor: number]>;
+const ARM64_VARIANT_VERSIONS: ReadonlyMap<string, VersionPairs> = new Map<string, VersionPairs>([
+  ['v8', [[8, 0]]],
+  ['v8.0', [[8, 0]]],
+  ['v8.1', [[8, 1]]],
+  ['v8.2', [[8, 2]]],
+  ['v8.3', [[8, 3]]],
+  ['v8.4', [[8, 4]]],
+  ['v8.5', [[8, 5]]],
+  ['v8.6', [[8, 6]]],
+  ['v8.7', [[8, 7]]],
+  ['v8.8', [[8, 8]]],
+  ['v8.9', [[8, 9]]],
+  [
+    'v9',
+    [
+      [9, 0],
+      [8, 5],
+    ],
+  ],
+  [
+    'v9.0',
+    [
+      [9, 0],
+      [8, 5],
+    ],
+  ],
+  [
+    'v9.1',
+    [
+      [9, 1],
+      [8, 6],
+    ],
+  ],
+  [
+    'v9.2',
+    [
+      [9, 2],
+      [8, 7],
+    ],
+  ],
+  [
+    'v9.3',
+    [
+      [9, 3],
+      [8, 8],
+    ],
+  ],
+  [
+    'v9.4',
+    [
+      [9, 4],
+      [8, 9],
+    ],
+  ],
+  [
+    'v9.5',
+    [
+      [9, 5],
+      [8, 9],
+    ],
+  ],
+  [
+    'v9.6',
+    [
+      [9, 6],
+      [8, 9],
+    ],
+  ],
+  [
+    'v9.7',
+    [
+      [9, 7],
+      [8, 9],
+    ],
+  ],
+]);
+
 /** containerd `platformVector`; entries are normalized when compared, not here. */
 function preferenceVector(p: Platform): Platform[] {
   const { os, architecture } = p;
@@ -126,28 +210,18 @@ function preferenceVector(p: Platform): Platform[] {
       break;
     }
     case 'arm64': {
-      let armVariant = variant === '' ? 'v8' : variant;
-      const dot = armVariant.indexOf('.');
-      let major = versionNumber(dot < 0 ? armVariant : armVariant.slice(0, dot));
-      if (major !== undefined && major >= 8) {
-        let minor = 0;
-        // Upstream reads a minor only from four-character variants such as `v8.2`.
-        const written = dot < 0 ? undefined : atoi(armVariant.slice(dot + 1));
-        if (armVariant.length === 4 && written !== undefined) minor = written;
-        const push = (maj: number, min: number) =>
-          vector.push({ os, architecture, variant: min === 0 ? `v${maj}` : `v${maj}.${min}` });
-        if (major === 9) {
-          for (let m = minor - 1; m >= 0; m--) push(9, m);
-          // v9.x is compatible with v8.(x+5), capped at v8.9.
-          minor = Math.min(minor + 5, 9);
-          major = 8;
-          vector.push({ os, architecture, variant: `v8.${minor}` });
+      // rc.2: the variant is looked up in a table; one outside it (v10, v8.10,
+      // v8.01, v1) gets an empty vector and so matches nothing, not even itself.
+      const versions = ARM64_VARIANT_VERSIONS.get(variant === '' ? 'v8' : variant);
+      vector.length = 0;
+      if (versions === undefined) break;
+      for (const [major, topMinor] of versions) {
+        for (let minor = topMinor; minor >= 0; minor--) {
+          vector.push({ os, architecture, variant: minor === 0 ? `v${major}` : `v${major}.${minor}` });
         }
-        for (let m = minor - 1; m >= 0; m--) push(major, m);
       }
-      // Every arm64 also runs 32-bit arm, from arm/v8 down.
-      if (armVariant.startsWith('v8.') || armVariant.startsWith('v9.')) armVariant = 'v8';
-      vector.push(...preferenceVector({ os, architecture: 'arm', variant: armVariant }));
+      // Every arm64 (all table variants start with v8 or v9) also runs 32-bit arm, from arm/v8 down.
+      vector.push(...preferenceVector({ os, architecture: 'arm', variant: 'v8' }));
       break;
     }
   }

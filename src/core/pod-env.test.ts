@@ -1275,3 +1275,23 @@ describe('containerProcessEnv', () => {
     assert.equal(proc.length, 2 + KUBERNETES_VARS.length);
   });
 });
+
+// Deliberate differences from kubelet 1.34.2, kept on purpose (docs/kubelet-parity.md).
+describe('deliberate differences from kubelet 1.34.2 (issue #13)', () => {
+  test('$ before a non-ASCII character keeps the character (kubernetes#136323 fix; 1.34.2 writes invalid UTF-8)', () => {
+    assert.equal(
+      expandEnvRefs('a$é$😀$(VAR)', (n) => (n === 'VAR' ? 'v' : undefined)),
+      'a$é$😀v',
+    );
+  });
+  test('non-ASCII service names: JavaScript full case mapping (ß -> SS), not Go simple mapping', () => {
+    assert.deepEqual(Object.keys(serviceEnvVars([{ name: 'straße', clusterIP: '10.0.0.1', ports: [] }])), [
+      'STRASSE_SERVICE_HOST',
+    ]);
+  });
+  test('a Service with a cluster IP and no ports: only _SERVICE_HOST (kubelet FromServices panics)', () => {
+    assert.deepEqual(serviceEnvVars([{ name: 'bare', clusterIP: '10.0.0.9', ports: [] }]), {
+      BARE_SERVICE_HOST: '10.0.0.9',
+    });
+  });
+});
