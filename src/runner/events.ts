@@ -121,7 +121,9 @@ export function table(rows: string[][], indent = ''): string[] {
  * @example
  * describeEvents([{ time: '2024-01-01T00:00:00Z', type: 'Normal', reason: 'Started', message: 'Started container c' }],
  *   Date.parse('2024-01-01T00:00:05Z'));
- * // ['Events:', '  Type    Reason   Age   From             Message', '  ----    ------   ----  ----             -------',
+ * // ['Events:',
+ * //  '  Type    Reason   Age   From             Message',
+ * //  '  ----    ------   ----  ----             -------',
  * //  '  Normal  Started  5s    pullkeeper-node  Started container c']
  */
 export function describeEvents(events: PodEvent[], now: number, from = 'pullkeeper-node'): string[] {

@@ -197,16 +197,21 @@ function oneRequest(
     headers[k] = prev === undefined ? v : ([] as string[]).concat(prev, v);
   }
   if (req.host) headers.Host = req.host;
+  // Go's client (kubelet) accepts bare-LF header lines from CGI servers; so does the lenient parser.
   return new Promise((resolve, reject) => {
-    const r = send(url, { method: 'GET', headers, signal, rejectUnauthorized: false, timeout: 0 }, (res) => {
-      let read = 0;
-      res.on('data', (chunk: Buffer) => {
-        read += chunk.length;
-        if (read > MAX_BODY_BYTES) res.destroy();
-      });
-      res.on('close', () => resolve({ status: res.statusCode ?? 0 }));
-      res.on('error', () => resolve({ status: res.statusCode ?? 0 }));
-    });
+    const r = send(
+      url,
+      { method: 'GET', headers, signal, rejectUnauthorized: false, insecureHTTPParser: true },
+      (res) => {
+        let read = 0;
+        res.on('data', (chunk: Buffer) => {
+          read += chunk.length;
+          if (read > MAX_BODY_BYTES) res.destroy();
+        });
+        res.on('close', () => resolve({ status: res.statusCode ?? 0 }));
+        res.on('error', () => resolve({ status: res.statusCode ?? 0 }));
+      },
+    );
     r.on('error', reject);
     r.end();
   });

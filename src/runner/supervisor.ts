@@ -353,12 +353,19 @@ export class PodSupervisor {
         if (preStop && grace > 0) {
           const t0 = Date.now();
           const abort = new AbortController();
-          const timer = setTimeout(() => abort.abort(), grace * 1000);
+          let timedOut = false;
+          const timer = setTimeout(() => {
+            timedOut = true;
+            abort.abort();
+          }, grace * 1000);
           const ok = await Promise.race([this.runHook(l, preStop, abort.signal), exited.then(() => true)]);
           clearTimeout(timer);
           abort.abort();
           timeline.preStopEndedAt = Date.now();
-          if (!ok) await this.event({ ...Events.failedPreStop(), fieldPath });
+          // kubelet: a hook still running at the end of the grace period is only logged; a failure is an event.
+          if (!ok && !timedOut) await this.event({ ...Events.failedPreStop(), fieldPath });
+          if (timedOut)
+            process.stderr.write(`PreStop hook for ${l.plan.name} not completed in grace period\n`);
           grace = graceAfterPreStop(grace, Date.now() - t0);
         } else {
           grace = Math.max(grace, MIN_GRACE_SECONDS);
