@@ -28,9 +28,10 @@ const missingStore: ImageSource = {
 };
 
 export const RUN_USAGE = `Pod commands:
-  pullkeeper-node run POD.yaml [--objects FILE]... [--node-config FILE] [--state-dir DIR] [--json]
+  pullkeeper-node run POD.yaml [--objects FILE]... [--kubeconfig FILE] [--node-config FILE] [--state-dir DIR] [--json]
                                run a Pod (YAML or JSON; ConfigMaps, Secrets, Services and RuntimeClasses
-                               may follow it in the same file or come with --objects)
+                               may follow it in the same file, come with --objects, or be read from the
+                               cluster of --kubeconfig)
   pullkeeper-node stop POD     PreStop, TERM, KILL after the grace period; releases the sandbox
   pullkeeper-node describe POD like kubectl describe pod (events last)
   pullkeeper-node ps [--json]  the pods of this node
@@ -77,7 +78,12 @@ export function makeRunCommands(deps: { imageSource?: ImageSource } = {}): Recor
       const { values, positionals } = parseArgs({
         args: argv,
         allowPositionals: true,
-        options: { ...common, objects: { type: 'string', multiple: true }, json: { type: 'boolean' } },
+        options: {
+          ...common,
+          objects: { type: 'string', multiple: true },
+          kubeconfig: { type: 'string' },
+          json: { type: 'boolean' },
+        },
       });
       if (positionals.length !== 1) {
         io.err('pullkeeper-node run: give exactly one Pod manifest file');
@@ -85,6 +91,16 @@ export function makeRunCommands(deps: { imageSource?: ImageSource } = {}): Recor
       }
       const file = positionals[0]!;
       const manifest = parseManifest(await readFile(file, 'utf8'), file);
+      if (values.kubeconfig && manifest.pod) {
+        // Cluster objects first; objects given in files win by name.
+        const { KubeConfig } = await import('@kubernetes/client-node');
+        const { fetchPodObjects } = await import('../runner/cluster-objects.js');
+        const kc = new KubeConfig();
+        kc.loadFromFile(values.kubeconfig);
+        const fromCluster = await fetchPodObjects(kc, manifest.pod);
+        mergeObjects(fromCluster, manifest.objects);
+        manifest.objects = fromCluster;
+      }
       for (const extra of values.objects ?? []) {
         const more = parseManifest(await readFile(extra, 'utf8'), extra);
         if (more.pod)
