@@ -604,3 +604,69 @@ spec:
     await cli('stop', ['chatty']);
   });
 });
+
+describe('pod lifecycle', () => {
+  test('restartPolicy OnFailure: restart, then BackOff with kubelet message; stop cancels the back-off', async () => {
+    const { res } = await run(`
+apiVersion: v1
+kind: Pod
+metadata: { name: crashy, uid: crash-uid }
+spec:
+  restartPolicy: OnFailure
+  containers: [{ name: c, image: busybox:test, command: [sh, -c, 'echo boom; exit 3'] }]
+`);
+    assert.notEqual(res.phase, 'Failed');
+    const events = join(podDir('crashy'), 'events.jsonl');
+    for (let i = 0; i < 100 && !readFileSync(events, 'utf8').includes('BackOff'); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const backOff = readFileSync(events, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { type: string; reason: string; message: string })
+      .find((e) => e.reason === 'BackOff');
+    assert.deepEqual(backOff && { type: backOff.type, message: backOff.message }, {
+      type: 'Warning',
+      message: 'Back-off restarting failed container c in pod crashy_default(crash-uid)',
+    });
+    const c = status('crashy').containers[0]!;
+    assert.equal(c.restartCount, 1, 'the first restart is immediate, the second waits 10 s');
+    assert.equal(c.reason, 'CrashLoopBackOff');
+    assert.equal(c.exitCode, 3);
+    const stop = await cli('stop', ['crashy']);
+    assert.equal(stop.code, 0, stop.err);
+    assert.equal(status('crashy').phase, 'Failed');
+    assert.equal(status('crashy').cleanedUp, true);
+    assert.match((await cli('logs', ['crashy'])).out, /^boom\nboom$/);
+  });
+
+  test('unsupported fields are reported; a running pod cannot be run twice; unknown pods are errors', async () => {
+    const manifest = `
+apiVersion: v1
+kind: Pod
+metadata: { name: twice }
+spec:
+  restartPolicy: Never
+  volumes: [{ name: data, emptyDir: {} }]
+  containers:
+    - name: c
+      image: busybox:test
+      command: [sh, -c, '${BUSY}']
+      resources: { limits: { memory: 64Mi } }
+`;
+    const first = await run(manifest);
+    assert.equal(first.res.phase, 'Running');
+    const warn = first.res.events.find((e) => e.reason === 'UnsupportedFields');
+    assert.equal(warn?.type, 'Warning');
+    assert.match(warn!.message, /spec\.volumes, spec\.containers\[0\]\.resources/);
+    const file = join(root, 'twice.yaml');
+    writeFileSync(file, manifest);
+    const second = await cli('run', [file]);
+    assert.equal(second.code, 1);
+    assert.match(second.err, /pod default\/twice is already running; stop it first/);
+    await cli('stop', ['twice']);
+    const missing = await cli('describe', ['nope']);
+    assert.equal(missing.code, 1);
+    assert.match(missing.err, /pod default\/nope not found .*pullkeeper-node ps/);
+  });
+});
