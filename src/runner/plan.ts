@@ -5,7 +5,6 @@
  * Everything that can fail before a container starts fails here.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PullkeeperError } from '../core/errors.js';
 import {
@@ -23,6 +22,7 @@ import {
 import { buildOciSpec, containerArgv, parseImageUser } from './bundle.js';
 import { containerFieldPath, Events, type PodEvent } from './events.js';
 import type { ImageSource } from './image-source.js';
+import { allocatePodIP, releasePodIP } from './ipam.js';
 import type { ContainerSpec, LifecycleHandler, PodManifest, PodObjects } from './pod.js';
 import { type NodeRuntimeConfig, probeRuntime, resolveRuntimeHandler } from './runtime-class.js';
 
@@ -86,30 +86,6 @@ export function sandboxNames(namespace: string, name: string, uid: string): { ne
 /** The runc container id of one container of a pod. */
 export function containerId(namespace: string, name: string, uid: string, container: string): string {
   return `pkr-${shortHash(`${namespace}/${name}/${uid}`)}-${container}`;
-}
-
-/** Reserves a free pod IP in the /24 (one file per IP under `<root>/ipam`). */
-export async function allocatePodIP(stateRoot: string, subnet: string, owner: string): Promise<string> {
-  const base = subnet.split('/')[0]!.split('.').slice(0, 3).join('.');
-  const dir = join(stateRoot, 'ipam');
-  await mkdir(dir, { recursive: true });
-  const used = new Set(await readdir(dir));
-  for (let i = 2; i < 255; i++) {
-    const ip = `${base}.${i}`;
-    if (used.has(ip)) continue;
-    try {
-      await writeFile(join(dir, ip), owner, { flag: 'wx' });
-      return ip;
-    } catch {}
-  }
-  throw new PodStartError(`no free pod IP left in ${subnet}; stop some pods (\`pullkeeper-node ps\`)`);
-}
-
-export async function releasePodIP(stateRoot: string, ip: string, owner: string): Promise<void> {
-  const f = join(stateRoot, 'ipam', ip);
-  try {
-    if ((await readFile(f, 'utf8')) === owner) await rm(f, { force: true });
-  } catch {}
 }
 
 function pullSecrets(
