@@ -20,7 +20,7 @@ import type { ImageSource } from './image-source.js';
 import { releasePodIP } from './ipam.js';
 import { type NodeConfig, type PlannedPod, PodStartError, planPod } from './plan.js';
 import type { ParsedManifest } from './pod.js';
-import { listPodDirs, type PodDir, PodDir as PodDirClass, type PodStatus } from './pod-state.js';
+import { listPodDirs, PodDir, type PodStatus } from './pod-state.js';
 import { removeSandboxNet } from './sandbox.js';
 import { PodSupervisor } from './supervisor.js';
 
@@ -76,7 +76,9 @@ export async function cleanupStale(pod: PodDir): Promise<void> {
   }
   const rt = [...plan.runtime.globalArgs, '--root', plan.runtime.root];
   for (const c of plan.containers) {
-    await execFileP(plan.runtime.binary, [...rt, 'delete', '--force', c.id]).catch(() => {});
+    await execFileP(plan.runtime.binary, [...rt, 'delete', '--force', c.id], { timeout: 15_000 }).catch(
+      () => {},
+    );
     await removeBundleMount(bundlePaths(pod.containerDir(c.name)));
   }
   await removeSandboxNet({
@@ -154,7 +156,7 @@ export async function runPod(opts: {
 }): Promise<RunResult> {
   const pod = opts.manifest.pod;
   if (!pod) throw new PodControlError('the manifest has no Pod (kind: Pod); give a Pod manifest');
-  const dir = PodDirClass.of(opts.node.stateRoot, `${pod.metadata.namespace}/${pod.metadata.name}`);
+  const dir = PodDir.of(opts.node.stateRoot, `${pod.metadata.namespace}/${pod.metadata.name}`);
   if (await supervisorAlive(dir)) {
     throw new PodControlError(
       `pod ${pod.metadata.namespace}/${pod.metadata.name} is already running; stop it first (\`pullkeeper-node stop ${pod.metadata.name}\`)`,
@@ -179,7 +181,7 @@ export async function runPod(opts: {
     });
   } catch (err) {
     await Promise.all(events);
-    if (!(err instanceof PodStartError) && !(err instanceof PullkeeperError)) throw err;
+    if (!(err instanceof PullkeeperError)) throw err;
     const status: PodStatus = {
       phase: 'Failed',
       reason: err instanceof PodStartError ? 'PodStartError' : err.name,
@@ -213,7 +215,7 @@ export async function runPod(opts: {
 
 /** `stop`: the kill sequence through the supervisor, or a cleanup of what a dead one left. */
 export async function stopPod(root: string, ref: string, timeoutMs?: number): Promise<PodStatus | undefined> {
-  const dir = PodDirClass.of(root, ref);
+  const dir = PodDir.of(root, ref);
   await dir.readManifest();
   let plan: PlannedPod;
   try {
@@ -287,7 +289,7 @@ export async function serveDaemon(root: string, signal: AbortSignal): Promise<vo
         sock.end(`${JSON.stringify({ ok: false, error: 'expected {"op":"run","key":...}' })}\n`);
         return;
       }
-      const sup = new PodSupervisor(new PodDirClass(root, req.key));
+      const sup = new PodSupervisor(new PodDir(root, req.key));
       hosted.add(sup);
       void sup.done.then(() => hosted.delete(sup));
       sup.start().then(

@@ -259,9 +259,9 @@ async function probeNow(
     const why = firstLine(e.stderr ?? '') || firstLine(e.message);
     return { ok: false, reason: `a test container failed to run: ${why}` };
   } finally {
-    await execFileP(binary, [...globalArgs, '--root', join(dir, 'state'), 'delete', '--force', id]).catch(
-      () => {},
-    );
+    await execFileP(binary, [...globalArgs, '--root', join(dir, 'state'), 'delete', '--force', id], {
+      timeout: 15_000,
+    }).catch(() => {});
     await rm(dir, { recursive: true, force: true }).catch(() => {});
   }
 }

@@ -18,7 +18,7 @@ function ipBatch(
   return new Promise((resolve, reject) => {
     const child = spawn('ip', [...args, '-batch', '-'], {
       stdio: ['pipe', 'ignore', 'pipe'],
-      ...(signal ? { signal } : {}),
+      signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(15_000)]) : AbortSignal.timeout(15_000),
     });
     let err = '';
     child.stderr.on('data', (b: Buffer) => {

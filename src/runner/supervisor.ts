@@ -293,9 +293,9 @@ export class PodSupervisor {
 
   private async containerExited(l: Live, exitCode: number, reason: string): Promise<void> {
     const paths = bundlePaths(this.pod.containerDir(l.plan.name));
-    await execFileP(this.plan.runtime.binary, [...this.runtimeArgs(), 'delete', '--force', l.plan.id]).catch(
-      () => {},
-    );
+    await execFileP(this.plan.runtime.binary, [...this.runtimeArgs(), 'delete', '--force', l.plan.id], {
+      timeout: 15_000,
+    }).catch(() => {});
     await removeBundleMount(paths);
     l.status = {
       name: l.plan.name,

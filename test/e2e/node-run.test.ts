@@ -670,4 +670,53 @@ spec:
     assert.equal(missing.code, 1);
     assert.match(missing.err, /pod default\/nope not found .*pullkeeper-node ps/);
   });
+
+  test('images: defaulted pull policy and the pod pull secrets go to the image source; a missing secret is an event', async () => {
+    const config = JSON.stringify({
+      auths: { 'registry.test:5000': { auth: Buffer.from('u:p').toString('base64') } },
+    });
+    const seen = images.requests.length;
+    const { res } = await run(`
+apiVersion: v1
+kind: Pod
+metadata: { name: pulls }
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 2
+  imagePullSecrets: [{ name: regcred }, { name: absent }]
+  containers:
+    - { name: a, image: busybox, command: [sh, -c, '${BUSY}'] }
+    - { name: b, image: 'busybox:1.36', command: [sh, -c, '${BUSY}'] }
+    - { name: c, image: 'busybox:1.36', imagePullPolicy: Never, command: [sh, -c, '${BUSY}'] }
+---
+apiVersion: v1
+kind: Secret
+metadata: { name: regcred }
+type: kubernetes.io/dockerconfigjson
+data: { .dockerconfigjson: ${Buffer.from(config).toString('base64')} }
+`);
+    assert.equal(res.phase, 'Running');
+    const reqs = images.requests.slice(seen);
+    assert.deepEqual(
+      reqs.map((r) => [r.image, r.policy]),
+      [
+        ['busybox', 'Always'],
+        ['busybox:1.36', 'IfNotPresent'],
+        ['busybox:1.36', 'Never'],
+      ],
+    );
+    assert.equal(reqs[0]!.podSecrets.length, 1);
+    assert.deepEqual(Object.keys(reqs[0]!.podSecrets[0]!.auths ?? {}), ['registry.test:5000']);
+    const warn = res.events.find((e) => e.reason === 'FailedToRetrieveImagePullSecret');
+    assert.equal(
+      warn?.message,
+      'Unable to retrieve some image pull secrets (absent); attempting to pull the image may not succeed.',
+    );
+    assert.deepEqual(
+      res.events.filter((e) => e.reason === 'Started').map((e) => e.fieldPath),
+      ['spec.containers{a}', 'spec.containers{b}', 'spec.containers{c}'],
+    );
+    assert.ok(!JSON.stringify(res.events).includes(Buffer.from('u:p').toString('base64')));
+    await cli('stop', ['pulls']);
+  });
 });
