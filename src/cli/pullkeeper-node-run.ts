@@ -1,0 +1,299 @@
+/**
+ * `pullkeeper-node` pod commands: run, stop, describe, ps, logs (and daemon).
+ * The image store is injected ({@link makeRunCommands}); `runCommands` is the
+ * map the main `pullkeeper-node` CLI dispatches to.
+ */
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { PullkeeperError } from '../core/errors.js';
+import { describeEvents, humanDuration, table } from '../runner/events.js';
+import type { ImageSource } from '../runner/image-source.js';
+import { loadNodeConfig } from '../runner/node-config.js';
+import { mergeObjects, parseManifest } from '../runner/pod.js';
+import { PodDir } from '../runner/pod-state.js';
+import { listPods, runPod, serveDaemon, stopPod } from '../runner/pods.js';
+import type { CliIO } from './io.js';
+
+export type RunCommand = (argv: string[], io: CliIO) => Promise<number>;
+
+/** The pod commands need an image store; until one is wired in, `run` says so. */
+export class ImageStoreMissingError extends PullkeeperError {}
+
+const missingStore: ImageSource = {
+  ensure: () => {
+    throw new ImageStoreMissingError(
+      'no image store is wired into this pullkeeper-node build; build it with the image store (pullkeeper-node pull)',
+    );
+  },
+};
+
+export const RUN_USAGE = `Pod commands:
+  pullkeeper-node run POD.yaml [--objects FILE]... [--kubeconfig FILE] [--node-config FILE] [--state-dir DIR] [--json]
+                               run a Pod (YAML or JSON; ConfigMaps, Secrets, Services and RuntimeClasses
+                               may follow it in the same file, come with --objects, or be read from the
+                               cluster of --kubeconfig)
+  pullkeeper-node stop POD     PreStop, TERM, KILL after the grace period; releases the sandbox
+  pullkeeper-node describe POD like kubectl describe pod (events last)
+  pullkeeper-node ps [--json]  the pods of this node
+  pullkeeper-node logs POD [-c CONTAINER]
+  pullkeeper-node daemon       host pod supervisors in one long-lived process (systemd unit)
+POD is NAME (namespace default) or NAMESPACE/NAME.`;
+
+const common = {
+  'state-dir': { type: 'string' },
+  'node-config': { type: 'string' },
+} as const;
+
+async function nodeConfig(values: { 'state-dir'?: string; 'node-config'?: string }) {
+  return loadNodeConfig(values['node-config'], values['state-dir'] ? { stateDir: values['state-dir'] } : {});
+}
+
+function guard(name: string, fn: RunCommand): RunCommand {
+  return async (argv, io) => {
+    try {
+      return await fn(argv, io);
+    } catch (err) {
+      if (err instanceof PullkeeperError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+        io.err(`pullkeeper-node ${name}: ${(err as Error).message}`);
+        return 1;
+      }
+      throw err;
+    }
+  };
+}
+
+function oneRef(positionals: string[], cmd: string, io: CliIO): string | undefined {
+  if (positionals.length !== 1) {
+    io.err(`pullkeeper-node ${cmd}: give exactly one pod, NAME or NAMESPACE/NAME`);
+    return undefined;
+  }
+  return positionals[0];
+}
+
+/** The command map, with the image store to pull through. */
+export function makeRunCommands(deps: { imageSource?: ImageSource } = {}): Record<string, RunCommand> {
+  const images = deps.imageSource ?? missingStore;
+  return {
+    run: guard('run', async (argv, io) => {
+      const { values, positionals } = parseArgs({
+        args: argv,
+        allowPositionals: true,
+        options: {
+          ...common,
+          objects: { type: 'string', multiple: true },
+          kubeconfig: { type: 'string' },
+          json: { type: 'boolean' },
+        },
+      });
+      if (positionals.length !== 1) {
+        io.err('pullkeeper-node run: give exactly one Pod manifest file');
+        return 2;
+      }
+      const file = positionals[0]!;
+      const manifest = parseManifest(await readFile(file, 'utf8'), file);
+      if (values.kubeconfig && manifest.pod) {
+        // Cluster objects first; objects given in files win by name.
+        const { KubeConfig } = await import('@kubernetes/client-node');
+        const { fetchPodObjects } = await import('../runner/cluster-objects.js');
+        const kc = new KubeConfig();
+        kc.loadFromFile(values.kubeconfig);
+        const fromCluster = await fetchPodObjects(kc, manifest.pod);
+        mergeObjects(fromCluster, manifest.objects);
+        manifest.objects = fromCluster;
+      }
+      for (const extra of values.objects ?? []) {
+        const more = parseManifest(await readFile(extra, 'utf8'), extra);
+        if (more.pod)
+          throw new PodRunArgsError(`${extra}: --objects files hold no Pod; put the Pod in the run argument`);
+        mergeObjects(manifest.objects, more.objects);
+      }
+      const node = await nodeConfig(values);
+      const res = await runPod({ manifest, node, images });
+      const pod = manifest.pod!;
+      if (values.json) {
+        io.out(
+          JSON.stringify(
+            {
+              name: pod.metadata.name,
+              namespace: pod.metadata.namespace,
+              uid: res.plan?.uid,
+              phase: res.status.phase,
+              podIP: res.plan ? res.status.podIP : undefined,
+              runtimeHandler: res.plan?.runtime.handler,
+              runtimeClassName: pod.spec.runtimeClassName,
+              message: res.status.message,
+              containers: res.status.containers,
+              events: res.events,
+            },
+            null,
+            2,
+          ),
+        );
+      } else {
+        const where = res.plan ? ` ip ${res.status.podIP}, runtime ${res.plan.runtime.handler}` : '';
+        io.out(`pod/${pod.metadata.name} ${res.status.phase}${where}`);
+        for (const e of res.events.filter((x) => x.type === 'Warning')) io.out(`  ${e.reason}: ${e.message}`);
+        if (res.status.phase === 'Failed' && res.status.message) io.err(`pullkeeper-node run: ${res.status.message}`);
+      }
+      return res.status.phase === 'Failed' ? 1 : 0;
+    }),
+
+    stop: guard('stop', async (argv, io) => {
+      const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: common });
+      const ref = oneRef(positionals, 'stop', io);
+      if (!ref) return 2;
+      const node = await nodeConfig(values);
+      const status = await stopPod(node.stateRoot, ref);
+      io.out(`pod/${ref} stopped (${status?.phase ?? 'Unknown'})`);
+      return 0;
+    }),
+
+    describe: guard('describe', async (argv, io) => {
+      const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: common });
+      const ref = oneRef(positionals, 'describe', io);
+      if (!ref) return 2;
+      const node = await nodeConfig(values);
+      for (const line of await describePod(node.stateRoot, ref, Date.now())) io.out(line);
+      return 0;
+    }),
+
+    ps: guard('ps', async (argv, io) => {
+      const { values } = parseArgs({ args: argv, options: { ...common, json: { type: 'boolean' } } });
+      const node = await nodeConfig(values);
+      const pods = await listPods(node.stateRoot);
+      if (values.json) {
+        io.out(JSON.stringify(pods, null, 2));
+        return 0;
+      }
+      const now = Date.now();
+      const rows = [['NAMESPACE', 'NAME', 'READY', 'STATUS', 'RESTARTS', 'AGE', 'IP', 'RUNTIME']];
+      for (const p of pods) {
+        rows.push([
+          p.namespace,
+          p.name,
+          p.ready,
+          p.phase,
+          String(p.restarts),
+          p.createdAt ? humanDuration(now - Date.parse(p.createdAt)) : '<unknown>',
+          p.podIP ?? '<none>',
+          p.runtimeHandler ?? '<none>',
+        ]);
+      }
+      for (const line of table(rows)) io.out(line);
+      return 0;
+    }),
+
+    logs: guard('logs', async (argv, io) => {
+      const { values, positionals } = parseArgs({
+        args: argv,
+        allowPositionals: true,
+        options: { ...common, container: { type: 'string', short: 'c' } },
+      });
+      const ref = oneRef(positionals, 'logs', io);
+      if (!ref) return 2;
+      const node = await nodeConfig(values);
+      const dir = PodDir.of(node.stateRoot, ref);
+      const pod = await dir.readManifest();
+      const names = pod.spec.containers.map((c) => c.name);
+      let name = values.container;
+      if (!name) {
+        if (names.length !== 1) {
+          io.err(
+            `pullkeeper-node logs: a container name must be specified for pod ${pod.metadata.name}, choose one of: [${names.join(' ')}]`,
+          );
+          return 1;
+        }
+        name = names[0]!;
+      } else if (!names.includes(name)) {
+        io.err(`pullkeeper-node logs: container ${name} is not valid for pod ${pod.metadata.name}`);
+        return 1;
+      }
+      let text = '';
+      for (const f of [`${dir.logFile(name)}.1`, dir.logFile(name)]) {
+        text += await readFile(f, 'utf8').catch(() => '');
+      }
+      const lines = text.split('\n');
+      if (lines.at(-1) === '') lines.pop();
+      for (const l of lines) io.out(l);
+      return 0;
+    }),
+
+    daemon: guard('daemon', async (argv, io) => {
+      const { values } = parseArgs({ args: argv, options: common });
+      const node = await nodeConfig(values);
+      const ac = new AbortController();
+      for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => ac.abort());
+      io.out(`pullkeeper-node daemon: serving ${node.stateRoot}/daemon.sock`);
+      await serveDaemon(node.stateRoot, ac.signal);
+      return 0;
+    }),
+  };
+}
+
+class PodRunArgsError extends PullkeeperError {}
+
+/** The map `pullkeeper-node` dispatches to (the image store is wired in by the main CLI). */
+export const runCommands: Record<string, RunCommand> = makeRunCommands();
+
+/** `kubectl describe pod`-like text, events last. */
+export async function describePod(root: string, ref: string, now: number): Promise<string[]> {
+  const dir = PodDir.of(root, ref);
+  const pod = await dir.readManifest();
+  const status = await dir.readStatus();
+  let plan: Awaited<ReturnType<PodDir['readPlan']>> | undefined;
+  try {
+    plan = await dir.readPlan();
+  } catch {}
+  const kv = (rows: Array<[string, string]>, indent = ''): string[] =>
+    table(
+      rows.map(([k, v]) => [`${k}:`, v]),
+      indent,
+    );
+  const labels = Object.entries(pod.metadata.labels ?? {}).map(([k, v]) => `${k}=${v}`);
+  const lines = kv([
+    ['Name', pod.metadata.name],
+    ['Namespace', pod.metadata.namespace],
+    ['Runtime Class Name', pod.spec.runtimeClassName ?? '<none>'],
+    ['Runtime Handler', plan?.runtime.handler ?? '<none>'],
+    ['Start Time', status?.startTime ?? '<none>'],
+    ['Labels', labels.length ? labels.join(',') : '<none>'],
+    ['Status', status?.phase ?? 'Unknown'],
+    ['IP', plan ? (status?.podIP ?? '<none>') : '<none>'],
+  ]);
+  if (status?.message) lines.push(...kv([['Message', status.message]]));
+  lines.push('Containers:');
+  for (const c of pod.spec.containers) {
+    const s = status?.containers.find((x) => x.name === c.name);
+    const pc = plan?.containers.find((x) => x.name === c.name);
+    lines.push(`  ${c.name}:`);
+    const state = s?.state === 'running' ? 'Running' : s?.state === 'terminated' ? 'Terminated' : 'Waiting';
+    const rows: Array<[string, string]> = [
+      ['Container ID', pc ? `${plan!.runtime.handler}://${pc.id}` : '<none>'],
+      ['Image', c.image],
+      ['Image ID', pc ? `${pc.imageRef}@${pc.imageDigest}` : '<none>'],
+      ['State', state],
+    ];
+    lines.push(...kv(rows, '    '));
+    const detail: Array<[string, string]> = [];
+    if (s?.reason) detail.push(['Reason', s.reason]);
+    if (s?.exitCode !== undefined) detail.push(['Exit Code', String(s.exitCode)]);
+    if (s?.startedAt) detail.push(['Started', s.startedAt]);
+    if (s?.finishedAt) detail.push(['Finished', s.finishedAt]);
+    lines.push(...kv(detail, '      '));
+    lines.push(
+      ...kv(
+        [
+          ['Ready', s?.ready ? 'True' : 'False'],
+          ['Restart Count', String(s?.restartCount ?? 0)],
+        ],
+        '    ',
+      ),
+    );
+    const hooks = [c.lifecycle?.postStart ? 'PostStart' : '', c.lifecycle?.preStop ? 'PreStop' : ''].filter(
+      Boolean,
+    );
+    if (hooks.length) lines.push(...kv([['Lifecycle Hooks', hooks.join(', ')]], '    '));
+  }
+  lines.push(...describeEvents(await dir.readEvents(), now));
+  return lines;
+}

@@ -1,0 +1,331 @@
+/**
+ * From a Pod manifest to a plan the supervisor can run: RuntimeClass and
+ * handler, images (through an ImageSource), the environment (the core's
+ * pod-env rules), the pod's hostname and IP, and one OCI spec per container.
+ * Everything that can fail before a container starts fails here.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { PullkeeperError } from '../core/errors.js';
+import {
+  buildContainerEnv,
+  containerProcessEnv,
+  type DockerConfig,
+  defaultPullPolicy,
+  expandCommandAndArgs,
+  type PullPolicy,
+  parseDockerConfig,
+  podHostname,
+  selectServicesForPod,
+  serviceEnvVars,
+} from '../core/index.js';
+import { buildOciSpec, containerArgv, parseImageUser } from './bundle.js';
+import { containerFieldPath, Events, type PodEvent } from './events.js';
+import type { ImageSource } from './image-source.js';
+import { allocatePodIP, releasePodIP } from './ipam.js';
+import type { ContainerSpec, LifecycleHandler, PodManifest, PodObjects } from './pod.js';
+import { type NodeRuntimeConfig, probeRuntime, resolveRuntimeHandler } from './runtime-class.js';
+
+/** The pod cannot start; an event with the reason was recorded. */
+export class PodStartError extends PullkeeperError {}
+
+export interface NodeConfig {
+  stateRoot: string;
+  runtimes: NodeRuntimeConfig;
+  nodeName: string;
+  hostIP: string;
+  /** The pod bridge and its /24: the bridge gets `.1`, pods `.2`-`.254`. */
+  bridge: { name: string; subnet: string };
+  clusterDomain: string;
+  /** Per-container log size cap before rotation (kubelet containerLogMaxSize: 10 MiB). */
+  logMaxBytes: number;
+  alwaysPullImages?: boolean;
+}
+
+export interface PlannedContainer {
+  name: string;
+  id: string;
+  image: string;
+  imageRef: string;
+  imageDigest: string;
+  layers: string[];
+  ociSpec: Record<string, unknown>;
+  ports: Array<{ name?: string; containerPort: number }>;
+  lifecycle?: { postStart?: LifecycleHandler; preStop?: LifecycleHandler };
+}
+
+export interface PlannedPod {
+  version: 1;
+  name: string;
+  namespace: string;
+  uid: string;
+  hostname: string;
+  createdAt: string;
+  podIP: string;
+  gateway: string;
+  netns: string;
+  vethHost: string;
+  bridge: string;
+  runtime: { handler: string; binary: string; globalArgs: string[]; root: string; className?: string };
+  terminationGracePeriodSeconds: number;
+  restartPolicy: 'Always' | 'OnFailure' | 'Never';
+  logMaxBytes: number;
+  containers: PlannedContainer[];
+}
+
+function shortHash(s: string): string {
+  return createHash('sha256').update(s).digest('hex').slice(0, 8);
+}
+
+/** Names of the kernel objects of a pod (all `pkr-` prefixed, ≤ 15 characters for links). */
+export function sandboxNames(namespace: string, name: string, uid: string): { netns: string; veth: string } {
+  const h = shortHash(`${namespace}/${name}/${uid}`);
+  return { netns: `pkr-pod-${h}`, veth: `pkr-${h}` };
+}
+
+/** The runc container id of one container of a pod. */
+export function containerId(namespace: string, name: string, uid: string, container: string): string {
+  return `pkr-${shortHash(`${namespace}/${name}/${uid}`)}-${container}`;
+}
+
+function pullSecrets(
+  pod: PodManifest,
+  objects: PodObjects,
+  emit: (e: Omit<PodEvent, 'time'>) => void,
+): DockerConfig[] {
+  const out: DockerConfig[] = [];
+  const missing: string[] = [];
+  for (const ref of pod.spec.imagePullSecrets ?? []) {
+    const s = objects.secrets[ref.name];
+    if (!s) {
+      missing.push(ref.name);
+      continue;
+    }
+    if (s.type === 'kubernetes.io/dockerconfigjson' && s.data['.dockerconfigjson']) {
+      out.push(parseDockerConfig(s.data['.dockerconfigjson'], 'config.json'));
+    } else if (s.type === 'kubernetes.io/dockercfg' && s.data['.dockercfg']) {
+      out.push(parseDockerConfig(s.data['.dockercfg'], 'dockercfg'));
+    }
+  }
+  if (missing.length > 0) {
+    emit({
+      type: 'Warning',
+      reason: 'FailedToRetrieveImagePullSecret',
+      message: `Unable to retrieve some image pull secrets (${missing.join(', ')}); attempting to pull the image may not succeed.`,
+    });
+  }
+  return out;
+}
+
+function secretValues(objects: PodObjects): Record<string, Record<string, string>> {
+  const out: Record<string, Record<string, string>> = {};
+  for (const [k, v] of Object.entries(objects.secrets)) out[k] = v.data;
+  return out;
+}
+
+export interface PlanInput {
+  pod: PodManifest;
+  unsupported: string[];
+  objects: PodObjects;
+  node: NodeConfig;
+  images: ImageSource;
+  emit: (e: Omit<PodEvent, 'time'>) => void;
+  signal?: AbortSignal;
+}
+
+/**
+ * Builds the plan. On a failure that kubelet reports as an event
+ * (FailedCreatePodSandBox, Failed, FailedToRetrieveImagePullSecret...), the
+ * event is emitted and {@link PodStartError} thrown: nothing has been started.
+ */
+export async function planPod(input: PlanInput): Promise<PlannedPod> {
+  const { pod, objects, node, emit } = input;
+  const meta = pod.metadata;
+  const uid = meta.uid ?? randomUUID();
+  if (input.unsupported.length > 0) emit(Events.unsupportedFields(input.unsupported));
+
+  // RuntimeClass -> handler (a lookup failure ends the pod before anything starts).
+  const probes = new Map<string, Awaited<ReturnType<typeof probeRuntime>>>();
+  for (const [name, cfg] of Object.entries(node.runtimes.handlers)) {
+    const wanted = pod.spec.runtimeClassName
+      ? objects.runtimeClasses[pod.spec.runtimeClassName]?.handler
+      : node.runtimes.defaultHandler;
+    if (name === wanted) probes.set(name, await probeRuntime(cfg, node.stateRoot, input.signal));
+  }
+  const resolved = resolveRuntimeHandler(
+    pod.spec.runtimeClassName,
+    objects.runtimeClasses,
+    node.runtimes,
+    (h) => probes.get(h) ?? { ok: false, reason: 'not probed' },
+  );
+  if (!resolved.ok) {
+    emit(Events.failedCreatePodSandBox(resolved.message));
+    throw new PodStartError(resolved.message);
+  }
+
+  let hostname: string;
+  try {
+    hostname = podHostname(
+      {
+        name: meta.name,
+        namespace: meta.namespace,
+        ...(pod.spec.hostname ? { hostname: pod.spec.hostname } : {}),
+        ...(pod.spec.subdomain ? { subdomain: pod.spec.subdomain } : {}),
+        ...(pod.spec.setHostnameAsFQDN ? { setHostnameAsFQDN: true } : {}),
+      },
+      node.clusterDomain,
+    ).hostname;
+  } catch (err) {
+    const message = `Failed to create pod sandbox: ${(err as Error).message}`;
+    emit(Events.failedCreatePodSandBox(message));
+    throw new PodStartError(message, { cause: err });
+  }
+
+  const secrets = pullSecrets(pod, objects, emit);
+  const key = `${meta.namespace}_${meta.name}`;
+  const podIP = await allocatePodIP(node.stateRoot, node.bridge.subnet, key);
+  try {
+    const gateway = `${node.bridge.subnet.split('/')[0]!.split('.').slice(0, 3).join('.')}.1`;
+    const names = sandboxNames(meta.namespace, meta.name, uid);
+    const services = selectServicesForPod({
+      podNamespace: meta.namespace,
+      enableServiceLinks: pod.spec.enableServiceLinks,
+      services: objects.services,
+    });
+    const serviceEnv = serviceEnvVars(services);
+    const containers: PlannedContainer[] = [];
+    for (const c of pod.spec.containers) {
+      containers.push(
+        await planContainer(c, {
+          pod,
+          uid,
+          hostname,
+          podIP,
+          node,
+          objects,
+          serviceEnv,
+          secrets,
+          images: input.images,
+          emit: (e) => emit({ ...e, fieldPath: containerFieldPath(c.name) }),
+          ...(input.signal ? { signal: input.signal } : {}),
+          netnsPath: `/var/run/netns/${names.netns}`,
+        }),
+      );
+    }
+    return {
+      version: 1,
+      name: meta.name,
+      namespace: meta.namespace,
+      uid,
+      hostname,
+      createdAt: new Date().toISOString(),
+      podIP,
+      gateway,
+      netns: names.netns,
+      vethHost: names.veth,
+      bridge: node.bridge.name,
+      runtime: {
+        handler: resolved.handler,
+        binary: resolved.runtime.binary,
+        globalArgs: resolved.runtime.globalArgs ?? [],
+        root: join(node.stateRoot, 'runtime', resolved.handler),
+        ...(resolved.className ? { className: resolved.className } : {}),
+      },
+      terminationGracePeriodSeconds: pod.spec.terminationGracePeriodSeconds,
+      restartPolicy: pod.spec.restartPolicy,
+      logMaxBytes: node.logMaxBytes,
+      containers,
+    };
+  } catch (err) {
+    await releasePodIP(node.stateRoot, podIP, key);
+    throw err;
+  }
+}
+
+async function planContainer(
+  c: ContainerSpec,
+  ctx: {
+    pod: PodManifest;
+    uid: string;
+    hostname: string;
+    podIP: string;
+    node: NodeConfig;
+    objects: PodObjects;
+    serviceEnv: Record<string, string>;
+    secrets: DockerConfig[];
+    images: ImageSource;
+    emit: (e: Omit<PodEvent, 'time'>) => void;
+    signal?: AbortSignal;
+    netnsPath: string;
+  },
+): Promise<PlannedContainer> {
+  const policy: PullPolicy = ctx.node.alwaysPullImages
+    ? 'Always'
+    : (c.imagePullPolicy ?? defaultPullPolicy(c.image));
+  let image: Awaited<ReturnType<ImageSource['ensure']>>;
+  try {
+    image = await ctx.images.ensure({
+      image: c.image,
+      policy,
+      podSecrets: ctx.secrets,
+      onEvent: (e) => ctx.emit(e),
+      ...(ctx.signal ? { signal: ctx.signal } : {}),
+    });
+  } catch (err) {
+    const reason = policy === 'Never' ? 'ErrImageNeverPull' : 'ErrImagePull';
+    ctx.emit(Events.failed(reason));
+    throw new PodStartError(`container ${c.name}: ${(err as Error).message}`, { cause: err });
+  }
+  const meta = ctx.pod.metadata;
+  try {
+    const { env, warnings } = buildContainerEnv({
+      env: (c.env ?? []) as Parameters<typeof buildContainerEnv>[0]['env'],
+      envFrom: c.envFrom ?? [],
+      configMaps: ctx.objects.configMaps,
+      secrets: secretValues(ctx.objects),
+      pod: {
+        name: meta.name,
+        namespace: meta.namespace,
+        uid: ctx.uid,
+        nodeName: ctx.pod.spec.nodeName ?? ctx.node.nodeName,
+        serviceAccountName: ctx.pod.spec.serviceAccountName ?? 'default',
+        hostIP: ctx.node.hostIP,
+        podIP: ctx.podIP,
+        podIPs: [ctx.podIP],
+        ...(meta.labels ? { labels: meta.labels } : {}),
+        ...(meta.annotations ? { annotations: meta.annotations } : {}),
+      },
+      serviceEnv: ctx.serviceEnv,
+    });
+    for (const w of warnings) ctx.emit({ type: 'Warning', ...w });
+    const expanded = expandCommandAndArgs(c.command, c.args, env);
+    const args = containerArgv(expanded, image.config);
+    if (args.length === 0) throw new PodStartError('no command specified');
+    const user = parseImageUser(image.config.User);
+    return {
+      name: c.name,
+      id: containerId(meta.namespace, meta.name, ctx.uid, c.name),
+      image: c.image,
+      imageRef: image.ref,
+      imageDigest: image.digest,
+      layers: image.layers,
+      ociSpec: buildOciSpec({
+        args,
+        env: containerProcessEnv(image.config.Env ?? [], env, ctx.hostname),
+        cwd: c.workingDir || image.config.WorkingDir || '/',
+        ...user,
+        hostname: ctx.hostname,
+        netnsPath: ctx.netnsPath,
+        rootfs: 'rootfs',
+      }),
+      ports: c.ports ?? [],
+      ...(c.lifecycle ? { lifecycle: c.lifecycle } : {}),
+    };
+  } catch (err) {
+    // kubelet: Warning Failed "Error: <err>" with CreateContainerConfigError.
+    ctx.emit(Events.failed((err as Error).message));
+    throw new PodStartError(`container ${c.name}: CreateContainerConfigError: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+}

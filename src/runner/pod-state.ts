@@ -1,0 +1,183 @@
+/**
+ * The state directory of the runner: one small directory per pod, read by
+ * later commands (`stop`, `describe`, `logs`, `ps`).
+ *
+ *   <root>/pods/<namespace>_<name>/
+ *     pod.json         the Pod as parsed (written first by `run`)
+ *     plan.json        what to run (written by `run`, read by the supervisor)
+ *     status.json      phase and container states (written by the supervisor, atomically)
+ *     events.jsonl     one PodEvent per line, appended
+ *     control.sock     the supervisor's control socket (while it lives)
+ *     logs/<c>.log     container output (and <c>.log.1, the previous file, past the size cap)
+ *     containers/<c>/  bundle/ (config.json, rootfs mount), upper/, work/
+ *   <root>/runtime/<handler>/   the OCI runtime's --root
+ *   <root>/ipam/<ip>            one file per pod IP in use
+ *   <root>/handlers.json        cached runtime probes
+ */
+import { appendFile, mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PullkeeperError } from '../core/errors.js';
+import type { PodEvent } from './events.js';
+import type { PlannedPod } from './plan.js';
+import type { PodManifest } from './pod.js';
+
+/** No such pod in the state dir. */
+export class PodNotFoundError extends PullkeeperError {}
+
+export const DEFAULT_STATE_ROOT = '/run/pullkeeper-node';
+
+export type PodPhase = 'Pending' | 'Running' | 'Succeeded' | 'Failed';
+
+/** When each step of a container's last kill sequence happened (ms since epoch). */
+export interface KillTimeline {
+  killingAt: number;
+  preStopEndedAt?: number;
+  termAt?: number;
+  killAt?: number;
+  exitedAt?: number;
+  /** Seconds between TERM and KILL that were granted. */
+  graceSeconds: number;
+}
+
+export interface ContainerStatus {
+  name: string;
+  state: 'waiting' | 'running' | 'terminated';
+  reason?: string;
+  exitCode?: number;
+  startedAt?: string;
+  finishedAt?: string;
+  ready: boolean;
+  restartCount: number;
+  lastKill?: KillTimeline;
+}
+
+export interface PodStatus {
+  phase: PodPhase;
+  reason?: string;
+  message?: string;
+  podIP?: string;
+  startTime?: string;
+  supervisorPid?: number;
+  /** True once the supervisor has released the sandbox (containers deleted, mounts and netns removed). */
+  cleanedUp?: boolean;
+  containers: ContainerStatus[];
+}
+
+/** `ns/name` or `name` (namespace `default`) -> the pod's directory key. */
+export function podKey(ref: string): string {
+  const [a, b] = ref.includes('/') ? ref.split('/', 2) : ['default', ref];
+  return `${a}_${b}`;
+}
+
+export class PodDir {
+  constructor(
+    readonly root: string,
+    readonly key: string,
+  ) {}
+
+  static of(root: string, ref: string): PodDir {
+    return new PodDir(root, podKey(ref));
+  }
+
+  get dir(): string {
+    return join(this.root, 'pods', this.key);
+  }
+  get planFile(): string {
+    return join(this.dir, 'plan.json');
+  }
+  get manifestFile(): string {
+    return join(this.dir, 'pod.json');
+  }
+  get statusFile(): string {
+    return join(this.dir, 'status.json');
+  }
+  get eventsFile(): string {
+    return join(this.dir, 'events.jsonl');
+  }
+  get socket(): string {
+    return join(this.dir, 'control.sock');
+  }
+  logFile(container: string): string {
+    return join(this.dir, 'logs', `${container}.log`);
+  }
+  containerDir(container: string): string {
+    return join(this.dir, 'containers', container);
+  }
+
+  async writePlan(plan: PlannedPod): Promise<void> {
+    await mkdir(join(this.dir, 'logs'), { recursive: true });
+    await atomicWrite(this.planFile, JSON.stringify(plan, null, 2));
+  }
+
+  async writeManifest(pod: PodManifest): Promise<void> {
+    await mkdir(join(this.dir, 'logs'), { recursive: true });
+    await atomicWrite(this.manifestFile, JSON.stringify(pod, null, 2));
+  }
+
+  async readManifest(): Promise<PodManifest> {
+    try {
+      return JSON.parse(await readFile(this.manifestFile, 'utf8')) as PodManifest;
+    } catch (err) {
+      throw new PodNotFoundError(
+        `pod ${this.key.replace('_', '/')} not found in ${this.root}; \`pullkeeper-node ps\` lists the pods`,
+        { cause: err },
+      );
+    }
+  }
+
+  async readPlan(): Promise<PlannedPod> {
+    try {
+      return JSON.parse(await readFile(this.planFile, 'utf8')) as PlannedPod;
+    } catch (err) {
+      throw new PodNotFoundError(
+        `pod ${this.key.replace('_', '/')} not found in ${this.root}; \`pullkeeper-node ps\` lists the pods`,
+        { cause: err },
+      );
+    }
+  }
+
+  async writeStatus(status: PodStatus): Promise<void> {
+    await atomicWrite(this.statusFile, JSON.stringify(status, null, 2));
+  }
+
+  async readStatus(): Promise<PodStatus | undefined> {
+    try {
+      return JSON.parse(await readFile(this.statusFile, 'utf8')) as PodStatus;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async appendEvent(e: PodEvent): Promise<void> {
+    await appendFile(this.eventsFile, `${JSON.stringify(e)}\n`);
+  }
+
+  async readEvents(): Promise<PodEvent[]> {
+    let text: string;
+    try {
+      text = await readFile(this.eventsFile, 'utf8');
+    } catch {
+      return [];
+    }
+    return text
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map((l) => JSON.parse(l) as PodEvent);
+  }
+}
+
+export async function atomicWrite(path: string, data: string): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, data);
+  await rename(tmp, path);
+}
+
+/** Every pod directory under `root`. */
+export async function listPodDirs(root: string): Promise<PodDir[]> {
+  try {
+    const names = await readdir(join(root, 'pods'));
+    return names.sort().map((n) => new PodDir(root, n));
+  } catch {
+    return [];
+  }
+}
