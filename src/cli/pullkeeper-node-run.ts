@@ -133,7 +133,8 @@ export function makeRunCommands(deps: { imageSource?: ImageSource } = {}): Recor
         const where = res.plan ? ` ip ${res.status.podIP}, runtime ${res.plan.runtime.handler}` : '';
         io.out(`pod/${pod.metadata.name} ${res.status.phase}${where}`);
         for (const e of res.events.filter((x) => x.type === 'Warning')) io.out(`  ${e.reason}: ${e.message}`);
-        if (res.status.phase === 'Failed' && res.status.message) io.err(`pullkeeper-node run: ${res.status.message}`);
+        if (res.status.phase === 'Failed' && res.status.message)
+          io.err(`pullkeeper-node run: ${res.status.message}`);
       }
       return res.status.phase === 'Failed' ? 1 : 0;
     }),
