@@ -13,3 +13,4 @@ export * from './keyring.js';
 export * from './platform.js';
 export * from './pod-env.js';
 export * from './pull-policy.js';
+export * from './rotation-plan.js';

@@ -1,0 +1,215 @@
+/**
+ * Cluster access, from a `clusters[]` entry: a kubeconfig file (any auth
+ * client-node understands: tokens, client certificates, exec plugins),
+ * in-cluster config, or the identities a Lambda has: EKS (a presigned STS
+ * GetCallerIdentity, spec-clouds §1), AKS (an Entra ID token for the AKS
+ * server app, §2.1), GKE (a Google access token, §2.2).
+ */
+import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import type { ClusterConfig } from '../config/schema.js';
+import type { SecretResolver } from '../config/secret-ref.js';
+import { PullkeeperError } from '../core/errors.js';
+import { KubeClient, type KubeClientOptions, type KubeConnection } from './client.js';
+import { eksToken } from './eks-token.js';
+
+export class ClusterAccessError extends PullkeeperError {}
+
+/** The AKS AAD server application, the same for every cluster and tenant. */
+export const AKS_SERVER_APP_ID = '6dae42f8-4368-4678-94ff-3960e28e3630';
+const EKS_TOKEN_REFRESH_MS = 10 * 60 * 1000;
+
+function expandHome(p: string): string {
+  return p.startsWith('~/') ? `${homedir()}${p.slice(1)}` : p;
+}
+
+/** Caches a token until `ttlMs` passes. */
+function cachedToken(mint: () => Promise<string>, ttlMs: number): () => Promise<string> {
+  let cur: { value: Promise<string>; at: number } | undefined;
+  return () => {
+    if (!cur || performance.now() - cur.at > ttlMs) {
+      const value = mint();
+      cur = { value, at: performance.now() };
+      value.catch(() => {
+        cur = undefined;
+      });
+    }
+    return cur.value;
+  };
+}
+
+export async function connectionFor(
+  cluster: ClusterConfig,
+  secrets: SecretResolver,
+): Promise<KubeConnection> {
+  if ('kubeconfig' in cluster || 'inCluster' in cluster) {
+    const { KubeConfig } = await import('@kubernetes/client-node');
+    const kc = new KubeConfig();
+    try {
+      if ('inCluster' in cluster) kc.loadFromCluster();
+      else {
+        kc.loadFromFile(expandHome(cluster.kubeconfig));
+        if (cluster.context) kc.setCurrentContext(cluster.context);
+      }
+    } catch (err) {
+      throw new ClusterAccessError(
+        `cluster ${cluster.name}: cannot load ${'inCluster' in cluster ? 'the in-cluster config' : `kubeconfig ${cluster.kubeconfig}`} (${(err as Error).message.split('\n')[0]})`,
+        { cause: err },
+      );
+    }
+    const c = kc.getCurrentCluster();
+    if (!c)
+      throw new ClusterAccessError(`cluster ${cluster.name}: the kubeconfig has no current cluster/context`);
+    // client-node resolves every auth kind (token, cert, exec plugin) into request options.
+    const opts: {
+      ca?: Buffer | string;
+      cert?: Buffer | string;
+      key?: Buffer | string;
+      headers?: Record<string, string>;
+    } = {};
+    await kc.applyToHTTPSOptions(opts as never);
+    const auth = opts.headers?.Authorization ?? opts.headers?.authorization;
+    const headers = { ...opts.headers };
+    delete headers.Authorization;
+    delete headers.authorization;
+    return {
+      server: c.server,
+      ca: opts.ca,
+      cert: opts.cert,
+      key: opts.key,
+      headers,
+      insecureSkipTLSVerify: c.skipTLSVerify,
+      // exec plugins / rotating files: re-apply per request is costly; the token is refreshed every 5 min.
+      token: auth
+        ? cachedToken(
+            async () => {
+              const o: { headers?: Record<string, string> } = {};
+              await kc.applyToHTTPSOptions(o as never);
+              return (o.headers?.Authorization ?? o.headers?.authorization ?? auth).replace(
+                /^Bearer\s+/i,
+                '',
+              );
+            },
+            5 * 60 * 1000,
+          )
+        : undefined,
+    };
+  }
+  const caOf = (data?: string) => (data ? Buffer.from(data, 'base64') : undefined);
+  if ('eks' in cluster) {
+    const e = cluster.eks;
+    let server = e.server;
+    let ca = e.caData;
+    if (!server || !ca) {
+      const { EKSClient, DescribeClusterCommand } = await import('@aws-sdk/client-eks');
+      const eks = new EKSClient({ region: e.region });
+      try {
+        const out = await eks.send(new DescribeClusterCommand({ name: e.cluster }));
+        server ??= out.cluster?.endpoint;
+        ca ??= out.cluster?.certificateAuthority?.data;
+        const status = out.cluster?.status;
+        if (status && status !== 'ACTIVE' && status !== 'UPDATING')
+          throw new ClusterAccessError(`cluster ${cluster.name}: EKS cluster ${e.cluster} is ${status}`);
+      } catch (err) {
+        if (err instanceof ClusterAccessError) throw err;
+        throw new ClusterAccessError(
+          `cluster ${cluster.name}: eks:DescribeCluster ${e.cluster} failed (${(err as Error).name}); grant eks:DescribeCluster or set server and caData`,
+          { cause: err },
+        );
+      } finally {
+        eks.destroy();
+      }
+    }
+    if (!server)
+      throw new ClusterAccessError(`cluster ${cluster.name}: no endpoint for EKS cluster ${e.cluster}`);
+    const creds = e.credentials
+      ? {
+          accessKeyId: await secrets.resolve(e.credentials.accessKeyId),
+          secretAccessKey: await secrets.resolve(e.credentials.secretAccessKey),
+          ...(e.credentials.sessionToken
+            ? { sessionToken: await secrets.resolve(e.credentials.sessionToken) }
+            : {}),
+        }
+      : undefined;
+    return {
+      server,
+      ca: caOf(ca),
+      token: cachedToken(
+        () =>
+          eksToken({ cluster: e.cluster, region: e.region, stsEndpoint: e.stsEndpoint, credentials: creds }),
+        EKS_TOKEN_REFRESH_MS,
+      ),
+    };
+  }
+  if ('aks' in cluster) {
+    const a = cluster.aks;
+    const id = await import('@azure/identity');
+    const authority = a.authorityHost
+      ? { authorityHost: a.authorityHost, disableInstanceDiscovery: true }
+      : {};
+    const c = a.credential;
+    const cred = !c
+      ? new id.DefaultAzureCredential({ tenantId: a.tenantId, ...authority })
+      : 'clientSecret' in c
+        ? new id.ClientSecretCredential(
+            a.tenantId,
+            c.clientId,
+            await secrets.resolve(c.clientSecret),
+            authority,
+          )
+        : 'federatedToken' in c
+          ? new id.ClientAssertionCredential(
+              a.tenantId,
+              c.clientId,
+              () => secrets.resolve(c.federatedToken),
+              authority,
+            )
+          : new id.ManagedIdentityCredential(
+              c.managedIdentity === true ? {} : { clientId: c.managedIdentity.clientId },
+            );
+    return {
+      server: a.server,
+      ca: caOf(a.caData),
+      // @azure/identity caches the token and refreshes it before expiry.
+      token: async () => {
+        const t = await cred.getToken(`${AKS_SERVER_APP_ID}/.default`);
+        if (!t)
+          throw new ClusterAccessError(`cluster ${cluster.name}: no Entra ID token for the AKS server app`);
+        return t.token;
+      },
+    };
+  }
+  const g = cluster.gke;
+  const gal = await import('google-auth-library');
+  const json = g.serviceAccountKey ?? g.credentialConfig;
+  const auth = new gal.GoogleAuth({
+    scopes: [
+      'https://www.googleapis.com/auth/cloud-platform',
+      'https://www.googleapis.com/auth/userinfo.email',
+    ],
+    ...(json ? { credentials: JSON.parse(await secrets.resolve(json)) } : {}),
+  });
+  const client = await auth.getClient();
+  return {
+    server: g.server,
+    ca: caOf(g.caData),
+    token: async () => ((await client.getAccessToken()).token ?? '').replace(/\.+$/, ''),
+  };
+}
+
+export async function kubeClientFor(
+  cluster: ClusterConfig,
+  secrets: SecretResolver,
+  o?: KubeClientOptions,
+): Promise<KubeClient> {
+  return new KubeClient(await connectionFor(cluster, secrets), o);
+}
+
+/** Reads a kubeconfig's server (for messages). */
+export async function kubeconfigServer(path: string): Promise<string | undefined> {
+  try {
+    return /server:\s*(\S+)/.exec(await readFile(expandHome(path), 'utf8'))?.[1];
+  } catch {
+    return undefined;
+  }
+}
