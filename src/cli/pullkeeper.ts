@@ -13,6 +13,7 @@ import { VERSION } from '../version.js';
 import { runDemo } from './demo.js';
 import { type CliIO, processIO } from './io.js';
 import { readCredentialFile } from './pull-secret-file.js';
+import { PUSH_USAGE, pushCommand } from './push-command.js';
 
 const USAGE = `pullkeeper ${VERSION}: keeps private container images pullable
 
@@ -22,6 +23,7 @@ Usage:
                                           which credentials kubelet would try for IMAGE, in order
                                           (FILE: a docker config.json, a .dockercfg, or a Secret manifest;
                                           passwords are never printed)
+${PUSH_USAGE}
   pullkeeper demo                         run the embedded local example
   pullkeeper status                       what this build can do
   pullkeeper version | help`;
@@ -35,6 +37,8 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
         return imageCommand(rest, io);
       case 'creds':
         return await credsCommand(rest, io);
+      case 'push':
+        return await pushCommand(rest, io);
       case 'demo':
         return runDemo(io);
       case 'status':
