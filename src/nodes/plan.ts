@@ -185,7 +185,7 @@ export function planNode(input: PlanInput): NodePlan {
     return {
       action: 'refuse',
       malformed: false,
-      reason: `the kubelet would not read our entries (${shadowed.join(', ')}) from the merged file: it has a case variant of "auths" (e.g. "Auths"); remove it from the node's file`,
+      reason: `the kubelet would not read our entries (${shadowed.join(', ')}) from the merged file: a case variant of "auths" (e.g. "Auths") later in the file overrides them; merge it into "auths" on the node`,
     };
 
   if (existing.kind === 'ok' && JSON.stringify(existing.json) === JSON.stringify(merged.json)) {
