@@ -76,13 +76,11 @@ const configFor = (password: string): PullkeeperConfig =>
   });
 
 // The file the scp baselines copy: what pullkeeper writes on a node without a file.
-let payload = join(h.dir, 'config.json');
-{
-  await pushNodes(configFor('warm-up'), { nodes: [info.nodes[0]!.name] });
-  await writeFile(payload, (await h.nodes!.readFile(info.nodes[0]!.name, '/var/lib/kubelet/config.json'))!, {
-    mode: 0o600,
-  });
-}
+const payload = join(h.dir, 'config.json');
+await pushNodes(configFor('warm-up'), { nodes: [info.nodes[0]!.name] });
+await writeFile(payload, (await h.nodes!.readFile(info.nodes[0]!.name, '/var/lib/kubelet/config.json'))!, {
+  mode: 0o600,
+});
 const sshOpts = [
   '-i',
   key,
@@ -213,4 +211,3 @@ console.log(
 );
 console.log(`target: ${count} nodes under 1 s: pushNodes median ${(m('push') / 1000).toFixed(2)} s`);
 console.log(`load after: ${execFileSync('uptime').toString().trim()}`);
-payload = '';

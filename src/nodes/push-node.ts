@@ -122,17 +122,21 @@ export async function pushToNode(t: NodeTarget, ctx: PushNodeContext): Promise<N
 
     const want = sha256hex(plan.content);
     await writeRemoteAtomic(s, t.name, t.path, plan.content);
-    const back = await readRemote(s, t.path);
+    // The sidecar records the keys of the file just renamed into place, so it is written while the
+    // read-back runs (the server handles the requests in order; this saves round trips).
+    const [back] = await Promise.all([
+      readRemote(s, t.path),
+      writeRemoteAtomic(
+        s,
+        t.name,
+        sidecar,
+        renderSidecar({ version: 1, managedKeys: plan.managedKeys, sha256: want }),
+      ),
+    ]);
     if (!back || sha256hex(back) !== want)
       throw new NodeFileError(
         `read-back of ${t.path} does not match what was written (sha256 ${back ? sha256hex(back).slice(0, 12) : 'missing'} vs ${want.slice(0, 12)}): another writer on the node? rerun`,
       );
-    await writeRemoteAtomic(
-      s,
-      t.name,
-      sidecar,
-      renderSidecar({ version: 1, managedKeys: plan.managedKeys, sha256: want }),
-    );
     const extra: Partial<NodeReportEntry> = {};
     if (ctx.afterWrite) {
       const r = await execRemote(session.client, ctx.afterWrite, {

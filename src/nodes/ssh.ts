@@ -120,7 +120,8 @@ export function openSession(t: SshTarget, opts: ConnectOptions): Promise<NodeSes
       );
     if (opts.signal.aborted) return onAbort();
     opts.signal.addEventListener('abort', onAbort, { once: true });
-    client.once('error', (err: Error & { code?: string; level?: string }) =>
+    // 'on', not 'once': ssh2 can emit more errors after the first (and after ready); unhandled they would crash.
+    client.on('error', (err: Error & { code?: string; level?: string }) =>
       fail(describeConnectError(t, err, presented)),
     );
     client.once('ready', () => {

@@ -234,6 +234,22 @@ describe('node push, 5 harness nodes', { timeout: 180_000 }, () => {
     assert.equal(fixed.nodes[0]!.status, 'written');
   });
 
+  test('per-host timeout: a node whose sshd hangs is reported after nodes.ssh.timeoutMs; the others are written', async () => {
+    const pid = h.nodes!.pids('node-2').sshd!;
+    process.kill(pid, 'SIGSTOP');
+    try {
+      const r = await push(timeoutConfig(1500));
+      const e = byName(r).get('node-2')!;
+      assert.equal(e.status, 'failed');
+      assert.match(e.reason!, /timed out after 1500 ms \(nodes.ssh.timeoutMs\)/);
+      for (const n of ['node-1', 'node-3', 'node-4', 'node-5'])
+        assert.equal(byName(r).get(n)!.status, 'written');
+      assert.equal(await read('node-2'), undefined);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+  });
+
   test('a malformed file is backed up and reported, never replaced unless configured; the drift check writes nothing', async () => {
     const bom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"auths":{}}')]);
     const badAuth = Buffer.from(JSON.stringify({ auths: { 'x.example': { auth: b64('nocolon') } } }));
@@ -413,6 +429,11 @@ describe('node push, 5 harness nodes', { timeout: 180_000 }, () => {
 function makeConfigInputFor(over: { passA?: string }): unknown {
   // The same config as makeConfig, as a file for the CLI (values inline: test-only).
   const cfg = makeConfig(over);
+  return cfg;
+}
+function timeoutConfig(ms: number): PullkeeperConfig {
+  const cfg = makeConfig({});
+  cfg.nodes!.ssh.timeoutMs = ms;
   return cfg;
 }
 function tofuConfig(): PullkeeperConfig {
