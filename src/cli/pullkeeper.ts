@@ -14,6 +14,7 @@ import { runDemo } from './demo.js';
 import { type CliIO, processIO } from './io.js';
 import { configCheckCommand, mintCommand } from './mint-command.js';
 import { readCredentialFile } from './pull-secret-file.js';
+import { PUSH_USAGE, pushCommand } from './push-command.js';
 
 const USAGE = `pullkeeper ${VERSION}: keeps private container images pullable
 
@@ -27,6 +28,7 @@ Usage:
                                           mint and verify each registry's credential; one line per registry
                                           (exit 0 all good, 1 any failed, 2 bad config; secrets never printed)
   pullkeeper config check FILE [--json]   validate a pullkeeper.yaml; every problem names its path
+${PUSH_USAGE}
   pullkeeper demo                         run the embedded local example
   pullkeeper status                       what this build can do
   pullkeeper version | help`;
@@ -48,6 +50,8 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
           'pullkeeper config: the subcommand is `check`, e.g. `pullkeeper config check pullkeeper.yaml`',
         );
         return 2;
+      case 'push':
+        return await pushCommand(rest, io);
       case 'demo':
         return runDemo(io);
       case 'status':

@@ -273,6 +273,25 @@ export const NodesSchema = z.strictObject({
   replaceMalformed: z.boolean().default(false),
   /** Command run after a write (e.g. a runtime reload); off by default. */
   afterWrite: z.string().optional(),
+  /** Per-node settings by node name (both inventories). */
+  overrides: z
+    .record(
+      z.string(),
+      z.strictObject({
+        address: z.string().min(1).optional(),
+        port: z.number().int().min(1).max(65535).optional(),
+        user: z.string().optional(),
+        path: z.string().startsWith('/').optional(),
+      }),
+    )
+    .optional(),
+  /** `pullkeeper push --pre-pull`: the node-side command and how long one pull may take. */
+  prePull: z
+    .strictObject({
+      command: z.string().min(1).default('pullkeeper-node'),
+      timeoutMs: z.number().int().positive().default(300_000),
+    })
+    .prefault({}),
 });
 export type NodesConfig = z.infer<typeof NodesSchema>;
 

@@ -1,0 +1,178 @@
+/**
+ * The node push use case: desired config.json entries from the nodes'
+ * registries, merged into every selected node's file over SSH/SFTP, with
+ * bounded fan-out and an optional canary batch. `check: true` only reports
+ * drift. The CLI (`pullkeeper push`) and the refresh use case call this; a
+ * bootstrap hook calls `pushNode(config, name)` to make one new node ready.
+ */
+import type { PullkeeperConfig } from '../config/schema.js';
+import { createSecretResolver, type SecretResolver } from '../config/secret-ref.js';
+import { credentialsToDockerConfig } from '../core/credentials.js';
+import { PullkeeperError } from '../core/errors.js';
+import { fanout } from '../nodes/fanout.js';
+import {
+  type NodeLister,
+  type NodeTarget,
+  type ResolvedInventory,
+  resolveInventory,
+} from '../nodes/inventory.js';
+import { parseKnownHosts } from '../nodes/known-hosts.js';
+import { type NodeReportEntry, pushToNode } from '../nodes/push-node.js';
+import type { RegistryCredential } from '../providers/types.js';
+import { type MintOptions, type MintReportEntry, mintCredentials } from './mint.js';
+
+export type { NodeReportEntry } from '../nodes/push-node.js';
+
+export class PushError extends PullkeeperError {}
+
+export interface PushOptions {
+  /** Only these nodes (by name); default every node in the inventory. */
+  nodes?: string[];
+  /** Report drift only; write nothing. */
+  check?: boolean;
+  signal?: AbortSignal;
+  /** Already minted credentials (the refresh use case); default: mint nodes.registries here. */
+  credentials?: Map<string, RegistryCredential>;
+  /** The mint report that goes with `credentials`, returned as is. */
+  registries?: MintReportEntry[];
+  /** A Node lister (kubernetes inventory) or a fixed target list, instead of the config's. */
+  inventory?: NodeLister | NodeTarget[];
+  /** Images to pre-pull on every selected node after its file is in place (`pullkeeper-node pull`). */
+  prePull?: string[];
+  secrets?: SecretResolver;
+  /** Passed to mintCredentials when minting here. */
+  mint?: Omit<MintOptions, 'registries' | 'signal' | 'secrets'>;
+  /** Called as each node finishes (progress display). */
+  onNode?: (entry: NodeReportEntry, done: number, total: number) => void;
+}
+
+export interface PushResult {
+  registries: MintReportEntry[];
+  nodes: NodeReportEntry[];
+  /** Set when the canary rule stopped the run. */
+  halted?: string;
+}
+
+export async function pushNodes(config: PullkeeperConfig, opts: PushOptions = {}): Promise<PushResult> {
+  const nodes = config.nodes;
+  if (!nodes)
+    throw new PushError(
+      'the config has no "nodes" section: add one to push node credentials (docs/nodes.md)',
+    );
+  const signal = opts.signal ?? new AbortController().signal;
+  const secrets = opts.secrets ?? createSecretResolver({ signal });
+
+  // Credentials first: nothing is pushed unless every configured registry has a good one.
+  let registries = opts.registries ?? [];
+  let credentials = opts.credentials;
+  if (!credentials) {
+    const minted = await mintCredentials(config, {
+      ...opts.mint,
+      registries: nodes.registries,
+      signal,
+      secrets,
+    });
+    registries = minted.registries;
+    credentials = minted.credentials;
+  }
+
+  let inv: ResolvedInventory;
+  if (Array.isArray(opts.inventory)) inv = { targets: opts.inventory, unaddressable: [] };
+  else
+    inv = await resolveInventory(config, { ...(opts.inventory ? { lister: opts.inventory } : {}), signal });
+
+  if (opts.nodes?.length) {
+    const known = new Set([...inv.targets.map((t) => t.name), ...inv.unaddressable.map((u) => u.name)]);
+    const unknown = opts.nodes.filter((n) => !known.has(n));
+    if (unknown.length)
+      throw new PushError(
+        `unknown node ${unknown.map((u) => `"${u}"`).join(', ')}; the inventory has ${[...known].join(', ') || 'no nodes'}`,
+      );
+    const want = new Set(opts.nodes);
+    inv = {
+      targets: inv.targets.filter((t) => want.has(t.name)),
+      unaddressable: inv.unaddressable.filter((u) => want.has(u.name)),
+    };
+  }
+
+  const failedEntry = (name: string, address: string, reason: string): NodeReportEntry => ({
+    name,
+    address,
+    status: 'failed',
+    reason,
+    ms: 0,
+  });
+  const unaddressable = inv.unaddressable.map((u) => failedEntry(u.name, '', u.reason));
+
+  const missing = nodes.registries.filter((r) => !credentials.has(r));
+  if (missing.length) {
+    const why = missing
+      .map((r) => {
+        const e = registries.find((x) => x.name === r)?.error;
+        return `${r}${e ? ` (${e})` : ''}`;
+      })
+      .join('; ');
+    const reason = `not pushed: no good credential for ${why}; the node keeps its last good file`;
+    return {
+      registries,
+      nodes: [...inv.targets.map((t) => failedEntry(t.name, t.address, reason)), ...unaddressable],
+    };
+  }
+  const desired = credentialsToDockerConfig(nodes.registries.map((r) => credentials.get(r)!));
+  const privateKey = await secrets.resolve(nodes.ssh.privateKey);
+  const knownHosts = parseKnownHosts(nodes.ssh.knownHosts ? await secrets.resolve(nodes.ssh.knownHosts) : '');
+
+  let done = 0;
+  const total = inv.targets.length;
+  const { results, halted } = await fanout(
+    inv.targets,
+    { concurrency: nodes.ssh.concurrency, ...(nodes.canary ? { canary: nodes.canary } : {}), signal },
+    async (t) => {
+      const entry = await pushToNode(t, {
+        desired,
+        privateKey,
+        knownHosts,
+        trustOnFirstUse: nodes.ssh.trustOnFirstUse,
+        timeoutMs: nodes.ssh.timeoutMs,
+        check: opts.check ?? false,
+        replaceMalformed: nodes.replaceMalformed,
+        ...(nodes.afterWrite ? { afterWrite: nodes.afterWrite } : {}),
+        ...(opts.prePull?.length && !opts.check
+          ? {
+              prePull: {
+                images: opts.prePull,
+                command: nodes.prePull.command,
+                timeoutMs: nodes.prePull.timeoutMs,
+              },
+            }
+          : {}),
+        signal,
+      });
+      opts.onNode?.(entry, ++done, total);
+      return entry;
+    },
+    (e) => e.status !== 'failed',
+  );
+  // Array.from, not map: items never attempted are holes in `results`.
+  const entries = Array.from(
+    results,
+    (r, i) =>
+      r ??
+      failedEntry(
+        inv.targets[i]!.name,
+        inv.targets[i]!.address,
+        halted ? `not attempted: ${halted}` : 'not attempted: the run was aborted',
+      ),
+  );
+  return { registries, nodes: [...entries, ...unaddressable], ...(halted ? { halted } : {}) };
+}
+
+/** Makes one node ready now (a bootstrap hook for a new node). */
+export async function pushNode(
+  config: PullkeeperConfig,
+  name: string,
+  opts: Omit<PushOptions, 'nodes'> = {},
+): Promise<NodeReportEntry> {
+  const r = await pushNodes(config, { ...opts, nodes: [name] });
+  return r.nodes[0]!;
+}

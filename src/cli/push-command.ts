@@ -1,0 +1,114 @@
+/**
+ * `pullkeeper push --config FILE [--node NAME]... [--check] [--json] [--pre-pull IMAGE...]`
+ * Exit codes: 0 every node ok, 1 any node failed (or the run failed), 2 bad config or usage.
+ */
+import { parseArgs } from 'node:util';
+import { type PushResult, pushNodes } from '../app/push.js';
+import { ConfigError, loadConfigFile } from '../config/load.js';
+import type { NodeReportEntry } from '../nodes/push-node.js';
+import type { CliIO } from './io.js';
+
+export const PUSH_USAGE = `  pullkeeper push --config FILE [--node NAME]... [--check] [--json] [--pre-pull IMAGE...]
+                                          merge the nodes' registry credentials into each node's config.json over SSH
+                                          (--check: report drift, write nothing; --pre-pull: then pull IMAGE on each node)`;
+
+export interface PushCommandOptions {
+  /** Progress line on stderr (default: when stderr is a TTY). */
+  progress?: boolean;
+  signal?: AbortSignal;
+}
+
+export async function pushCommand(args: string[], io: CliIO, opts: PushCommandOptions = {}): Promise<number> {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(args);
+  } catch (err) {
+    io.err(`pullkeeper push: ${(err as Error).message}\n\nUsage:\n${PUSH_USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  const configPath = values.config ?? process.env.PULLKEEPER_CONFIG;
+  const prePull = [...(values['pre-pull'] ?? []), ...(values['pre-pull']?.length ? positionals : [])];
+  if (!configPath || (positionals.length && !values['pre-pull']?.length)) {
+    io.err(
+      `pullkeeper push: ${configPath ? `unexpected argument "${positionals[0]}"` : 'give --config FILE'}\n\nUsage:\n${PUSH_USAGE}`,
+    );
+    return 2;
+  }
+  if (values.check && prePull.length) {
+    io.err('pullkeeper push: --check writes nothing and pulls nothing; drop --pre-pull or --check');
+    return 2;
+  }
+  let config: Awaited<ReturnType<typeof loadConfigFile>>;
+  try {
+    config = await loadConfigFile(configPath);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      io.err(`pullkeeper push: ${err.message}`);
+      return 2;
+    }
+    throw err;
+  }
+  if (!config.nodes) {
+    io.err(`pullkeeper push: ${configPath} has no "nodes" section; see docs/nodes.md`);
+    return 2;
+  }
+  const tty = opts.progress ?? Boolean(process.stderr.isTTY);
+  const counts = { written: 0, unchanged: 0, drift: 0, failed: 0 };
+  const result: PushResult = await pushNodes(config, {
+    ...(values.node?.length ? { nodes: values.node } : {}),
+    check: values.check ?? false,
+    ...(prePull.length ? { prePull } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    onNode: tty
+      ? (e, done, total) => {
+          counts[e.status]++;
+          process.stderr.write(
+            `\r${done}/${total} nodes: ${counts.written} written, ${counts.unchanged} unchanged, ${counts.drift} drift, ${counts.failed} failed`,
+          );
+          if (done === total) process.stderr.write('\n');
+        }
+      : undefined,
+  });
+  const failed = result.nodes.some((n) => n.status === 'failed');
+  if (values.json) {
+    io.out(JSON.stringify(result, null, 2));
+  } else {
+    for (const r of result.registries.filter((x) => x.status === 'failed'))
+      io.out(`registry ${r.name}: failed: ${r.error ?? ''}`);
+    for (const n of result.nodes) io.out(formatNode(n));
+    if (result.halted) io.out(result.halted);
+    const c = { written: 0, unchanged: 0, drift: 0, failed: 0 };
+    for (const n of result.nodes) c[n.status]++;
+    io.out(
+      `${result.nodes.length} nodes: ${c.written} written, ${c.unchanged} unchanged${values.check ? `, ${c.drift} drift` : ''}, ${c.failed} failed`,
+    );
+  }
+  return failed ? 1 : 0;
+}
+
+function formatNode(n: NodeReportEntry): string {
+  const lines = [
+    `${n.name.padEnd(20)} ${n.address.padEnd(16)} ${n.status.padEnd(9)} ${String(n.ms).padStart(5)} ms${n.reason ? `  ${n.reason}` : ''}`,
+  ];
+  for (const note of n.notes ?? []) lines.push(`  note: ${note}`);
+  for (const p of n.pulls ?? [])
+    lines.push(
+      `  pull ${p.image}: ${p.status}${p.digest ? ` ${p.digest}` : ''}${p.reason ? ` (${p.reason})` : ''}`,
+    );
+  return lines.join('\n');
+}
+
+function parse(args: string[]) {
+  return parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string' },
+      node: { type: 'string', multiple: true },
+      check: { type: 'boolean' },
+      json: { type: 'boolean' },
+      'pre-pull': { type: 'string', multiple: true },
+    },
+  });
+}
