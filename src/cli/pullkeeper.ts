@@ -15,6 +15,7 @@ import { type CliIO, processIO } from './io.js';
 import { configCheckCommand, mintCommand } from './mint-command.js';
 import { readCredentialFile } from './pull-secret-file.js';
 import { PUSH_USAGE, pushCommand } from './push-command.js';
+import { ensureCommand, refreshCommand } from './refresh-command.js';
 
 const USAGE = `pullkeeper ${VERSION}: keeps private container images pullable
 
@@ -28,6 +29,11 @@ Usage:
                                           mint and verify each registry's credential; one line per registry
                                           (exit 0 all good, 1 any failed, 2 bad config; secrets never printed)
   pullkeeper config check FILE [--json]   validate a pullkeeper.yaml; every problem names its path
+  pullkeeper refresh --config FILE [--tenant NAME]... [--dry-run] [--json] [--force]
+                                          mint what is due, write each tenant namespace's pull Secret and
+                                          ServiceAccounts (only what changed); exit 1 if anything failed
+  pullkeeper ensure NAMESPACE --config FILE [--json]
+                                          make one namespace ready now (the CI pre-deploy call)
 ${PUSH_USAGE}
   pullkeeper demo                         run the embedded local example
   pullkeeper status                       what this build can do
@@ -50,6 +56,10 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
           'pullkeeper config: the subcommand is `check`, e.g. `pullkeeper config check pullkeeper.yaml`',
         );
         return 2;
+      case 'refresh':
+        return await refreshCommand(rest, io);
+      case 'ensure':
+        return await ensureCommand(rest, io);
       case 'push':
         return await pushCommand(rest, io);
       case 'demo':
