@@ -74,7 +74,7 @@ export interface RefreshReport {
   requests: number;
   connections: number;
   /** The node push, when run (see src/app/push.ts). */
-  nodes?: unknown[];
+  nodes?: import('./push.js').PushResult['nodes'];
   /** With dryRun: the plan as a diff (`+ create ns/name`, `~ update`, ...). */
   plan?: string[];
 }
@@ -97,6 +97,8 @@ export interface RefreshOptions {
   kube?: (clusterName: string) => Promise<KubeClient>;
   /** Parallel namespace operations. */
   concurrency?: number;
+  /** Push node config too (default: when the config has `nodes` and no tenant/namespace filter is given). */
+  nodes?: boolean;
   /** Called after each tenant (progress on a TTY). */
   onProgress?: (done: number, total: number, tenant: string) => void;
 }
@@ -338,7 +340,12 @@ export async function refresh(config: PullkeeperConfig, opts: RefreshOptions = {
       )
         due.push(t);
     }
-    const registries = [...new Set(due.flatMap((t) => t.registries))];
+    const pushNodesToo = opts.nodes ?? (!!config.nodes && !opts.tenants?.length && !opts.namespaces);
+    if (pushNodesToo && !config.nodes)
+      throw new RefreshError('nodes: true, but the config has no "nodes" section');
+    const registries = [
+      ...new Set([...due.flatMap((t) => t.registries), ...(pushNodesToo ? config.nodes!.registries : [])]),
+    ];
     const minted = registries.length
       ? await mintCredentials(config, { registries, signal, now, cache: opts.cache, secrets, force: false })
       : { registries: [], credentials: new Map(), mintCalls: 0 };
@@ -383,6 +390,20 @@ export async function refresh(config: PullkeeperConfig, opts: RefreshOptions = {
         concurrency: opts.concurrency ?? 32,
       });
       opts.onProgress?.(++done, tenants.length, t.name);
+    }
+
+    // 4. Nodes: the same credentials, merged into each node's config.json (src/app/push.ts).
+    if (pushNodesToo) {
+      const { pushNodes } = await import('./push.js');
+      const names = new Set(config.nodes!.registries);
+      const pushed = await pushNodes(config, {
+        credentials: minted.credentials,
+        registries: minted.registries.filter((r) => names.has(r.name)),
+        check: dryRun,
+        signal,
+        secrets,
+      });
+      report.nodes = pushed.nodes;
     }
   } finally {
     for (const c of clients.values()) {
@@ -612,6 +633,7 @@ async function applyTenant(
 export function refreshFailed(r: RefreshReport): boolean {
   return (
     r.registries.some((x) => x.status === 'failed') ||
+    (r.nodes ?? []).some((n) => n.status === 'failed') ||
     r.tenants.some((t) =>
       t.namespaces.some(
         (n) => n.secret === 'failed' || n.secret === 'conflict' || n.serviceAccounts === 'failed',

@@ -34,8 +34,7 @@ function printReport(r: RefreshReport, io: CliIO): void {
         `  ${n.name.padEnd(30)} secret ${n.secret.padEnd(9)} serviceAccounts ${n.serviceAccounts}${n.reason ? `  (${n.reason})` : ''}`,
       );
   }
-  for (const n of (r.nodes ?? []) as Array<{ name: string; status: string; reason?: string }>)
-    io.out(`node ${n.name}: ${n.status}${n.reason ? ` (${n.reason})` : ''}`);
+  for (const n of r.nodes ?? []) io.out(`node ${n.name}: ${n.status}${n.reason ? ` (${n.reason})` : ''}`);
   io.out(
     `${r.writes} write(s), ${r.requests} request(s) over ${r.connections} connection(s); ${r.mintCalls} mint call(s)`,
   );

@@ -95,7 +95,7 @@ const statuses = (r: RefreshReport) =>
 
 before(async () => {
   process.env.PK_ROT_PASS_A = PASS.a;
-  h = await startHarness({ cluster: true });
+  h = await startHarness({ cluster: true, nodes: 2 });
   for (const n of ['alpha-1', 'alpha-2', 'alpha-3']) await h.cluster!.createNamespace(n, { tenant: 'alpha' });
   for (const n of ['beta-1', 'beta-2']) await h.cluster!.createNamespace(n);
   for (const n of ['alpha-1', 'alpha-2', 'alpha-3']) await h.cluster!.createServiceAccount(n, 'builder');
@@ -287,6 +287,44 @@ describe('rotation with the shipped RBAC', () => {
       'only that namespace was touched',
     );
     await assert.rejects(ensureNamespace(config(), 'kube-system'), /belongs to no configured tenant/);
+  });
+});
+
+describe('one refresh: tenants and nodes', () => {
+  test('the refresh report gains nodes; a second run writes nothing anywhere', async () => {
+    const info = h.nodes!.info;
+    const known = join(dir, 'known_hosts');
+    writeFileSync(known, `${info.nodes.map((n) => n.hostKeyLine).join('\n')}\n`);
+    const c = parseConfig({
+      ...JSON.parse(
+        JSON.stringify(
+          config({
+            tenants: [{ name: 'beta', namespaces: { names: ['beta-1', 'beta-2'] }, registries: ['reg-b'] }],
+          }),
+        ),
+      ),
+      nodes: {
+        inventory: info.nodes.map((n) => ({ name: n.name, address: n.address })),
+        registries: ['reg-b'],
+        ssh: { privateKey: { fromFile: info.clientKey.privateKeyPath }, knownHosts: { fromFile: known } },
+      },
+    });
+    const r = await refresh(c, { cache: new CredentialCache() });
+    assert.equal(refreshFailed(r), false, JSON.stringify(r.nodes));
+    assert.deepEqual(
+      r.nodes?.map((n) => [n.name, n.status]),
+      info.nodes.map((n) => [n.name, 'written']),
+    );
+    const onNode = await h.nodes!.readFile(info.nodes[0]!.name, '/var/lib/kubelet/config.json');
+    assert.deepEqual(Object.keys(parseDockerConfig(String(onNode), 'config.json').auths), [
+      'b.registry.test',
+    ]);
+    const again = await refresh(c, { cache: new CredentialCache() });
+    assert.equal(again.writes, 0);
+    assert.deepEqual(
+      again.nodes?.map((n) => n.status),
+      info.nodes.map(() => 'unchanged'),
+    );
   });
 });
 
