@@ -1,7 +1,4 @@
-import { refreshNotYetAvailable } from '../src/app/status.js';
+import { scheduledRefresh } from '../src/app/scheduled.js';
 
-export const handler = async () => {
-  const report = refreshNotYetAvailable();
-  console.log(JSON.stringify({ level: 'warn', msg: 'refresh', ...report }));
-  return report;
-};
+/** Scheduled refresh: expiry-driven, so most runs mint and write nothing. */
+export const handler = () => scheduledRefresh();

@@ -31,7 +31,7 @@ export interface MintResult {
   registries: MintReportEntry[];
   /** Good credentials by registry name: minted or cached, and verified where verification is on. */
   credentials: Map<string, RegistryCredential>;
-  /** Remote mint calls made in this run (cache hits excluded). */
+  /** Remote token calls made in this run (ecr, acr, gar; cache hits and static reads excluded). */
   mintCalls: number;
 }
 
@@ -100,7 +100,8 @@ export async function mintCredentials(config: PullkeeperConfig, opts: MintOption
         const hit = cache.tokens.get(key);
         if (!opts.force && hit && !needsRefresh(now(), hit.issuedAt, hit.expiresAt, fraction))
           return { entry: hit, fresh: false };
-        mintCalls++;
+        // Remote token calls only: static and dockerconfig credentials are read from their references.
+        if (cfg.kind !== 'static' && cfg.kind !== 'dockerconfig') mintCalls++;
         const issuedAt = now();
         const token = await run();
         const exp = effectiveExpiry(token.reportedExpiresAt, issuedAt, token.documentedLifetimeMs);

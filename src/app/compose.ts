@@ -1,0 +1,114 @@
+/**
+ * The composition root for the functions and the local server: the real use
+ * cases behind the HTTP API, the config from the environment, one metrics
+ * registry and one credential cache per process (warm invocations reuse them).
+ */
+import { configFromEnvOnce } from '../config/load.js';
+import type { PullkeeperConfig } from '../config/schema.js';
+import { createSecretResolver } from '../config/secret-ref.js';
+import type { ApiDeps, ApiUseCases } from '../http/app.js';
+import { kubeClientFor } from '../kube/connect.js';
+import { ensureNamespace, tenantsOfNamespace } from './ensure.js';
+import type { Logger } from './log.js';
+import { createLogger } from './log.js';
+import { Metrics } from './metrics.js';
+import { processCache } from './mint.js';
+import { type RefreshReport, refresh, refreshFailed } from './refresh.js';
+import { lastSeen, statusReport } from './status-report.js';
+
+export const processMetrics = new Metrics();
+
+/** Remembers a report for /v1/status and the metrics. */
+export function recordReport(r: RefreshReport, now = new Date()): void {
+  lastSeen.record(r.registries, r.nodes, now);
+  processMetrics.record(r, now);
+}
+
+/** Log line of a report: counts only, no secrets (the report holds none). */
+export function summarize(r: RefreshReport): Record<string, unknown> {
+  const ns = r.tenants.flatMap((t) => t.namespaces);
+  const count = (k: string) => ns.filter((n) => n.secret === k).length;
+  return {
+    ok: !refreshFailed(r),
+    mintCalls: r.mintCalls,
+    writes: r.writes,
+    registriesFailed: r.registries.filter((x) => x.status === 'failed').map((x) => x.name),
+    namespaces: {
+      created: count('created'),
+      updated: count('updated'),
+      unchanged: count('unchanged'),
+      failed: count('failed'),
+      conflict: count('conflict'),
+    },
+    nodes: r.nodes
+      ? {
+          total: r.nodes.length,
+          failed: r.nodes.filter((n) => n.status === 'failed').length,
+          written: r.nodes.filter((n) => n.status === 'written').length,
+        }
+      : undefined,
+  };
+}
+
+export function apiUseCases(): ApiUseCases {
+  return {
+    tenants: (c) => c.tenants.map((t) => t.name),
+    async refresh(config, req, ctx) {
+      const r = await refresh(config, {
+        tenants: req.tenants,
+        dryRun: req.dryRun,
+        signal: ctx.signal,
+        cache: processCache,
+        ...(req.nodes !== undefined ? { nodes: req.nodes } : {}),
+      });
+      if (!req.dryRun) recordReport(r);
+      ctx.log.info('refresh', summarize(r));
+      return { ok: !refreshFailed(r), report: r };
+    },
+    async tenantsOfNamespace(config, ns, ctx) {
+      const clients = new Map<string, Awaited<ReturnType<typeof kubeClientFor>>>();
+      try {
+        return await tenantsOfNamespace(
+          config,
+          ns,
+          async (name) => {
+            let c = clients.get(name);
+            if (!c) {
+              c = await kubeClientFor(
+                config.clusters.find((x) => x.name === name)!,
+                createSecretResolver({ signal: ctx.signal }),
+              );
+              clients.set(name, c);
+            }
+            return c;
+          },
+          ctx.signal,
+        );
+      } finally {
+        for (const c of clients.values()) c.close();
+      }
+    },
+    async ensure(config, ns, ctx) {
+      const r = await ensureNamespace(config, ns, {
+        signal: ctx.signal,
+        timeoutMs: ctx.timeoutMs,
+        cache: processCache,
+      });
+      ctx.log.info('ensure', { namespace: ns, ready: r.ready, ...summarize(r.refresh) });
+      return { ok: r.ready, report: r };
+    },
+    status: (config, tenants, ctx) => statusReport(config, tenants, { signal: ctx.signal }),
+  };
+}
+
+export function apiDeps(
+  o: { logger?: Logger; exposeMetrics?: boolean; config?: () => Promise<PullkeeperConfig> } = {},
+): ApiDeps {
+  return {
+    config: o.config ?? (() => configFromEnvOnce()),
+    useCases: apiUseCases(),
+    metrics: processMetrics,
+    logger: o.logger ?? createLogger(),
+    exposeMetrics: o.exposeMetrics,
+  };
+}

@@ -1,0 +1,163 @@
+/**
+ * GET /v1/status and the status page: per registry its expiry and last
+ * success, per tenant and namespace the Secret's hash and age, per node the
+ * last push result. Read from the cluster (the Secrets' annotations) and from
+ * what this process last saw; no secret value.
+ */
+import type { PullkeeperConfig } from '../config/schema.js';
+import { createSecretResolver } from '../config/secret-ref.js';
+import {
+  EXPIRES_ANNOTATION,
+  HASH_ANNOTATION,
+  isOurs,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  REFRESH_ANNOTATION,
+} from '../core/rotation-plan.js';
+import type { KubeClient } from '../kube/client.js';
+import { kubeClientFor } from '../kube/connect.js';
+import { listNamespaces, listSecrets } from '../kube/resources.js';
+import type { MintReportEntry } from './mint.js';
+import type { PushResult } from './push.js';
+import { defaultSecretName, tenantNamespaces } from './refresh.js';
+
+export interface StatusNamespace {
+  name: string;
+  /** present: our Secret is there; missing: not yet; foreign: a Secret we do not own has the name. */
+  secret: 'present' | 'missing' | 'foreign';
+  hash?: string;
+  expiresAt?: string;
+  refreshAt?: string;
+}
+export interface StatusReport {
+  time: string;
+  registries: Array<{
+    name: string;
+    kind: string;
+    expiresAt: string | null;
+    secondsToExpiry: number | null;
+    lastSuccess: string | null;
+    lastError?: string;
+  }>;
+  tenants: Array<{ name: string; cluster: string; error?: string; namespaces: StatusNamespace[] }>;
+  nodes: Array<{ name: string; status: string; reason?: string; at: string }>;
+}
+
+/** What this process saw last (a warm function or the local server keeps it). */
+export const lastSeen = {
+  registries: new Map<string, { entry: MintReportEntry; at: Date; lastSuccess?: Date }>(),
+  nodes: new Map<string, { status: string; reason?: string; at: Date }>(),
+  record(registries: MintReportEntry[], nodes: PushResult['nodes'] | undefined, now = new Date()) {
+    for (const r of registries) {
+      const prev = this.registries.get(r.name);
+      this.registries.set(r.name, {
+        entry: r,
+        at: now,
+        lastSuccess: r.status === 'failed' ? prev?.lastSuccess : now,
+      });
+    }
+    for (const n of nodes ?? []) this.nodes.set(n.name, { status: n.status, reason: n.reason, at: now });
+  },
+};
+
+export async function statusReport(
+  config: PullkeeperConfig,
+  tenantNames: string[],
+  o: { signal?: AbortSignal; now?: Date; kube?: (cluster: string) => Promise<KubeClient> } = {},
+): Promise<StatusReport> {
+  const now = o.now ?? new Date();
+  const signal = o.signal ?? AbortSignal.timeout(20_000);
+  const clients = new Map<string, KubeClient>();
+  const kube =
+    o.kube ??
+    (async (name: string) => {
+      let c = clients.get(name);
+      if (!c) {
+        c = await kubeClientFor(
+          config.clusters.find((x) => x.name === name)!,
+          createSecretResolver({ signal }),
+        );
+        clients.set(name, c);
+      }
+      return c;
+    });
+  const tenants = config.tenants.filter((t) => tenantNames.includes(t.name));
+  const out: StatusReport = { time: now.toISOString(), registries: [], tenants: [], nodes: [] };
+  const wantedRegistries = new Set([
+    ...tenants.flatMap((t) => t.registries),
+    ...(config.nodes?.registries ?? []),
+  ]);
+  for (const r of config.registries.filter((x) => wantedRegistries.has(x.name))) {
+    const seen = lastSeen.registries.get(r.name);
+    const exp = seen?.entry.expiresAt ?? null;
+    out.registries.push({
+      name: r.name,
+      kind: r.kind,
+      expiresAt: exp,
+      secondsToExpiry: exp ? Math.round((Date.parse(exp) - now.getTime()) / 1000) : null,
+      lastSuccess: seen?.lastSuccess?.toISOString() ?? null,
+      ...(seen?.entry.status === 'failed' ? { lastError: seen.entry.error } : {}),
+    });
+  }
+  try {
+    const byCluster = new Map<string, typeof tenants>();
+    for (const t of tenants) {
+      const c = t.cluster ?? config.clusters[0]?.name ?? '';
+      byCluster.set(c, [...(byCluster.get(c) ?? []), t]);
+    }
+    for (const [cluster, ts] of byCluster) {
+      try {
+        const k = await kube(cluster);
+        const [namespaces, ours, same] = await Promise.all([
+          listNamespaces(k, signal),
+          listSecrets(k, { labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}` }, signal),
+          Promise.all(
+            [...new Set(ts.map(defaultSecretName))].map((n) =>
+              listSecrets(k, { fieldSelector: `metadata.name=${n}` }, signal),
+            ),
+          ).then((x) => x.flat()),
+        ]);
+        for (const t of ts) {
+          const name = defaultSecretName(t);
+          const nss = tenantNamespaces(t, namespaces).names.sort();
+          out.tenants.push({
+            name: t.name,
+            cluster,
+            namespaces: nss.map((ns): StatusNamespace => {
+              const s = [...ours, ...same].find((x) => x.namespace === ns && x.name === name);
+              if (!s) return { name: ns, secret: 'missing' };
+              if (!isOurs(s, t.name)) return { name: ns, secret: 'foreign' };
+              const refreshAt = s.annotations[REFRESH_ANNOTATION];
+              const expiresAt = s.annotations[EXPIRES_ANNOTATION];
+              return {
+                name: ns,
+                secret: 'present',
+                hash: s.annotations[HASH_ANNOTATION]?.slice(0, 12),
+                ...(expiresAt ? { expiresAt } : {}),
+                ...(refreshAt ? { refreshAt } : {}),
+              };
+            }),
+          });
+        }
+      } catch (err) {
+        for (const t of ts)
+          out.tenants.push({
+            name: t.name,
+            cluster,
+            error: `cluster unreachable (${(err as Error).name})`,
+            namespaces: [],
+          });
+      }
+    }
+  } finally {
+    if (!o.kube) for (const c of clients.values()) c.close();
+  }
+  for (const [name, n] of lastSeen.nodes)
+    out.nodes.push({
+      name,
+      status: n.status,
+      ...(n.reason ? { reason: n.reason } : {}),
+      at: n.at.toISOString(),
+    });
+  return out;
+}
