@@ -278,7 +278,7 @@ export async function refresh(config: PullkeeperConfig, opts: RefreshOptions = {
       else {
         const cl = config.clusters.find((x) => x.name === name);
         if (!cl) throw new RefreshError(`unknown cluster ${name}`);
-        c = await kubeClientFor(cl, secrets, { concurrency: opts.concurrency ?? 32 });
+        c = await kubeClientFor(cl, secrets, config.kubeClient);
       }
       clients.set(name, c);
     }

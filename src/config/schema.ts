@@ -359,6 +359,14 @@ export const PullkeeperConfigSchema = z
     tenants: z.array(TenantSchema).default([]),
     nodes: NodesSchema.optional(),
     api: ApiSchema.optional(),
+    /** Kubernetes client limits (docs/rotation.md explains the defaults). */
+    kubeClient: z
+      .strictObject({
+        qps: z.number().positive().max(10_000).default(1000),
+        burst: z.number().int().positive().max(20_000).default(2000),
+        concurrency: z.number().int().min(1).max(256).default(32),
+      })
+      .default({ qps: 1000, burst: 2000, concurrency: 32 }),
     /** Refresh a credential once this fraction of its lifetime has passed (default 0.5, see docs/providers.md). */
     refreshAtFraction: z.number().gt(0).lt(1).default(0.5),
   })

@@ -5,11 +5,14 @@
  * token-bucket rate limit, bounded concurrency, a timeout and an AbortSignal
  * per request, and retries of throttling and 5xx for safe requests.
  *
- * Rate limit: 50 QPS with a burst of 100 by default. client-go's 5/10 would
- * make a 1,000-namespace rotation take minutes; controller-runtime uses 20/30.
- * pullkeeper is a short batch job every 15 minutes that writes only what
- * changed, so a higher short burst costs the API server less than a long
- * trickle; API Priority and Fairness still protects it (429 + Retry-After is honoured).
+ * Limits (config `kubeClient`, docs/rotation.md): 32 requests in flight and a
+ * token bucket of 1,000 QPS with a burst of 2,000. The in-flight bound is what
+ * normally paces pullkeeper (32 / the API server's latency); the bucket only
+ * caps a runaway loop. client-go's 5/10 would stretch a 1,000-namespace first
+ * rotation (3 writes per namespace) over ten minutes, controller-runtime's 20/30
+ * over two and a half: pullkeeper is a short batch job that writes only what
+ * changed, so a brief burst costs the API server less than a long trickle, and
+ * API Priority and Fairness still protects it (429 + Retry-After is honoured).
  */
 
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
@@ -136,7 +139,7 @@ export class KubeClient {
   constructor(conn: KubeConnection, o: KubeClientOptions = {}) {
     this.#conn = conn;
     this.#url = new URL(conn.server);
-    const concurrency = o.concurrency ?? 16;
+    const concurrency = o.concurrency ?? 32;
     this.#agent =
       this.#url.protocol === 'http:'
         ? new HttpAgent({ keepAlive: true, maxSockets: concurrency })
@@ -161,7 +164,7 @@ export class KubeClient {
       countConnection();
       return origCreate.apply(this.#agent, a);
     };
-    this.#bucket = new TokenBucket(o.qps ?? 50, o.burst ?? 100);
+    this.#bucket = new TokenBucket(o.qps ?? 1000, o.burst ?? 2000);
     this.#sem = new Semaphore(concurrency);
     this.#timeoutMs = o.timeoutMs ?? 15_000;
     this.#ua = o.userAgent ?? 'pullkeeper';
