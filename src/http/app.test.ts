@@ -139,7 +139,18 @@ describe('authentication and authorization', () => {
     const { req, calls } = setup();
     const res = await req('POST', '/v1/refresh', { token: TOKEN_A });
     assert.equal(res.status, 200);
-    assert.deepEqual(calls, [['refresh', { dryRun: false, tenants: ['team-a'] }]]);
+    assert.deepEqual(calls, [['refresh', { dryRun: false, tenants: ['team-a'], nodes: false }]]);
+  });
+  test('node push: only for a caller allowed every tenant', async () => {
+    const { req, calls } = setup();
+    const denied = await req('POST', '/v1/refresh', { token: TOKEN_A, body: '{"nodes":true}' });
+    assert.equal(denied.status, 403);
+    assert.deepEqual(calls, []);
+    assert.equal(
+      (await req('POST', '/v1/refresh', { token: TOKEN_ALL, body: '{"nodes":true}' })).status,
+      200,
+    );
+    assert.deepEqual(calls, [['refresh', { dryRun: false, nodes: true, tenants: ['team-a', 'team-b'] }]]);
   });
   test('ensure of an own namespace reaches the use case with the timeout', async () => {
     const { req, calls } = setup();

@@ -180,9 +180,19 @@ export function createApp(deps?: ApiDeps): Hono<Env> {
         );
       if (asked.length === 0)
         return c.json({ error: 'forbidden', message: 'this caller may refresh no tenant' }, 403);
+      // Node config is fleet-wide: only a caller allowed every tenant pushes it (by default when it names no tenant).
+      const everyTenant = a.principal.tenants === '*';
+      if (parsed.data.nodes && !everyTenant)
+        return c.json(
+          { error: 'forbidden', message: 'pushing node config needs a caller allowed every tenant ("*")' },
+          403,
+        );
+      const nodes =
+        parsed.data.nodes ??
+        (everyTenant && parsed.data.tenants === undefined && a.config.nodes !== undefined);
       const { ok, report } = await uc.refresh(
         a.config,
-        { ...parsed.data, tenants: asked },
+        { ...parsed.data, tenants: asked, nodes },
         ctxOf(c, a.principal),
       );
       if (report && typeof report === 'object') deps.metrics?.record(report as never, new Date());

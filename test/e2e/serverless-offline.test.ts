@@ -43,7 +43,7 @@ async function call(method: string, path: string, o: { token?: string; body?: st
   return { status: res.status, body: text ? JSON.parse(text) : undefined, headers: res.headers };
 }
 
-describe('serverless offline against the harness', { timeout: 240_000 }, () => {
+describe('serverless offline against the harness', { timeout: 480_000 }, () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'pk-offline-'));
     [h, idp] = await Promise.all([
@@ -76,6 +76,8 @@ describe('serverless offline against the harness', { timeout: 240_000 }, () => {
     );
     const known = join(dir, 'known_hosts');
     await writeFile(known, `${h.nodes!.info.nodes.map((n) => n.hostKeyLine).join('\n')}\n`);
+    // serverless offline passes a function only the environment serverless.yml declares: the secret comes from a file.
+    await writeFile(join(dir, 'registry-password'), REG.password, { mode: 0o600 });
     const cfgFile = join(dir, 'pullkeeper.json');
     await writeFile(
       cfgFile,
@@ -87,7 +89,7 @@ describe('serverless offline against the harness', { timeout: 240_000 }, () => {
             kind: 'static',
             server: h.registry!.info.host,
             username: { value: REG.username },
-            password: { fromEnv: 'PK_OFFLINE_REG_PASS' },
+            password: { fromFile: join(dir, 'registry-password') },
           },
         ],
         tenants: [
@@ -108,7 +110,10 @@ describe('serverless offline against the harness', { timeout: 240_000 }, () => {
               {
                 issuer: idp.info.issuer,
                 audience: 'pullkeeper',
-                allow: [{ claims: { repository_id: '424242', ref: 'refs/heads/main' }, tenants: ['team-a'] }],
+                allow: [
+                  { claims: { repository_id: '424242', ref: 'refs/heads/main' }, tenants: ['team-a'] },
+                  { claims: { repository_id: '777' }, tenants: '*' },
+                ],
               },
             ],
           },
@@ -122,7 +127,6 @@ describe('serverless offline against the harness', { timeout: 240_000 }, () => {
       SLS_TELEMETRY_DISABLED: '1',
       SLS_NOTIFICATIONS_MODE: 'off',
       PULLKEEPER_CONFIG: cfgFile,
-      PK_OFFLINE_REG_PASS: REG.password,
     };
     offline = await startService({
       name: 'serverless offline',
@@ -158,6 +162,7 @@ describe('serverless offline against the harness', { timeout: 240_000 }, () => {
   test('a CI OIDC token triggers a refresh: Secrets land in its tenant, config.json on the nodes', async () => {
     const r = await call('POST', '/v1/refresh', { token: await token(), body: '{}' });
     assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.nodes, undefined, 'a tenant-scoped caller does not push node config');
     assert.deepEqual(
       r.body.tenants.map((t: { name: string }) => t.name),
       ['team-a'],
@@ -170,6 +175,16 @@ describe('serverless offline against the harness', { timeout: 240_000 }, () => {
       assert.equal(s.type, 'kubernetes.io/dockerconfigjson');
     }
     await assert.rejects(core.readNamespacedSecret({ namespace: 'team-b-1', name: 'pullkeeper-team-b' }));
+    // The platform pipeline (allowed every tenant) refreshes everything, nodes included.
+    const all = await call('POST', '/v1/refresh', {
+      token: await token({ repository_id: '777' }),
+      body: '{}',
+    });
+    assert.equal(all.status, 200, JSON.stringify(all.body));
+    assert.deepEqual(
+      all.body.nodes.map((n: { status: string }) => n.status),
+      ['written', 'written'],
+    );
     for (const n of h.nodes!.info.nodes) {
       const file = await h.nodes!.readFile(n.name, '/var/lib/kubelet/config.json');
       assert.ok(parseDockerConfig(String(file), 'config.json').auths[h.registry!.info.host]);
@@ -303,7 +318,7 @@ describe('serverless offline against the harness', { timeout: 240_000 }, () => {
       const r = await run(
         process.execPath,
         ['node_modules/serverless/bin/serverless.js', 'invoke', 'local', '-f', 'refresh'],
-        { env, timeoutMs: 180_000 },
+        { env, timeoutMs: 200_000 },
       );
       assert.ok(!r.stdout.includes(REG.password) && !r.stderr.includes(REG.password));
       const i = r.stdout.lastIndexOf('\n{\n');
