@@ -23,7 +23,7 @@ import { defaultSecretName, tenantNamespaces } from './refresh.js';
 
 export interface StatusNamespace {
   name: string;
-  /** present: our Secret is there; missing: not yet; foreign: a Secret we do not own has the name. */
+  /** present: our Secret is there; missing: not yet (or a Secret we do not own holds the name); foreign: another tenant's. */
   secret: 'present' | 'missing' | 'foreign';
   hash?: string;
   expiresAt?: string;
@@ -108,7 +108,7 @@ export async function statusReport(
     for (const [cluster, ts] of byCluster) {
       try {
         const k = await kube(cluster);
-        const [namespaces, ours, same] = await Promise.all([
+        const [namespaces, ours] = await Promise.all([
           listNamespaces(k, signal),
           listSecrets(k, { labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}` }, signal),
           Promise.all(
@@ -124,7 +124,7 @@ export async function statusReport(
             name: t.name,
             cluster,
             namespaces: nss.map((ns): StatusNamespace => {
-              const s = [...ours, ...same].find((x) => x.namespace === ns && x.name === name);
+              const s = ours.find((x) => x.namespace === ns && x.name === name);
               if (!s) return { name: ns, secret: 'missing' };
               if (!isOurs(s, t.name)) return { name: ns, secret: 'foreign' };
               const refreshAt = s.annotations[REFRESH_ANNOTATION];
