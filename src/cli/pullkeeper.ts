@@ -16,6 +16,7 @@ import { configCheckCommand, mintCommand } from './mint-command.js';
 import { readCredentialFile } from './pull-secret-file.js';
 import { PUSH_USAGE, pushCommand } from './push-command.js';
 import { ensureCommand, refreshCommand } from './refresh-command.js';
+import { serveCommand } from './serve-command.js';
 
 const USAGE = `pullkeeper ${VERSION}: keeps private container images pullable
 
@@ -34,6 +35,8 @@ Usage:
                                           ServiceAccounts (only what changed); exit 1 if anything failed
   pullkeeper ensure NAMESPACE --config FILE [--json]
                                           make one namespace ready now (the CI pre-deploy call)
+  pullkeeper serve --config FILE [--port 3700] [--host 127.0.0.1]
+                                          the HTTP API locally, with Prometheus metrics at /metrics
 ${PUSH_USAGE}
   pullkeeper demo                         run the embedded local example
   pullkeeper status                       what this build can do
@@ -60,6 +63,8 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
         return await refreshCommand(rest, io);
       case 'ensure':
         return await ensureCommand(rest, io);
+      case 'serve':
+        return await serveCommand(rest, io);
       case 'push':
         return await pushCommand(rest, io);
       case 'demo':

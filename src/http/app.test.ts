@@ -274,3 +274,50 @@ describe('validation', () => {
     );
   });
 });
+
+describe('metrics route', () => {
+  test('GET /metrics is served only when asked (local server), as Prometheus text after a refresh', async () => {
+    const { Metrics } = await import('../app/metrics.js');
+    const metrics = new Metrics();
+    const useCases: ApiUseCases = {
+      tenants: (c) => c.tenants.map((t) => t.name),
+      refresh: async () => ({
+        ok: true,
+        report: {
+          registries: [
+            {
+              name: 'r',
+              kind: 'static',
+              status: 'minted',
+              expiresAt: new Date(Date.now() + 3600_000).toISOString(),
+            },
+          ],
+          tenants: [{ name: 'team-a', namespaces: [{ name: 'a1', secret: 'created' }] }],
+        },
+      }),
+      tenantsOfNamespace: async () => [],
+      ensure: async () => ({ ok: true, report: {} }),
+      status: async () => ({}),
+    };
+    const local = createApp({
+      config: async () => config,
+      useCases,
+      metrics,
+      exposeMetrics: true,
+      logger: createLogger({ sink: () => undefined }),
+    });
+    await local.request('/v1/refresh', { method: 'POST', headers: { authorization: `Bearer ${TOKEN_ALL}` } });
+    const res = await local.request('/metrics');
+    assert.equal(res.status, 200);
+    const text = await res.text();
+    assert.match(text, /^pullkeeper_rotations_total\{tenant="team-a"\} 1$/m);
+    assert.match(text, /^pullkeeper_credential_expiry_seconds\{registry="r",kind="static"\} \d+$/m);
+    const lambda = createApp({
+      config: async () => config,
+      useCases,
+      metrics,
+      logger: createLogger({ sink: () => undefined }),
+    });
+    assert.equal((await lambda.request('/metrics')).status, 404);
+  });
+});
