@@ -411,16 +411,18 @@ export class ImageStore implements ImageSource {
         this.#opts.onProgress?.({ ...progress });
       }
     };
+    let first: unknown;
     const results = await Promise.allSettled(
       Array.from({ length: Math.min(limit, unique.length) }, worker).map((p) =>
         p.catch((err) => {
+          // The first failure is the reason; the others are its abort.
+          if (first === undefined) first = err;
           abort.abort(err);
           throw err;
         }),
       ),
     );
-    const failed = results.find((r) => r.status === 'rejected');
-    if (failed) throw (failed as PromiseRejectedResult).reason;
+    if (results.some((r) => r.status === 'rejected')) throw first;
   }
 
   async #fetchLayer(
