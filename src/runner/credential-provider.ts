@@ -13,7 +13,14 @@
  */
 import { z } from 'zod';
 import { PullkeeperError } from '../core/errors.js';
-import { buildKeyring, type DockerConfig, normalizeKeyringKey, parseDockerConfig } from '../core/index.js';
+import {
+  buildKeyring,
+  type DockerConfig,
+  normalizeKeyringKey,
+  parseDockerConfig,
+  parseImageRef,
+  urlsMatch,
+} from '../core/index.js';
 
 export const CREDENTIAL_PROVIDER_API_VERSION = 'credentialprovider.kubelet.k8s.io/v1';
 
@@ -125,9 +132,9 @@ function hostOf(key: string): string {
  * matched (the pattern, e.g. `*.azurecr.io` or `quay.io/team`), most specific
  * first as kubelet's keyring orders them.
  *
- * cacheKeyType: `Registry` when every key of that registry host is a bare
- * host (one answer serves the whole registry); `Image` when a key has a path
- * (the answer depends on the repository).
+ * cacheKeyType: `Registry` when no key with a path covers the image's
+ * registry (one answer serves the whole registry); `Image` otherwise (the
+ * answer depends on the repository).
  */
 export function answerProviderRequest(
   req: CredentialProviderRequest,
@@ -146,8 +153,9 @@ export function answerProviderRequest(
     const exp = creds.expiry.get(m.key);
     if (exp !== undefined) earliest = earliest === undefined ? exp : Math.min(earliest, exp);
   }
-  const hosts = new Set(Object.keys(auth).map(hostOf));
-  const pathKey = keyring.keys.some((k) => k.includes('/') && hosts.has(hostOf(k)));
+  // Any key with a path that covers this registry makes the answer repository-specific.
+  const registry = parseImageRef(req.image).domain;
+  const pathKey = keyring.keys.some((k) => k.includes('/') && urlsMatch(hostOf(k), registry));
   const res: CredentialProviderResponse = { ...base, cacheKeyType: pathKey ? 'Image' : 'Registry', auth };
   if (earliest !== undefined) res.cacheDuration = goDuration((earliest - now) / 1000);
   return res;
