@@ -351,6 +351,40 @@ describe('pullkeeper-node pull (registry in token mode)', { timeout: 300_000 }, 
     assert.deepEqual(images.json ?? JSON.parse(images.out), []);
   });
 
+  test('whiteouts and opaque dirs are what overlayfs reads; setuid is dropped', async () => {
+    const img = await buildImage({
+      layers: [
+        {
+          files: [
+            { path: 'a/keep.txt', content: 'keep\n' },
+            { path: 'a/gone.txt', content: 'gone\n' },
+            { path: 'd/old.txt', content: 'old\n' },
+            { path: 'bin/su', content: 'x', mode: 0o4755 },
+          ],
+        },
+        { files: [{ path: 'a/.wh.gone.txt' }, { path: 'd/.wh..wh..opq' }, { path: 'd/new.txt', content: 'new\n' }] },
+      ],
+    });
+    await pushImage(h.registry!, 'team/overlay', 'v1', img, { username: 'node-user', password: PASSWORDS.node });
+    const rootDir = await rootDirWith({ [host]: auth('node-user', PASSWORDS.node) });
+    const r = await cli(['pull', `${host}/team/overlay:v1`, '--state-dir', join(work, 'state-overlay'), '--root-dir', rootDir, '--json']);
+    assert.equal(r.code, 0, r.err);
+    const [lower, upper] = r.json.layers as string[];
+    assert.equal((await stat(join(lower!, 'bin/su'))).mode & 0o7777, 0o755, 'setuid dropped by default');
+    const wh = await stat(join(upper!, 'a/gone.txt'));
+    assert.ok(wh.isCharacterDevice() && wh.rdev === 0, 'a whiteout is a 0:0 character device');
+    const mnt = await mkdtemp(join(work, 'overlay-'));
+    for (const d of ['upper', 'work', 'merged']) await mkdir(join(mnt, d));
+    const merged = join(mnt, 'merged');
+    await execFileP('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${upper}:${lower},upperdir=${mnt}/upper,workdir=${mnt}/work`, merged]);
+    try {
+      assert.deepEqual((await readdir(join(merged, 'a'))).sort(), ['keep.txt']);
+      assert.deepEqual(await readdir(join(merged, 'd')), ['new.txt'], 'the opaque dir hides the lower one');
+    } finally {
+      await execFileP('umount', [merged]);
+    }
+  });
+
   test('images and gc', async () => {
     const state = join(work, 'state-cached');
     const list = JSON.parse((await cli(['images', '--state-dir', state, '--json'])).out) as Array<{
