@@ -362,12 +362,29 @@ describe('pullkeeper-node pull (registry in token mode)', { timeout: 300_000 }, 
             { path: 'bin/su', content: 'x', mode: 0o4755 },
           ],
         },
-        { files: [{ path: 'a/.wh.gone.txt' }, { path: 'd/.wh..wh..opq' }, { path: 'd/new.txt', content: 'new\n' }] },
+        {
+          files: [
+            { path: 'a/.wh.gone.txt' },
+            { path: 'd/.wh..wh..opq' },
+            { path: 'd/new.txt', content: 'new\n' },
+          ],
+        },
       ],
     });
-    await pushImage(h.registry!, 'team/overlay', 'v1', img, { username: 'node-user', password: PASSWORDS.node });
+    await pushImage(h.registry!, 'team/overlay', 'v1', img, {
+      username: 'node-user',
+      password: PASSWORDS.node,
+    });
     const rootDir = await rootDirWith({ [host]: auth('node-user', PASSWORDS.node) });
-    const r = await cli(['pull', `${host}/team/overlay:v1`, '--state-dir', join(work, 'state-overlay'), '--root-dir', rootDir, '--json']);
+    const r = await cli([
+      'pull',
+      `${host}/team/overlay:v1`,
+      '--state-dir',
+      join(work, 'state-overlay'),
+      '--root-dir',
+      rootDir,
+      '--json',
+    ]);
     assert.equal(r.code, 0, r.err);
     const [lower, upper] = r.json.layers as string[];
     assert.equal((await stat(join(lower!, 'bin/su'))).mode & 0o7777, 0o755, 'setuid dropped by default');
@@ -376,7 +393,14 @@ describe('pullkeeper-node pull (registry in token mode)', { timeout: 300_000 }, 
     const mnt = await mkdtemp(join(work, 'overlay-'));
     for (const d of ['upper', 'work', 'merged']) await mkdir(join(mnt, d));
     const merged = join(mnt, 'merged');
-    await execFileP('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${upper}:${lower},upperdir=${mnt}/upper,workdir=${mnt}/work`, merged]);
+    await execFileP('mount', [
+      '-t',
+      'overlay',
+      'overlay',
+      '-o',
+      `lowerdir=${upper}:${lower},upperdir=${mnt}/upper,workdir=${mnt}/work`,
+      merged,
+    ]);
     try {
       assert.deepEqual((await readdir(join(merged, 'a'))).sort(), ['keep.txt']);
       assert.deepEqual(await readdir(join(merged, 'd')), ['new.txt'], 'the opaque dir hides the lower one');

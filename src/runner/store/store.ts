@@ -454,7 +454,11 @@ export class ImageStore implements ImageSource {
       });
       const compression = LAYER_MEDIA_TYPES[l.mediaType];
       const decompress =
-        compression === 'gzip' ? createGunzip() : compression === 'zstd' ? createZstdDecompress() : undefined;
+        compression === 'gzip'
+          ? createGunzip({ chunkSize: 128 * 1024 })
+          : compression === 'zstd'
+            ? createZstdDecompress({ chunkSize: 128 * 1024 })
+            : undefined;
       const stages = [blob, counter, ...(decompress ? [decompress] : []), hasher] as const;
       const tarStream = hasher;
       const piping = pipeline(stages as unknown as [NodeJS.ReadableStream, ...NodeJS.ReadWriteStream[]], {
