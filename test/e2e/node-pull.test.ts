@@ -223,6 +223,25 @@ describe('pullkeeper-node pull (registry in token mode)', { timeout: 300_000 }, 
     );
   });
 
+  test('a 503 from the token server is retried; a missing tag is a clear 404', async () => {
+    await pushed('team/flaky', 'v1', 'flaky');
+    const rootDir = await rootDirWith({ [host]: auth('node-user', PASSWORDS.node) });
+    const base = ['--state-dir', join(work, 'state-flaky'), '--root-dir', rootDir, '--json'];
+    const t = h.registry!.tokenRequests().length;
+    h.registry!.failNext(1, 503);
+    const r = await cli(['pull', `${host}/team/flaky:v1`, ...base]);
+    assert.equal(r.code, 0, r.err);
+    assert.deepEqual(
+      tokensSince(t)
+        .slice(0, 2)
+        .map((x) => x.status),
+      [503, 200],
+    );
+    const missing = await cli(['pull', `${host}/team/flaky:no-such-tag`, ...base]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.json.error.message, /not found \(HTTP 404\); check the image name, tag or digest/);
+  });
+
   test('a multi-arch index: the host platform is chosen', async () => {
     const hostP = hostPlatform();
     const other = hostP.architecture === 'arm64' ? 'linux/amd64' : 'linux/arm64';
