@@ -17,7 +17,7 @@
  *   npm run bench -- pull [--rounds 5]
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -287,5 +287,6 @@ try {
   console.log(`load after: ${execFileSync('uptime').toString().trim()}`);
 } finally {
   await registry.stop();
-  console.log(`scratch: ${root} (remove it when done)`);
+  // After every timed run: removing trees while timing would skew the next run (HARNESS.md).
+  await rm(root, { recursive: true, force: true });
 }
