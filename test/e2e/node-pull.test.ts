@@ -428,6 +428,33 @@ describe('pullkeeper-node pull (registry in token mode)', { timeout: 300_000 }, 
     }
   });
 
+  test('--max-image-bytes bounds each layer and the whole image; nothing is recorded', async () => {
+    // Two 60 kB layers: each fits in 100 kB, together they do not.
+    const img = await buildImage({
+      layers: [
+        { randomBytes: 60_000, seed: 'big-1' },
+        { randomBytes: 60_000, seed: 'big-2' },
+      ],
+    });
+    await pushImage(h.registry!, 'team/big', 'v1', img, { username: 'node-user', password: PASSWORDS.node });
+    const rootDir = await rootDirWith({ [host]: auth('node-user', PASSWORDS.node) });
+    const state = join(work, 'state-big');
+    const args = ['pull', `${host}/team/big:v1`, '--root-dir', rootDir, '--json'];
+    const whole = await cli([...args, '--state-dir', state, '--max-image-bytes', '100000']);
+    assert.equal(whole.code, 1);
+    assert.match(whole.json.error.message, /the image unpacks to 120000 bytes, more than the 100000 allowed/);
+    const layer = await cli([
+      ...args,
+      '--state-dir',
+      join(work, 'state-big-layer'),
+      '--max-image-bytes',
+      '50000',
+    ]);
+    assert.equal(layer.code, 1);
+    assert.match(layer.json.error.message, /the layer unpacks to more than 50000 bytes/);
+    assert.deepEqual(JSON.parse((await cli(['images', '--state-dir', state, '--json'])).out), []);
+  });
+
   test('images and gc', async () => {
     const state = join(work, 'state-cached');
     const list = JSON.parse((await cli(['images', '--state-dir', state, '--json'])).out) as Array<{

@@ -52,7 +52,7 @@ import type {
   PulledImage,
 } from '../image-source.js';
 import { type ImageRecord, readIndex, recordKey, updateIndex } from './image-index.js';
-import { checkAcrossLayers, type UnpackReport, unpackLayer } from './unpack.js';
+import { checkAcrossLayers, LayerTooLargeError, type UnpackReport, unpackLayer } from './unpack.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/pullkeeper';
 export const DEFAULT_MAX_IMAGE_BYTES = 16 * 1024 ** 3;
@@ -346,12 +346,16 @@ export class ImageStore implements ImageSource {
     }
     await this.#fetchLayers(client, ref.path, manifest.layers, diffIds, signal);
     // Cross-layer rules need every layer present (cached ones included: they may be shared).
-    const metas = await Promise.all(
-      diffIds.map(async (d) => ({
-        dir: this.layerRoot(d),
-        implicitDirs: (await this.#layerMeta(d)).implicitDirs,
-      })),
-    );
+    const reports = await Promise.all(diffIds.map((d) => this.#layerMeta(d)));
+    const metas = diffIds.map((d, i) => ({ dir: this.layerRoot(d), implicitDirs: reports[i]!.implicitDirs }));
+    const total = reports.reduce((a, r) => a + r.fileBytes, 0);
+    const max = this.#opts.maxImageBytes ?? DEFAULT_MAX_IMAGE_BYTES;
+    if (total > max) {
+      throw new LayerTooLargeError(
+        `${what}: the image unpacks to ${total} bytes, more than the ${max} allowed; raise --max-image-bytes ` +
+          'if it is legitimately this large',
+      );
+    }
     checkAcrossLayers(metas);
     await this.#storeBlob(m.digest, m.bytes);
     await this.#storeBlob(manifest.config.digest, configBytes);
