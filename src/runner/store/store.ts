@@ -20,6 +20,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip, createZstdDecompress } from 'node:zlib';
 import { PullkeeperError } from '../../core/errors.js';
 import {
+  applyDefaultImageTag,
   type DockerConfig,
   decidePull,
   formatImageRef,
@@ -188,7 +189,20 @@ export class ImageStore implements ImageSource {
 
   async ensure(req: EnsureImageRequest): Promise<PulledImage> {
     const emit = (e: ImageEvent) => req.onEvent?.(e);
-    const ref = parseImageRef(req.image);
+    let ref: ImageRef;
+    try {
+      applyDefaultImageTag(req.image);
+      ref = parseImageRef(req.image);
+    } catch (err) {
+      // kubelet: event InspectFailed, waiting reason InvalidImageName.
+      const detail = err instanceof Error ? err.message : String(err);
+      emit({
+        type: 'Warning',
+        reason: 'InspectFailed',
+        message: `Failed to apply default image tag ${goQuote(req.image)}: ${detail}`,
+      });
+      throw err;
+    }
     const present = req.policy === 'Always' ? undefined : await this.lookup(ref);
     const decision = decidePull(req.policy, present !== undefined, req.image);
     if (decision.action === 'fail') {
