@@ -23,7 +23,7 @@ fi
 
 [[ $want == demo ]] && exit 0
 
-debs=(docker-registry openssh-server openssh-client pssh runc crun iproute2 busybox-static skopeo umoci apache2-utils jq hyperfine openssl)
+debs=(docker-registry openssh-server openssh-client pssh runc crun attr iproute2 busybox-static skopeo umoci apache2-utils jq hyperfine openssl)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

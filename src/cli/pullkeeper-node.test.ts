@@ -1,0 +1,73 @@
+import assert from 'node:assert/strict';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { bufferIO } from './io.js';
+import { commands, EXIT, main, type NodeCliIO } from './pullkeeper-node.js';
+
+async function run(args: string[], stdin?: string) {
+  const io: NodeCliIO & { stdout: string[]; stderr: string[] } = bufferIO();
+  if (stdin !== undefined) io.readStdin = async () => stdin;
+  const code = await main(args, io);
+  return { code, out: io.stdout.join('\n'), err: io.stderr.join('\n') };
+}
+
+describe('pullkeeper-node CLI (no registry needed)', () => {
+  it('has a plain command table', () => {
+    for (const name of ['pull', 'images', 'gc', 'credential-provider', 'help', 'version']) {
+      assert.equal(typeof commands[name], 'function', name);
+    }
+  });
+  it('help and unknown commands', async () => {
+    assert.match((await run(['--help'])).out, /pullkeeper-node pull IMAGE/);
+    const bad = await run(['frobnicate']);
+    assert.equal(bad.code, EXIT.usage);
+    assert.match(bad.err, /unknown command "frobnicate"/);
+    assert.equal((await run(['toString'])).code, EXIT.usage, 'no prototype lookups');
+  });
+  it('usage errors exit 2', async () => {
+    assert.equal((await run(['pull'])).code, EXIT.usage);
+    assert.equal((await run(['pull', 'busybox', '--policy', 'Sometimes'])).code, EXIT.usage);
+    assert.equal((await run(['pull', 'busybox', '--no-such-flag'])).code, EXIT.usage);
+  });
+  it("an invalid image name exits 4 with kubelet's reason", async () => {
+    const state = await mkdtemp(join(tmpdir(), 'pk-node-cli-'));
+    const r = await run(['pull', 'Busybox', '--state-dir', state, '--json']);
+    assert.equal(r.code, EXIT.invalidImage);
+    const j = JSON.parse(r.out);
+    assert.equal(j.error.reason, 'InvalidImageName');
+    assert.match(j.error.message, /must be lowercase/);
+  });
+  it('Never on an empty store exits 3 without touching the network', async () => {
+    const state = await mkdtemp(join(tmpdir(), 'pk-node-cli-'));
+    const r = await run([
+      'pull',
+      'registry.invalid/app:v1',
+      '--policy',
+      'Never',
+      '--state-dir',
+      state,
+      '--json',
+    ]);
+    assert.equal(r.code, EXIT.neverPull);
+    assert.equal(
+      JSON.parse(r.out).error.message,
+      'Container image "registry.invalid/app:v1" is not present with pull policy of Never',
+    );
+  });
+  it('credential-provider answers from the file named by --credentials', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pk-node-cli-'));
+    const missing = await run(
+      ['credential-provider', '--credentials', join(dir, 'absent.json')],
+      JSON.stringify({
+        apiVersion: 'credentialprovider.kubelet.k8s.io/v1',
+        kind: 'CredentialProviderRequest',
+        image: 'quay.io/a/b',
+      }),
+    );
+    assert.equal(missing.code, 0);
+    assert.deepEqual(JSON.parse(missing.out).auth, {});
+    assert.match(missing.err, /does not exist/);
+  });
+});

@@ -1,0 +1,285 @@
+/**
+ * `pullkeeper-node`: the node side. Commands are a plain table of
+ * name -> handler so more (run, stop, describe, ps, logs) slot in beside.
+ * Returns the exit code; no side effects on import.
+ *
+ * Exit codes: 0 ok; 1 the operation failed (ErrImagePull, digest mismatch,
+ * unsafe layer, registry unreachable); 2 usage error; 3 ErrImageNeverPull
+ * (absent with policy Never); 4 InvalidImageName.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { PullkeeperError } from '../core/errors.js';
+import {
+  DEFAULT_KUBELET_ROOT_DIR,
+  type DockerConfig,
+  defaultPullPolicy,
+  InvalidImageRefError,
+  type PullPolicy,
+} from '../core/index.js';
+import {
+  answerProviderRequest,
+  parseProviderCredentials,
+  parseProviderRequest,
+} from '../runner/credential-provider.js';
+import type { ImageEvent } from '../runner/image-source.js';
+import {
+  DEFAULT_STATE_DIR,
+  ImageNeverPullError,
+  ImageStore,
+  type PullProgress,
+} from '../runner/store/store.js';
+import { VERSION } from '../version.js';
+import { type CliIO, processIO } from './io.js';
+import { readCredentialFile } from './pull-secret-file.js';
+
+/** CliIO plus what the node commands need from a terminal. */
+export interface NodeCliIO extends CliIO {
+  /** A progress line that replaces the previous one (only given on a TTY). */
+  progress?: (line: string) => void;
+  /** The whole of stdin (credential-provider). */
+  readStdin?: () => Promise<string>;
+}
+
+export const EXIT = { ok: 0, failed: 1, usage: 2, neverPull: 3, invalidImage: 4 } as const;
+
+export const nodeProcessIO: NodeCliIO = {
+  ...processIO,
+  ...(process.stderr.isTTY ? { progress: (line: string) => process.stderr.write(`\r\x1b[K${line}`) } : {}),
+  readStdin: async () => {
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin) chunks.push(c as Buffer);
+    return Buffer.concat(chunks).toString('utf8');
+  },
+};
+
+export type NodeCommand = (args: string[], io: NodeCliIO) => Promise<number>;
+
+const USAGE = `pullkeeper-node ${VERSION}: pulls images exactly as kubelet chooses credentials
+
+Usage:
+  pullkeeper-node pull IMAGE [--secret FILE]... [--policy Always|IfNotPresent|Never] [--state-dir DIR]
+                  [--root-dir DIR] [--json] [--always-pull-images] [--verify-cached-credentials]
+                  [--insecure-registry HOST]... [--concurrency N] [--max-image-bytes N] [--keep-setuid]
+      FILE: a Secret manifest (kubernetes.io/dockerconfigjson or dockercfg), a config.json or a .dockercfg,
+      in the pod's imagePullSecrets order. Node credentials: kubelet's search order under --root-dir.
+  pullkeeper-node images [--state-dir DIR] [--json]
+  pullkeeper-node gc [--state-dir DIR] [--image REF]... [--json]
+  pullkeeper-node credential-provider [--credentials FILE]
+      kubelet credential provider plugin (credentialprovider.kubelet.k8s.io/v1, stdin -> stdout)
+  pullkeeper-node version | help
+
+Defaults: --state-dir ${DEFAULT_STATE_DIR}, --root-dir ${DEFAULT_KUBELET_ROOT_DIR},
+--credentials ${DEFAULT_STATE_DIR}/credentials.json.
+Exit codes: 0 ok, 1 failed, 2 usage, 3 ErrImageNeverPull, 4 InvalidImageName.`;
+
+const POLICIES: readonly PullPolicy[] = ['Always', 'IfNotPresent', 'Never'];
+
+function mb(n: number): string {
+  return `${(n / 1e6).toFixed(1)} MB`;
+}
+
+const pull: NodeCommand = async (args, io) => {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      secret: { type: 'string', multiple: true, default: [] },
+      policy: { type: 'string' },
+      'state-dir': { type: 'string', default: DEFAULT_STATE_DIR },
+      'root-dir': { type: 'string', default: DEFAULT_KUBELET_ROOT_DIR },
+      json: { type: 'boolean', default: false },
+      'always-pull-images': { type: 'boolean', default: false },
+      'verify-cached-credentials': { type: 'boolean', default: false },
+      'insecure-registry': { type: 'string', multiple: true, default: [] },
+      concurrency: { type: 'string' },
+      'max-image-bytes': { type: 'string' },
+      'keep-setuid': { type: 'boolean', default: false },
+    },
+  });
+  if (positionals.length !== 1) {
+    io.err('pullkeeper-node pull: give exactly one image, e.g. `pullkeeper-node pull busybox:1.36`');
+    return EXIT.usage;
+  }
+  const image = positionals[0]!;
+  if (values.policy !== undefined && !POLICIES.includes(values.policy as PullPolicy)) {
+    io.err(`pullkeeper-node pull: --policy must be one of ${POLICIES.join(', ')}`);
+    return EXIT.usage;
+  }
+  // kubelet never sees an empty policy: the API server defaults it; AlwaysPullImages overrides it.
+  let policy: PullPolicy = (values.policy as PullPolicy | undefined) ?? defaultPullPolicy(image);
+  if (values['always-pull-images']) policy = 'Always';
+  const num = (name: string, v: string | undefined): number | undefined => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--${name} must be a positive integer`);
+    return n;
+  };
+  const json = values.json;
+  const fail = (code: number, reason: string, message: string) => {
+    if (json) io.out(JSON.stringify({ image, error: { reason, message } }));
+    else io.err(`pullkeeper-node: ${message}`);
+    return code;
+  };
+  let podSecrets: DockerConfig[];
+  try {
+    podSecrets = [];
+    for (const f of values.secret) podSecrets.push(await readCredentialFile(f));
+  } catch (err) {
+    if (err instanceof PullkeeperError) return fail(EXIT.failed, 'InvalidPullSecret', err.message);
+    throw err;
+  }
+  let lastProgress = 0;
+  const store = new ImageStore({
+    stateDir: values['state-dir'],
+    nodeCredentials: { rootDir: values['root-dir'] },
+    concurrency: num('concurrency', values.concurrency),
+    maxImageBytes: num('max-image-bytes', values['max-image-bytes']),
+    keepSetuid: values['keep-setuid'],
+    insecureRegistries: values['insecure-registry'],
+    onProgress:
+      io.progress && !json
+        ? (p: PullProgress) => {
+            const now = Date.now();
+            if (now - lastProgress < 100 && p.layersDone < p.layersTotal) return;
+            lastProgress = now;
+            io.progress!(`layers ${p.layersDone}/${p.layersTotal}  ${mb(p.bytesDone)} / ${mb(p.bytesTotal)}`);
+          }
+        : undefined,
+  });
+  const onEvent = (e: ImageEvent) => {
+    if (!json) io.err(`${e.type} ${e.reason}: ${e.message}`);
+  };
+  try {
+    const r = await store.ensure({
+      image,
+      policy,
+      podSecrets,
+      verifyCachedCredentials: values['verify-cached-credentials'],
+      onEvent,
+    });
+    io.progress?.('');
+    if (json) {
+      io.out(JSON.stringify({ image, ref: r.ref, digest: r.digest, pulled: r.pulled, layers: r.layers }));
+    } else {
+      io.out(`${r.ref}@${r.digest} ${r.pulled ? 'pulled' : 'present'}`);
+      for (const l of r.layers) io.out(`  ${l}`);
+    }
+    return EXIT.ok;
+  } catch (err) {
+    io.progress?.('');
+    if (err instanceof ImageNeverPullError) return fail(EXIT.neverPull, 'ErrImageNeverPull', err.message);
+    if (err instanceof InvalidImageRefError) return fail(EXIT.invalidImage, 'InvalidImageName', err.message);
+    if (err instanceof PullkeeperError) return fail(EXIT.failed, 'ErrImagePull', err.message);
+    throw err;
+  }
+};
+
+const images: NodeCommand = async (args, io) => {
+  const { values } = parseArgs({
+    args,
+    options: {
+      'state-dir': { type: 'string', default: DEFAULT_STATE_DIR },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const list = await new ImageStore({ stateDir: values['state-dir'] }).list();
+  if (values.json) {
+    io.out(JSON.stringify(list));
+    return EXIT.ok;
+  }
+  io.out(`${'IMAGE'.padEnd(60)} ${'DIGEST'.padEnd(19)} ${'SIZE'.padStart(10)} PULLED`);
+  for (const i of list) {
+    io.out(`${i.ref.padEnd(60)} ${i.digest.slice(0, 19)} ${mb(i.size).padStart(10)} ${i.pulledAt}`);
+  }
+  return EXIT.ok;
+};
+
+const gc: NodeCommand = async (args, io) => {
+  const { values } = parseArgs({
+    args,
+    options: {
+      'state-dir': { type: 'string', default: DEFAULT_STATE_DIR },
+      image: { type: 'string', multiple: true, default: [] },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const r = await new ImageStore({ stateDir: values['state-dir'] }).gc(values.image);
+  if (values.json) io.out(JSON.stringify(r));
+  else {
+    io.out(
+      `removed ${r.removedImages.length} image reference(s), ${r.removedLayers} layer(s), ${r.removedBlobs} blob(s)`,
+    );
+  }
+  return EXIT.ok;
+};
+
+const credentialProvider: NodeCommand = async (args, io) => {
+  const { values } = parseArgs({
+    args,
+    options: { credentials: { type: 'string', default: join(DEFAULT_STATE_DIR, 'credentials.json') } },
+  });
+  if (!io.readStdin) throw new UsageError('credential-provider needs stdin');
+  const req = parseProviderRequest(await io.readStdin());
+  let text: string | undefined;
+  try {
+    text = await readFile(values.credentials, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    io.err(
+      `pullkeeper-node credential-provider: ${values.credentials} does not exist; answering with no credentials`,
+    );
+  }
+  const creds =
+    text === undefined ? { config: { auths: {} }, expiry: new Map() } : parseProviderCredentials(text);
+  io.out(JSON.stringify(answerProviderRequest(req, creds, Date.now())));
+  return EXIT.ok;
+};
+
+class UsageError extends PullkeeperError {}
+
+/** The command table. Add commands here; keep handlers small and in their own modules when they grow. */
+export const commands: Record<string, NodeCommand> = {
+  pull,
+  images,
+  gc,
+  'credential-provider': credentialProvider,
+  version: async (_a, io) => {
+    io.out(VERSION);
+    return EXIT.ok;
+  },
+  help: async (_a, io) => {
+    io.out(USAGE);
+    return EXIT.ok;
+  },
+};
+
+export async function main(argv: string[], io: NodeCliIO = nodeProcessIO): Promise<number> {
+  const [name, ...rest] = argv;
+  const key =
+    name === undefined || name === '--help' || name === '-h'
+      ? 'help'
+      : name === '--version'
+        ? 'version'
+        : name;
+  const command = Object.hasOwn(commands, key) ? commands[key] : undefined;
+  if (!command) {
+    io.err(`pullkeeper-node: unknown command "${name}"\n\n${USAGE}`);
+    return EXIT.usage;
+  }
+  try {
+    return await command(rest, io);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (err instanceof UsageError || code?.startsWith('ERR_PARSE_ARGS')) {
+      io.err(`pullkeeper-node ${name}: ${(err as Error).message}`);
+      return EXIT.usage;
+    }
+    if (err instanceof PullkeeperError) {
+      io.err(`pullkeeper-node ${name}: ${err.message}`);
+      return EXIT.failed;
+    }
+    throw err;
+  }
+}
