@@ -23,7 +23,7 @@ import {
   parseProviderCredentials,
   parseProviderRequest,
 } from '../runner/credential-provider.js';
-import type { ImageEvent } from '../runner/image-source.js';
+import type { ImageEvent, ImageSource } from '../runner/image-source.js';
 import {
   DEFAULT_STATE_DIR,
   ImageNeverPullError,
@@ -33,6 +33,7 @@ import {
 import { VERSION } from '../version.js';
 import { type CliIO, processIO } from './io.js';
 import { readCredentialFile } from './pull-secret-file.js';
+import { makeRunCommands, RUN_USAGE } from './pullkeeper-node-run.js';
 
 /** CliIO plus what the node commands need from a terminal. */
 export interface NodeCliIO extends CliIO {
@@ -69,6 +70,9 @@ Usage:
   pullkeeper-node credential-provider [--credentials FILE]
       kubelet credential provider plugin (credentialprovider.kubelet.k8s.io/v1, stdin -> stdout)
   pullkeeper-node version | help
+
+${RUN_USAGE}
+      Images for pods come from the same store (PULLKEEPER_NODE_STATE_DIR, PULLKEEPER_KUBELET_ROOT_DIR).
 
 Defaults: --state-dir ${DEFAULT_STATE_DIR}, --root-dir ${DEFAULT_KUBELET_ROOT_DIR},
 --credentials ${DEFAULT_STATE_DIR}/credentials.json.
@@ -240,7 +244,23 @@ const credentialProvider: NodeCommand = async (args, io) => {
 class UsageError extends PullkeeperError {}
 
 /** The command table. Add commands here; keep handlers small and in their own modules when they grow. */
+/**
+ * The image store the pod runner pulls through: the same store as `pull`, under
+ * PULLKEEPER_NODE_STATE_DIR (default /var/lib/pullkeeper) with kubelet's root dir
+ * PULLKEEPER_KUBELET_ROOT_DIR (default /var/lib/kubelet) for node credentials.
+ */
+const storeForRunner: ImageSource = {
+  ensure: (req) =>
+    new ImageStore({
+      ...(process.env.PULLKEEPER_NODE_STATE_DIR ? { stateDir: process.env.PULLKEEPER_NODE_STATE_DIR } : {}),
+      nodeCredentials: process.env.PULLKEEPER_KUBELET_ROOT_DIR
+        ? { rootDir: process.env.PULLKEEPER_KUBELET_ROOT_DIR }
+        : {},
+    }).ensure(req),
+};
+
 export const commands: Record<string, NodeCommand> = {
+  ...makeRunCommands({ imageSource: storeForRunner }),
   pull,
   images,
   gc,
