@@ -134,11 +134,17 @@ export async function connectionFor(
     return {
       server,
       ca: caOf(ca),
-      token: cachedToken(
-        () =>
-          eksToken({ cluster: e.cluster, region: e.region, stsEndpoint: e.stsEndpoint, credentials: creds }),
-        EKS_TOKEN_REFRESH_MS,
-      ),
+      token: cachedToken(async () => {
+        // Static keys from the config, else the function's own role (environment, IRSA, instance profile).
+        const credentials =
+          creds ?? (await (await import('@aws-sdk/credential-provider-node')).defaultProvider()());
+        return eksToken({
+          cluster: e.cluster,
+          region: e.region,
+          credentials,
+          ...(e.stsEndpoint ? { stsEndpoint: e.stsEndpoint } : {}),
+        });
+      }, EKS_TOKEN_REFRESH_MS),
     };
   }
   if ('aks' in cluster) {

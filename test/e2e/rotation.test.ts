@@ -328,6 +328,47 @@ describe('one refresh: tenants and nodes', () => {
   });
 });
 
+describe('the apiserver killed mid-run and restarted', () => {
+  test('the run fails cleanly; a rerun converges', { timeout: 120_000 }, async () => {
+    const names = Array.from({ length: 40 }, (_, i) => `eps-${i}`);
+    for (const n of names) await h.cluster!.createNamespace(n, { tenant: 'epsilon' });
+    const c = config({
+      tenants: [
+        { name: 'epsilon', namespaces: { matchLabels: { tenant: 'epsilon' } }, registries: ['reg-b'] },
+      ],
+    });
+    const running = refresh(c, { cache: new CredentialCache(), concurrency: 2 }).then(
+      (r) => ({ r }),
+      (err: unknown) => ({ err }),
+    );
+    await new Promise((res) => setTimeout(res, 150));
+    await h.cluster!.killApiserver();
+    const interrupted = await running;
+    await h.cluster!.startApiserver();
+    if ('r' in interrupted) assert.ok(interrupted.r.tenants[0]!.namespaces.length > 0);
+    let again = await refresh(c, { cache: new CredentialCache() });
+    for (let i = 0; i < 10 && refreshFailed(again); i++) {
+      await new Promise((res) => setTimeout(res, 300));
+      again = await refresh(c, { cache: new CredentialCache() });
+    }
+    assert.equal(refreshFailed(again), false, JSON.stringify(again.tenants));
+    const secrets = await core().listSecretForAllNamespaces({
+      labelSelector: 'pullkeeper.dev/tenant=epsilon',
+    });
+    assert.equal(secrets.items.length, names.length, 'every namespace has exactly one Secret');
+    for (const n of names) {
+      const sa = await core().readNamespacedServiceAccount({ namespace: n, name: 'default' });
+      assert.deepEqual(
+        sa.imagePullSecrets?.map((r) => r.name),
+        ['pullkeeper-epsilon'],
+        `${n}: listed once`,
+      );
+    }
+    const third = await refresh(c, { cache: new CredentialCache() });
+    assert.equal(third.writes, 0);
+  });
+});
+
 describe('namespace-scoped RBAC: one namespace without permission', () => {
   test('that namespace reports 403; the others succeed', async () => {
     for (const n of ['gamma-1', 'gamma-2', 'gamma-3'])

@@ -108,6 +108,10 @@ export interface Cluster extends Component<ClusterInfo> {
   createServiceAccount(namespace: string, name: string): Promise<V1ServiceAccount>;
   /** ServiceAccount + RBAC + TokenRequest token; waits until the API server authorizes it. */
   createIdentity(opts: CreateIdentityOptions): Promise<Identity>;
+  /** Kills kube-apiserver (SIGKILL, no drain): requests in flight fail. etcd keeps running. */
+  killApiserver(): Promise<void>;
+  /** Starts kube-apiserver again on the same port and data after killApiserver(). */
+  startApiserver(): Promise<void>;
 }
 
 export interface StartClusterOptions {
@@ -118,6 +122,29 @@ export interface StartClusterOptions {
   /** Directory holding bin/kube-apiserver and bin/etcd; default: build.sh's cache. */
   binDir?: string;
   readyTimeoutMs?: number;
+  /**
+   * Extra authenticators (default: none; the static admin token and ServiceAccount tokens
+   * always work). `tokenWebhook`: --authentication-token-webhook-config-file pointing at
+   * an https TokenReview endpoint (the EKS verifier in eks-webhook.ts). `jwt`:
+   * --authentication-config with these JWT issuers (the Entra fake for AKS tokens).
+   */
+  authn?: {
+    tokenWebhook?: { url: string; caPem: string };
+    jwt?: JwtIssuer[];
+  };
+}
+
+/** One `jwt` entry of an AuthenticationConfiguration (apiserver.config.k8s.io/v1). */
+export interface JwtIssuer {
+  /** Must equal the tokens' `iss`. */
+  issuer: string;
+  /** Where discovery is fetched when it is not `<issuer>/.well-known/openid-configuration`. */
+  discoveryURL?: string;
+  /** PEM CA for the discovery and JWKS endpoints. */
+  caPem?: string;
+  audiences: string[];
+  usernameClaim: string;
+  usernamePrefix: string;
 }
 
 // ---------------------------------------------------------------------------
@@ -403,38 +430,40 @@ export async function startCluster(opts: StartClusterOptions): Promise<Cluster> 
     ]);
     return { certs, ms: performance.now() - t0 };
   })();
+  const authnArgs = await authnFlags(dir, opts.authn);
+  const launchApiserver = (caPem: string, certFile: string, keyFile: string, sig: AbortSignal) =>
+    startService({
+      name: 'kube-apiserver',
+      command: bins.apiserver,
+      args: [
+        `--etcd-servers=${etcdUrl}`,
+        '--bind-address=127.0.0.1',
+        '--advertise-address=127.0.0.1',
+        `--secure-port=${apiPort}`,
+        `--cert-dir=${certDir}`,
+        `--tls-cert-file=${certFile}`,
+        `--tls-private-key-file=${keyFile}`,
+        '--service-cluster-ip-range=10.0.0.0/24',
+        '--authorization-mode=RBAC',
+        `--token-auth-file=${join(dir, 'tokens.csv')}`,
+        '--service-account-issuer=https://kubernetes.default.svc',
+        `--service-account-key-file=${join(dir, 'sa.pub')}`,
+        `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
+        // 127.0.0.1 is not a valid Endpoints address: skip the `kubernetes` Service endpoint loop.
+        '--endpoint-reconciler-type=none',
+        '--profiling=false',
+        ...authnArgs,
+        // Debugging aid, e.g. PULLKEEPER_APISERVER_FLAGS='-v=6' to log every request.
+        ...(process.env.PULLKEEPER_APISERVER_FLAGS?.split(/\s+/).filter(Boolean) ?? []),
+      ],
+      env: { ...process.env, ...APISERVER_ENV },
+      logFile: logFiles.apiserver,
+      ready: (rs) => httpOk(`${server}/readyz`, { ca: caPem, token: adminToken, signal: rs }),
+      readyTimeoutMs: opts.readyTimeoutMs ?? 60_000,
+      signal: sig,
+    });
   const apiP = Promise.all([setupP, etcdP])
-    .then(([{ certs }]) =>
-      startService({
-        name: 'kube-apiserver',
-        command: bins.apiserver,
-        args: [
-          `--etcd-servers=${etcdUrl}`,
-          '--bind-address=127.0.0.1',
-          '--advertise-address=127.0.0.1',
-          `--secure-port=${apiPort}`,
-          `--cert-dir=${certDir}`,
-          `--tls-cert-file=${certs.certFile}`,
-          `--tls-private-key-file=${certs.keyFile}`,
-          '--service-cluster-ip-range=10.0.0.0/24',
-          '--authorization-mode=RBAC',
-          `--token-auth-file=${join(dir, 'tokens.csv')}`,
-          '--service-account-issuer=https://kubernetes.default.svc',
-          `--service-account-key-file=${join(dir, 'sa.pub')}`,
-          `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
-          // 127.0.0.1 is not a valid Endpoints address: skip the `kubernetes` Service endpoint loop.
-          '--endpoint-reconciler-type=none',
-          '--profiling=false',
-          // Debugging aid, e.g. PULLKEEPER_APISERVER_FLAGS='-v=6' to log every request.
-          ...(process.env.PULLKEEPER_APISERVER_FLAGS?.split(/\s+/).filter(Boolean) ?? []),
-        ],
-        env: { ...process.env, ...APISERVER_ENV },
-        logFile: logFiles.apiserver,
-        ready: (sig) => httpOk(`${server}/readyz`, { ca: certs.caPem, token: adminToken, signal: sig }),
-        readyTimeoutMs: opts.readyTimeoutMs ?? 60_000,
-        signal,
-      }),
-    )
+    .then(([{ certs }]) => launchApiserver(certs.caPem, certs.certFile, certs.keyFile, signal))
     .then(track);
 
   let parts: [Awaited<typeof setupP>, Awaited<typeof etcdP>, Awaited<typeof apiP>];
@@ -460,7 +489,59 @@ export async function startCluster(opts: StartClusterOptions): Promise<Cluster> 
     apiserverMs: Math.round(totalMs - Math.max(certsMs, etcdMs)),
     totalMs: Math.round(totalMs),
   };
-  return makeCluster({ info, etcd, apiserver, dataDir, timings, logFiles });
+  const relaunch = () =>
+    launchApiserver(certs.caPem, certs.certFile, certs.keyFile, new AbortController().signal);
+  return makeCluster({ info, etcd, apiserver, dataDir, timings, logFiles, relaunch });
+}
+
+/** Files and flags for StartClusterOptions.authn. */
+async function authnFlags(dir: string, authn: StartClusterOptions['authn']): Promise<string[]> {
+  const args: string[] = [];
+  if (authn?.tokenWebhook) {
+    const file = join(dir, 'token-webhook.kubeconfig');
+    const doc = {
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [
+        {
+          name: 'webhook',
+          cluster: {
+            server: authn.tokenWebhook.url,
+            'certificate-authority-data': Buffer.from(authn.tokenWebhook.caPem).toString('base64'),
+          },
+        },
+      ],
+      users: [{ name: 'apiserver', user: {} }],
+      contexts: [{ name: 'webhook', context: { cluster: 'webhook', user: 'apiserver' } }],
+      'current-context': 'webhook',
+    };
+    await writeFile(file, stringify(doc), { mode: 0o600 });
+    // No cache: a refused token must stay refused, an accepted one is checked each time.
+    args.push(
+      `--authentication-token-webhook-config-file=${file}`,
+      '--authentication-token-webhook-version=v1',
+      '--authentication-token-webhook-cache-ttl=0s',
+    );
+  }
+  if (authn?.jwt?.length) {
+    const file = join(dir, 'authentication-config.yaml');
+    const doc = {
+      apiVersion: 'apiserver.config.k8s.io/v1',
+      kind: 'AuthenticationConfiguration',
+      jwt: authn.jwt.map((j) => ({
+        issuer: {
+          url: j.issuer,
+          ...(j.discoveryURL ? { discoveryURL: j.discoveryURL } : {}),
+          ...(j.caPem ? { certificateAuthority: j.caPem } : {}),
+          audiences: j.audiences,
+        },
+        claimMappings: { username: { claim: j.usernameClaim, prefix: j.usernamePrefix } },
+      })),
+    };
+    await writeFile(file, stringify(doc));
+    args.push(`--authentication-config=${file}`);
+  }
+  return args;
 }
 
 async function writeKubeconfig(info: ClusterInfo): Promise<void> {
@@ -490,10 +571,12 @@ function makeCluster(p: {
   dataDir: string;
   timings: Cluster['timings'];
   logFiles: Cluster['logFiles'];
+  relaunch: () => Promise<Service>;
 }): Cluster {
   const { info } = p;
   const admin = clientFor(info, info.adminToken);
   let stopping: Promise<void> | undefined;
+  let apiserver = p.apiserver;
 
   const createServiceAccount = async (namespace: string, name: string) => {
     try {
@@ -559,7 +642,15 @@ function makeCluster(p: {
   return {
     info,
     admin,
-    pids: { etcd: p.etcd.pid, apiserver: p.apiserver.pid },
+    get pids() {
+      return { etcd: p.etcd.pid, apiserver: apiserver.pid };
+    },
+    async killApiserver() {
+      await apiserver.stop(0);
+    },
+    async startApiserver() {
+      apiserver = await p.relaunch();
+    },
     timings: p.timings,
     logFiles: p.logFiles,
     kubeConfigFor: (token) => kubeConfigFor(info, token),
@@ -573,7 +664,7 @@ function makeCluster(p: {
         // drains within a few ms of TERM, then often idles ~1 s in the ServiceCIDR
         // allocator's worker period before exiting: KILL it after 300 ms (nothing
         // of it is kept: the etcd data is removed below).
-        await p.apiserver.stop(300);
+        await apiserver.stop(300);
         await p.etcd.stop(5000);
         await rm(p.dataDir, { recursive: true, force: true });
       })();

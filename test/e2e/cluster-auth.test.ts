@@ -1,0 +1,287 @@
+/**
+ * The identities a Lambda has, against the harness apiserver: an EKS token
+ * (presigned STS GetCallerIdentity) checked by a TokenReview webhook the way
+ * aws-iam-authenticator checks it, against moto's STS; and an AKS Entra ID
+ * token checked by the apiserver's own JWT authenticator trusting the Entra
+ * fake's issuer (--authentication-config). A refresh runs through both.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import tls from 'node:tls';
+import { refresh, refreshFailed } from '../../src/app/refresh.js';
+import { parseConfig } from '../../src/config/load.js';
+import { KubeApiError, KubeClient } from '../../src/kube/client.js';
+import { AKS_SERVER_APP_ID } from '../../src/kube/connect.js';
+import { eksToken } from '../../src/kube/eks-token.js';
+import { type EntraAcrFake, startEntraAcr } from '../harness/cloud/entra-acr.js';
+import { type MotoComponent, startMoto } from '../harness/cloud/moto.js';
+import { type EksWebhook, startEksWebhook } from '../harness/cluster/eks-webhook.js';
+import { type Cluster, startCluster } from '../harness/cluster/index.js';
+import { startOidcMirror } from '../harness/cluster/oidc-mirror.js';
+
+const EKS_CLUSTER = 'pk-test';
+const AKS_SCOPE = `${AKS_SERVER_APP_ID}/.default`;
+const REGISTRY_PASS = `cap-${Math.random().toString(36).slice(2)}`;
+
+let dir: string;
+let moto: MotoComponent;
+let entra: EntraAcrFake;
+let hook: EksWebhook;
+let cluster: Cluster;
+const stops: Array<() => Promise<void>> = [];
+const leaked: string[] = [REGISTRY_PASS];
+const noSecrets = (text: string) => {
+  for (const s of leaked) assert.ok(!text.includes(s), 'a token or password reached the output');
+};
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'pk-cluster-auth-'));
+  [moto, entra] = await Promise.all([startMoto({ dir }), startEntraAcr({ dir, tls: true })]);
+  stops.push(
+    () => moto.stop(),
+    () => entra.stop(),
+  );
+  leaked.push(entra.info.clientSecret);
+  hook = await startEksWebhook({
+    dir,
+    clusterId: EKS_CLUSTER,
+    stsEndpoint: moto.info.endpoint,
+    keys: { [moto.info.accessKeyId]: moto.info.secretAccessKey },
+    // moto answers every key with arn:aws:sts::<account>:user/moto; map that account's principals.
+    mapArn: (arn) =>
+      arn.split(':')[4] === moto.info.accountId
+        ? { username: 'eks:pullkeeper', groups: ['pullkeeper-eks'] }
+        : undefined,
+  });
+  stops.push(() => hook.stop());
+  const tid = entra.info.tenantId;
+  const mirror = await startOidcMirror({
+    dir,
+    discoveryURL: `${entra.info.baseUrl}/${tid}/.well-known/openid-configuration`,
+    caPem: entra.info.caCertPem!,
+  });
+  stops.push(() => mirror.stop());
+  cluster = await startCluster({
+    dir: join(dir, 'cluster'),
+    authn: {
+      tokenWebhook: { url: hook.url, caPem: hook.caPem },
+      jwt: [
+        {
+          issuer: `https://sts.windows.net/${tid}/`,
+          discoveryURL: mirror.discoveryURL,
+          caPem: mirror.caPem,
+          audiences: [AKS_SERVER_APP_ID],
+          usernameClaim: 'oid',
+          usernamePrefix: 'aad:',
+        },
+      ],
+    },
+  });
+  stops.unshift(() => cluster.stop());
+  // MSAL (@azure/identity) must trust the Entra fake's self-signed certificate.
+  tls.setDefaultCACertificates([...tls.getCACertificates('default'), entra.info.caCertPem!]);
+});
+after(async () => {
+  for (const s of stops) await s().catch(() => undefined);
+  await rm(dir, { recursive: true, force: true });
+});
+
+const ca = () => Buffer.from(cluster.info.caData, 'base64').toString();
+async function whoAmI(token: string): Promise<string> {
+  const c = new KubeClient({ server: cluster.info.server, ca: ca(), token: async () => token });
+  try {
+    const r = await c.request<{ status?: { userInfo?: { username?: string } } }>(
+      'POST',
+      '/apis/authentication.k8s.io/v1/selfsubjectreviews',
+      { body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' } },
+    );
+    return r.status?.userInfo?.username ?? '';
+  } finally {
+    c.close();
+  }
+}
+const refused = async (token: string) => {
+  await assert.rejects(whoAmI(token), (e) => e instanceof KubeApiError && e.status === 401);
+};
+const awsCreds = () => ({ accessKeyId: moto.info.accessKeyId, secretAccessKey: moto.info.secretAccessKey });
+
+describe('EKS token', () => {
+  test('a presigned GetCallerIdentity token authenticates as the mapped user', async () => {
+    const t = await eksToken({
+      cluster: EKS_CLUSTER,
+      region: 'us-east-1',
+      credentials: awsCreds(),
+      stsEndpoint: moto.info.endpoint,
+    });
+    assert.match(t, /^k8s-aws-v1\.[A-Za-z0-9_-]+$/);
+    assert.equal(await whoAmI(t), 'eks:pullkeeper');
+  });
+  test('a token for another cluster, a tampered, an expired or a wrongly signed one is refused', async () => {
+    const base = { region: 'us-east-1', credentials: awsCreds(), stsEndpoint: moto.info.endpoint };
+    await refused(await eksToken({ ...base, cluster: 'another-cluster' }));
+    const good = await eksToken({ ...base, cluster: EKS_CLUSTER });
+    const url = Buffer.from(good.slice('k8s-aws-v1.'.length), 'base64url').toString();
+    const tampered = url.replace(
+      /X-Amz-Signature=([0-9a-f])/,
+      (_, c: string) => `X-Amz-Signature=${c === '0' ? '1' : '0'}`,
+    );
+    await refused(`k8s-aws-v1.${Buffer.from(tampered).toString('base64url')}`);
+    await refused(`k8s-aws-v1.${Buffer.from(`${url}&x-id=GetCallerIdentity`).toString('base64url')}`);
+    await refused(await eksToken({ ...base, cluster: EKS_CLUSTER, now: new Date(Date.now() - 16 * 60_000) }));
+    await refused(
+      await eksToken({
+        ...base,
+        cluster: EKS_CLUSTER,
+        credentials: { ...awsCreds(), secretAccessKey: 'wrong' },
+      }),
+    );
+    const reasons = hook.reviews();
+    assert.ok(reasons.includes('token expired'));
+    assert.ok(reasons.some((r) => r.startsWith('signature does not match')));
+    assert.ok(reasons.some((r) => r.startsWith('non-allowlisted query parameter')));
+  });
+});
+
+describe('AKS token', () => {
+  async function entraToken(): Promise<string> {
+    const res = await fetch(entra.info.tokenEndpoint, {
+      method: 'POST',
+      body: new URLSearchParams({
+        grant_type: 'client_credentials',
+        client_id: entra.info.clientId,
+        client_secret: entra.info.clientSecret,
+        scope: AKS_SCOPE,
+      }),
+      signal: AbortSignal.timeout(10_000),
+    });
+    assert.equal(res.status, 200);
+    const t = ((await res.json()) as { access_token: string }).access_token;
+    leaked.push(t);
+    return t;
+  }
+  test('an Entra ID token for the AKS server app authenticates; a forged or expired one is refused', async () => {
+    const t = await entraToken();
+    assert.match(await whoAmI(t), /^aad:/);
+    // Forged: same claims, signed by a key the issuer never published.
+    const [h, p] = t.split('.');
+    const { generateKeyPairSync, sign } = await import('node:crypto');
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const sig = sign('sha256', Buffer.from(`${h}.${p}`), privateKey).toString('base64url');
+    await refused(`${h}.${p}.${sig}`);
+    entra.setTokenLifetime(1, 'aad');
+    try {
+      const short = await entraToken();
+      await new Promise((r) => setTimeout(r, 2200));
+      await refused(short);
+    } finally {
+      entra.setTokenLifetime(3599, 'aad');
+    }
+  });
+});
+
+describe('refresh through EKS and AKS identities', () => {
+  test('each cluster entry mints its own token; Secrets land with the shipped RBAC bound to those users', async () => {
+    // rbac.yaml's ClusterRoles, bound to the two cloud identities instead of the ServiceAccount.
+    await cluster.createIdentity({ namespace: 'pullkeeper-system', name: 'pullkeeper', rbac: 'pullkeeper' });
+    const aadUser = `aad:${(
+      await whoAmI(
+        await (async () => {
+          const res = await fetch(entra.info.tokenEndpoint, {
+            method: 'POST',
+            body: new URLSearchParams({
+              grant_type: 'client_credentials',
+              client_id: entra.info.clientId,
+              client_secret: entra.info.clientSecret,
+              scope: AKS_SCOPE,
+            }),
+          });
+          const tok = ((await res.json()) as { access_token: string }).access_token;
+          leaked.push(tok);
+          return tok;
+        })(),
+      )
+    ).slice(4)}`;
+    for (const [user, tag] of [
+      ['eks:pullkeeper', 'eks'],
+      [aadUser, 'aks'],
+    ] as const)
+      for (const role of ['pullkeeper-inventory', 'pullkeeper-tenant-writer'])
+        await cluster.admin.rbac.createClusterRoleBinding({
+          body: {
+            metadata: { name: `${role}-${tag}` },
+            roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
+            subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }],
+          },
+        });
+    await cluster.createNamespace('via-eks', { via: 'eks' });
+    await cluster.createNamespace('via-aks', { via: 'aks' });
+    const cfg = parseConfig({
+      clusters: [
+        {
+          name: 'eks',
+          eks: {
+            cluster: EKS_CLUSTER,
+            region: 'us-east-1',
+            server: cluster.info.server,
+            caData: cluster.info.caData,
+            stsEndpoint: moto.info.endpoint,
+            credentials: {
+              accessKeyId: { value: moto.info.accessKeyId },
+              secretAccessKey: { value: moto.info.secretAccessKey },
+            },
+          },
+        },
+        {
+          name: 'aks',
+          aks: {
+            server: cluster.info.server,
+            caData: cluster.info.caData,
+            tenantId: entra.info.tenantId,
+            authorityHost: entra.info.authorityHost,
+            credential: { clientId: entra.info.clientId, clientSecret: { value: entra.info.clientSecret } },
+          },
+        },
+      ],
+      registries: [
+        {
+          name: 'reg',
+          kind: 'static',
+          server: 'r.test',
+          username: { value: 'u' },
+          password: { value: REGISTRY_PASS },
+          verify: false,
+        },
+      ],
+      tenants: [
+        { name: 'on-eks', cluster: 'eks', namespaces: { matchLabels: { via: 'eks' } }, registries: ['reg'] },
+        { name: 'on-aks', cluster: 'aks', namespaces: { matchLabels: { via: 'aks' } }, registries: ['reg'] },
+      ],
+    });
+    // RBAC reaches the authorizer a moment after the bindings are written.
+    let r = await refresh(cfg, { nodes: false });
+    for (let i = 0; i < 20 && refreshFailed(r); i++) {
+      await new Promise((res) => setTimeout(res, 250));
+      r = await refresh(cfg, { nodes: false });
+    }
+    noSecrets(JSON.stringify(r));
+    assert.equal(refreshFailed(r), false, JSON.stringify(r.tenants));
+    assert.deepEqual(
+      r.tenants.map((t) => [t.name, t.cluster, t.namespaces.map((n) => n.name)]),
+      [
+        ['on-eks', 'eks', ['via-eks']],
+        ['on-aks', 'aks', ['via-aks']],
+      ],
+    );
+    const s = await cluster.admin.core.readNamespacedSecret({
+      namespace: 'via-aks',
+      name: 'pullkeeper-on-aks',
+    });
+    const field = s.metadata?.managedFields?.find((f) => f.manager === 'pullkeeper');
+    // Created with POST as field manager pullkeeper (a same-named Secret appearing meanwhile is a conflict, not taken over).
+    assert.ok(field, 'fields owned by the pullkeeper manager');
+    assert.ok(hook.reviews().includes('ok'));
+  });
+});
