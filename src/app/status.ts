@@ -7,9 +7,9 @@ import { VERSION } from '../version.js';
 export const CAPABILITIES = {
   core: true,
   mintCredentials: true,
-  writePullSecrets: false,
-  pushNodeConfig: false,
-  nodeRunner: false,
+  writePullSecrets: true,
+  pushNodeConfig: true,
+  nodeRunner: true,
 } as const;
 
 export type Capability = keyof typeof CAPABILITIES;

@@ -48,11 +48,14 @@ export function runDemo(io: CliIO = processIO): number {
         : `  credentials, in the order kubelet tries them: ${creds.map((c) => `${c.username}@${c.key}`).join(', ')}`,
     );
   }
-  const missing = Object.entries(CAPABILITIES)
-    .filter(([, on]) => !on)
+  const built = Object.entries(CAPABILITIES)
+    .filter(([, on]) => on)
     .map(([name]) => name);
-  io.out(`\nNot in this build yet: ${missing.join(', ')}.`);
-  io.out('The refresh job (mint, write pull secrets, push node config) will run here once they land.');
+  io.out(`\nThis build can: ${built.join(', ')}.`);
+  io.out(
+    'The full local stack (registry, cluster, nodes, refresh through the API) is not in `make demo` yet; ' +
+      'try `pullkeeper mint`, `refresh`, `ensure` and `push` with a config (README, docs/).',
+  );
   return 0;
 }
 
