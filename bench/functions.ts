@@ -16,6 +16,7 @@ import { apiDeps } from '../src/app/compose.js';
 import { createLogger } from '../src/app/log.js';
 import { parseConfig } from '../src/config/load.js';
 import { createApp } from '../src/http/app.js';
+import { writeTokenKubeconfig } from '../test/harness/cluster/index.js';
 import { startHarness } from '../test/harness/index.js';
 import { median } from './stats.js';
 
@@ -99,22 +100,7 @@ try {
       ),
     );
   const kubeconfig = join(dir, 'kubeconfig');
-  writeFileSync(
-    kubeconfig,
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [
-        {
-          name: 'c',
-          cluster: { server: h.cluster!.info.server, 'certificate-authority-data': h.cluster!.info.caData },
-        },
-      ],
-      users: [{ name: 'u', user: { token: h.cluster!.info.adminToken } }],
-      contexts: [{ name: 'c', context: { cluster: 'c', user: 'u' } }],
-      'current-context': 'c',
-    }),
-  );
+  writeTokenKubeconfig(kubeconfig, h.cluster!.info, h.cluster!.info.adminToken);
   const TOKEN = 'bench-token-1';
   const config = parseConfig({
     clusters: [{ name: 'c', kubeconfig }],

@@ -10,11 +10,12 @@
  *
  *   npm run bench -- rotation [--namespaces 1000] [--rounds 3]
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CredentialCache } from '../src/app/mint.js';
 import { refresh } from '../src/app/refresh.js';
 import { parseConfig } from '../src/config/load.js';
+import { writeTokenKubeconfig } from '../test/harness/cluster/index.js';
 import { startHarness } from '../test/harness/index.js';
 import { median } from './stats.js';
 
@@ -40,22 +41,7 @@ try {
         .map((n, j) => h.cluster!.createNamespace(n, { tenant: `t${(i + j) % TENANTS}` })),
     );
   const kubeconfig = join(h.dir, 'bench.kubeconfig');
-  writeFileSync(
-    kubeconfig,
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [
-        {
-          name: 'c',
-          cluster: { server: h.cluster!.info.server, 'certificate-authority-data': h.cluster!.info.caData },
-        },
-      ],
-      users: [{ name: 'u', user: { token: h.cluster!.info.adminToken } }],
-      contexts: [{ name: 'c', context: { cluster: 'c', user: 'u' } }],
-      'current-context': 'c',
-    }),
-  );
+  writeTokenKubeconfig(kubeconfig, h.cluster!.info, h.cluster!.info.adminToken);
   const cfg = (round: number) =>
     parseConfig({
       clusters: [{ name: 'bench', kubeconfig }],

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { enqueueFanout, fanoutMessages, pollQueue, type SqsEvent } from '../../src/app/fanout.js';
 import { fanoutWorker } from '../../src/app/scheduled.js';
+import { writeTokenKubeconfig } from '../harness/cluster/index.js';
 import { type Harness, startHarness } from '../harness/index.js';
 
 let h: Harness;
@@ -29,22 +30,7 @@ before(async () => {
     rbac: 'pullkeeper',
   });
   const kubeconfig = join(dir, 'kubeconfig');
-  writeFileSync(
-    kubeconfig,
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [
-        {
-          name: 'c',
-          cluster: { server: h.cluster!.info.server, 'certificate-authority-data': h.cluster!.info.caData },
-        },
-      ],
-      users: [{ name: 'u', user: { token: id.token } }],
-      contexts: [{ name: 'c', context: { cluster: 'c', user: 'u' } }],
-      'current-context': 'c',
-    }),
-  );
+  writeTokenKubeconfig(kubeconfig, h.cluster!.info, id.token);
   const cfg = join(dir, 'pullkeeper.json');
   writeFileSync(
     cfg,

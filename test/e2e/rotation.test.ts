@@ -18,7 +18,7 @@ import { main } from '../../src/cli/pullkeeper.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { PullkeeperConfigInput } from '../../src/config/schema.js';
 import { parseDockerConfig } from '../../src/core/index.js';
-import type { Identity } from '../harness/cluster/index.js';
+import { type Identity, writeTokenKubeconfig } from '../harness/cluster/index.js';
 import { type Harness, startHarness } from '../harness/index.js';
 
 let h: Harness;
@@ -28,20 +28,7 @@ const dir = mkdtempSync(join(tmpdir(), 'pk-rotation-'));
 const PASS = { a: 'rot-pass-a-5d2e', b: 'rot-pass-b-81fc' };
 
 function writeKubeconfig(name: string, token: string): string {
-  const info = h.cluster!.info;
-  const p = join(dir, `${name}.kubeconfig`);
-  writeFileSync(
-    p,
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [{ name: 'c', cluster: { server: info.server, 'certificate-authority-data': info.caData } }],
-      users: [{ name: 'u', user: { token } }],
-      contexts: [{ name: 'c', context: { cluster: 'c', user: 'u' } }],
-      'current-context': 'c',
-    }),
-  );
-  return p;
+  return writeTokenKubeconfig(join(dir, `${name}.kubeconfig`), h.cluster!.info, token);
 }
 
 function config(

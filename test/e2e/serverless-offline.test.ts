@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parseDockerConfig } from '../../src/core/index.js';
 import { type OidcIssuer, startOidcIssuer } from '../harness/cloud/oidc-issuer.js';
+import { writeTokenKubeconfig } from '../harness/cluster/index.js';
 import { type Harness, startHarness } from '../harness/index.js';
 import { freePort } from '../harness/ports.js';
 import { run, type Service, startService } from '../harness/proc.js';
@@ -61,19 +62,7 @@ describe('serverless offline against the harness', { timeout: 480_000 }, () => {
     });
     const info = h.cluster!.info;
     const kubeconfig = join(dir, 'kubeconfig');
-    await writeFile(
-      kubeconfig,
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'Config',
-        clusters: [
-          { name: 'c', cluster: { server: info.server, 'certificate-authority-data': info.caData } },
-        ],
-        users: [{ name: 'u', user: { token: id.token } }],
-        contexts: [{ name: 'c', context: { cluster: 'c', user: 'u' } }],
-        'current-context': 'c',
-      }),
-    );
+    writeTokenKubeconfig(kubeconfig, info, id.token);
     const known = join(dir, 'known_hosts');
     await writeFile(known, `${h.nodes!.info.nodes.map((n) => n.hostKeyLine).join('\n')}\n`);
     // serverless offline passes a function only the environment serverless.yml declares: the secret comes from a file.

@@ -13,7 +13,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { homedir } from 'node:os';
@@ -831,4 +831,28 @@ async function waitAuthorized(
       await new Promise((res) => setTimeout(res, delay));
     }
   }
+}
+
+/**
+ * Writes a kubeconfig (JSON, which is YAML) for one bearer token against the
+ * harness apiserver, as a user would hand pullkeeper (`clusters[].kubeconfig`).
+ */
+export function writeTokenKubeconfig(
+  path: string,
+  info: Pick<ClusterInfo, 'server' | 'caData'>,
+  token: string,
+): string {
+  writeFileSync(
+    path,
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'c', cluster: { server: info.server, 'certificate-authority-data': info.caData } }],
+      users: [{ name: 'u', user: { token } }],
+      contexts: [{ name: 'c', context: { cluster: 'c', user: 'u' } }],
+      'current-context': 'c',
+    }),
+    { mode: 0o600 },
+  );
+  return path;
 }
