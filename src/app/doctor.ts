@@ -113,3 +113,110 @@ export async function runDoctor(
         ],
   );
 }
+
+/** The verbs refresh needs in each tenant namespace (infra/kubernetes/rbac.yaml), checked with SelfSubjectAccessReview. */
+export const TENANT_VERBS: ReadonlyArray<{ group: string; resource: string; verb: string }> = [
+  { group: '', resource: 'secrets', verb: 'list' },
+  { group: '', resource: 'secrets', verb: 'create' },
+  { group: '', resource: 'secrets', verb: 'patch' },
+  { group: '', resource: 'serviceaccounts', verb: 'list' },
+  { group: '', resource: 'serviceaccounts', verb: 'patch' },
+  { group: '', resource: 'events', verb: 'create' },
+];
+
+/** Cluster identity: can it list namespaces, and do each tenant namespace's verbs pass SelfSubjectAccessReview? */
+export const checkClusterRbac: DoctorCheck = async (config, signal) => {
+  const { kubeClientFor } = await import('../kube/connect.js');
+  const { listNamespaces } = await import('../kube/resources.js');
+  const { tenantNamespaces } = await import('./refresh.js');
+  const out: DoctorFinding[] = [];
+  for (const cluster of config.clusters) {
+    const tenants = config.tenants.filter((t) => (t.cluster ?? config.clusters[0]?.name) === cluster.name);
+    let k: Awaited<ReturnType<typeof kubeClientFor>>;
+    let nss: Awaited<ReturnType<typeof listNamespaces>>;
+    try {
+      k = await kubeClientFor(cluster, createSecretResolver({ signal }));
+      nss = await listNamespaces(k, signal);
+    } catch (err) {
+      out.push({
+        area: 'cluster',
+        subject: cluster.name,
+        ok: false,
+        detail: `cannot list namespaces: ${(err as Error).message}`,
+        fix: 'check the cluster entry (kubeconfig, eks, aks, gke) and bind the pullkeeper-inventory ClusterRole of infra/kubernetes/rbac.yaml',
+      });
+      continue;
+    }
+    try {
+      out.push({
+        area: 'cluster',
+        subject: cluster.name,
+        ok: true,
+        detail: `reachable; ${nss.length} namespaces visible`,
+      });
+      for (const t of tenants) {
+        for (const ns of tenantNamespaces(t, nss).names) {
+          const missing: string[] = [];
+          for (const v of TENANT_VERBS) {
+            const r = await k.request<{ status?: { allowed?: boolean } }>(
+              'POST',
+              '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews',
+              {
+                body: {
+                  apiVersion: 'authorization.k8s.io/v1',
+                  kind: 'SelfSubjectAccessReview',
+                  spec: {
+                    resourceAttributes: { namespace: ns, group: v.group, resource: v.resource, verb: v.verb },
+                  },
+                },
+                signal,
+              },
+            );
+            if (!r.status?.allowed) missing.push(`${v.verb} ${v.resource}`);
+          }
+          out.push({
+            area: 'cluster',
+            subject: `${cluster.name} namespace ${ns} (tenant ${t.name})`,
+            ok: missing.length === 0,
+            detail: missing.length
+              ? `not allowed: ${missing.join(', ')}`
+              : 'every verb refresh needs is allowed',
+            ...(missing.length
+              ? {
+                  fix: `bind the pullkeeper-tenant-writer ClusterRole of infra/kubernetes/rbac.yaml in ${ns} (RoleBinding) or cluster-wide`,
+                }
+              : {}),
+          });
+        }
+      }
+    } finally {
+      k.close();
+    }
+  }
+  return out;
+};
+
+/** Nodes: each one reachable over SSH with the pinned host key (a read-only drift check). */
+export const checkNodes: DoctorCheck = async (config, signal) => {
+  if (!config.nodes) return [];
+  const { pushNodes } = await import('./push.js');
+  const r = await pushNodes(config, { check: true, signal });
+  return r.nodes.map((n) => ({
+    area: 'node',
+    subject: `${n.name} (${n.address})`,
+    ok: n.status !== 'failed',
+    detail:
+      n.status === 'failed'
+        ? (n.reason ?? 'failed')
+        : `reachable, host key matches the pin; config.json ${n.status}`,
+    ...(n.status === 'failed'
+      ? {
+          fix: /host key/i.test(n.reason ?? '')
+            ? 'update the pin in nodes.ssh.knownHosts (ssh-keyscan the node, compare the fingerprint out of band)'
+            : 'check that sshd runs on the node, the address and port, and that the key in nodes.ssh.privateKey is authorized',
+        }
+      : {}),
+  }));
+};
+
+export const ALL_CHECKS: DoctorCheck[] = [checkSecretRefs, checkRegistries, checkClusterRbac, checkNodes];

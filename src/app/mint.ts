@@ -114,7 +114,6 @@ export async function mintCredentials(config: PullkeeperConfig, opts: MintOption
         // Only credentials that expire are cached; static ones are re-read each run (a rotated password is picked up).
         if (entry.expiresAt) cache.tokens.set(key, entry);
         else cache.tokens.delete(key);
-        void cfg;
         return { entry, fresh: true };
       })();
       inflight.set(key, p);

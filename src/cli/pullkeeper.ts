@@ -11,6 +11,7 @@ import {
 } from '../core/index.js';
 import { VERSION } from '../version.js';
 import { runDemo } from './demo.js';
+import { doctorCommand } from './doctor-command.js';
 import { type CliIO, processIO } from './io.js';
 import { configCheckCommand, mintCommand } from './mint-command.js';
 import { readCredentialFile } from './pull-secret-file.js';
@@ -35,6 +36,9 @@ Usage:
                                           ServiceAccounts (only what changed); exit 1 if anything failed
   pullkeeper ensure NAMESPACE --config FILE [--json]
                                           make one namespace ready now (the CI pre-deploy call)
+  pullkeeper doctor --config FILE [--json]
+                                          check secrets, registries (mint + login), cluster RBAC per tenant
+                                          namespace, node SSH and host keys; each problem with its fix (exit 1)
   pullkeeper serve --config FILE [--port 3700] [--host 127.0.0.1]
                                           the HTTP API locally, with Prometheus metrics at /metrics
 ${PUSH_USAGE}
@@ -63,6 +67,8 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
         return await refreshCommand(rest, io);
       case 'ensure':
         return await ensureCommand(rest, io);
+      case 'doctor':
+        return await doctorCommand(rest, io);
       case 'serve':
         return await serveCommand(rest, io);
       case 'push':

@@ -1,0 +1,120 @@
+/**
+ * pullkeeper doctor against real parts: a missing secret reference, a registry
+ * whose credential does not log in, a tenant namespace without an RBAC verb, an
+ * unreachable node and a node whose host key changed: each reported with its fix.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { bufferIO } from '../../src/cli/io.js';
+import { main } from '../../src/cli/pullkeeper.js';
+import { writeTokenKubeconfig } from '../harness/cluster/index.js';
+import { type Harness, startHarness } from '../harness/index.js';
+
+let h: Harness;
+const dir = mkdtempSync(join(tmpdir(), 'pk-doctor-'));
+const REG = { username: 'doc', password: 'doctor-pass-1f0e' };
+
+before(async () => {
+  h = await startHarness({ cluster: true, registry: { auth: 'htpasswd' }, nodes: 3 });
+  await h.registry!.allow(REG.username, REG.password);
+  for (const n of ['doc-a', 'doc-b']) await h.cluster!.createNamespace(n, { tenant: 'doc' });
+  // The shipped RBAC bound per namespace, in doc-a only: doc-b lacks every tenant verb.
+  const id = await h.cluster!.createIdentity({
+    namespace: 'pullkeeper-system',
+    name: 'pk-doc',
+    rbac: 'pullkeeper',
+    tenantNamespaces: ['doc-a'],
+  });
+  const kubeconfig = writeTokenKubeconfig(join(dir, 'kubeconfig'), h.cluster!.info, id.token);
+  const known = join(dir, 'known_hosts');
+  writeFileSync(known, `${h.nodes!.info.nodes.map((n) => n.hostKeyLine).join('\n')}\n`);
+  await h.nodes!.stopSshd('node-2');
+  await h.nodes!.rotateHostKey('node-3');
+  writeFileSync(
+    join(dir, 'pk.json'),
+    JSON.stringify({
+      clusters: [{ name: 'test', kubeconfig }],
+      registries: [
+        {
+          name: 'good',
+          kind: 'static',
+          server: h.registry!.info.host,
+          username: { value: REG.username },
+          password: { value: REG.password },
+        },
+        {
+          name: 'wrong',
+          kind: 'static',
+          server: h.registry!.info.host,
+          username: { value: REG.username },
+          password: { value: 'not-it-000' },
+        },
+        {
+          name: 'unset',
+          kind: 'static',
+          server: 'x.test',
+          username: { value: 'u' },
+          password: { fromEnv: 'PK_DOCTOR_UNSET' },
+          verify: false,
+        },
+      ],
+      tenants: [{ name: 'doc', namespaces: { matchLabels: { tenant: 'doc' } }, registries: ['good'] }],
+      nodes: {
+        inventory: h.nodes!.info.nodes.map((n) => ({ name: n.name, address: n.address })),
+        registries: ['good'],
+        ssh: {
+          privateKey: { fromFile: h.nodes!.info.clientKey.privateKeyPath },
+          knownHosts: { fromFile: known },
+          timeoutMs: 3000,
+        },
+      },
+    }),
+  );
+});
+after(() => h?.stop());
+
+test('each broken piece is reported with its fix; the working ones say ok; exit 1', {
+  timeout: 120_000,
+}, async () => {
+  const io = bufferIO();
+  const code = await main(['doctor', '--config', join(dir, 'pk.json'), '--json'], io);
+  assert.equal(code, 1, io.stderr.join('\n'));
+  const { ok, findings } = JSON.parse(io.stdout.join('\n')) as {
+    ok: boolean;
+    findings: Array<{ area: string; subject: string; ok: boolean; detail: string; fix?: string }>;
+  };
+  assert.equal(ok, false);
+  const find = (area: string, subject: RegExp) => {
+    const f = findings.find((x) => x.area === area && subject.test(x.subject));
+    assert.ok(
+      f,
+      `no ${area} finding for ${subject}: ${JSON.stringify(findings.map((x) => [x.area, x.subject]))}`,
+    );
+    return f;
+  };
+  const unset = find('secret', /fromEnv PK_DOCTOR_UNSET/);
+  assert.equal(unset.ok, false);
+  assert.match(unset.fix!, /export the variable/);
+  assert.equal(find('registry', /^good /).ok, true);
+  const wrong = find('registry', /^wrong /);
+  assert.equal(wrong.ok, false);
+  assert.match(wrong.detail, /refused the credential/);
+  assert.match(wrong.fix!, /did not log in/);
+  assert.equal(find('cluster', /namespace doc-a/).ok, true);
+  const b = find('cluster', /namespace doc-b/);
+  assert.equal(b.ok, false);
+  assert.match(b.detail, /not allowed: list secrets, create secrets/);
+  assert.match(b.fix!, /RoleBinding/);
+  assert.equal(find('node', /^node-1 /).ok, true);
+  const down = find('node', /^node-2 /);
+  assert.equal(down.ok, false);
+  assert.match(down.fix!, /sshd runs on the node/);
+  const rekeyed = find('node', /^node-3 /);
+  assert.equal(rekeyed.ok, false);
+  assert.match(rekeyed.fix!, /update the pin/);
+  const text = io.stdout.join('\n') + io.stderr.join('\n');
+  assert.ok(!text.includes(REG.password) && !text.includes('not-it-000'), 'no secret in the report');
+});
