@@ -49,6 +49,11 @@ ${PUSH_USAGE}
 /** The operator CLI. Returns the exit code; has no side effects on import. */
 export async function main(argv: string[], io: CliIO = processIO): Promise<number> {
   const [command, ...rest] = argv;
+  // `pullkeeper COMMAND --help`: the usage, whatever the command.
+  if (command && rest.some((a) => a === '--help' || a === '-h')) {
+    io.out(USAGE);
+    return 0;
+  }
   try {
     switch (command) {
       case 'image':
