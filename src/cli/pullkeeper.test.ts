@@ -115,6 +115,16 @@ describe('pullkeeper CLI', () => {
     assert.equal(code, 1);
     assert.match(err, /cannot read .*nope\.json: ENOENT/);
   });
+  it('COMMAND --help prints the usage and exits 0; an unknown flag exits 2', async () => {
+    for (const c of ['refresh', 'ensure', 'mint', 'push', 'doctor', 'serve']) {
+      const { code, out } = await cli(c, '--help');
+      assert.equal(code, 0);
+      assert.match(out, new RegExp(`pullkeeper ${c} `));
+    }
+    const bad = await cli('refresh', '--bogus');
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /Unknown option '--bogus'/);
+  });
   it('unknown command: exit 2 with usage', async () => {
     const { code, err } = await cli('frobnicate');
     assert.equal(code, 2);
