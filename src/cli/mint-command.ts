@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { type MintReportEntry, mintCredentials } from '../app/mint.js';
 import { ConfigError, loadConfigFile } from '../config/load.js';
+import type { PullkeeperConfig } from '../config/schema.js';
 import type { CliIO } from './io.js';
 
 /** Exit codes shared by the operator commands. */
@@ -9,6 +10,31 @@ export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
 function configPath(value: string | undefined): string | undefined {
   return value ?? process.env.PULLKEEPER_CONFIG;
+}
+
+/**
+ * `--config FILE` (or PULLKEEPER_CONFIG), loaded and validated; on a missing flag
+ * or a broken file it prints what to do and returns undefined (the caller exits 2).
+ */
+export async function loadConfigArg(
+  value: string | undefined,
+  io: CliIO,
+  command: string,
+): Promise<{ file: string; config: PullkeeperConfig } | undefined> {
+  const file = configPath(value);
+  if (!file) {
+    io.err(`pullkeeper ${command}: give --config FILE (or set PULLKEEPER_CONFIG)`);
+    return undefined;
+  }
+  try {
+    return { file, config: await loadConfigFile(file) };
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      io.err(err.message);
+      return undefined;
+    }
+    throw err;
+  }
 }
 
 export async function configCheckCommand(args: string[], io: CliIO): Promise<number> {
@@ -64,21 +90,9 @@ export async function mintCommand(args: string[], io: CliIO): Promise<number> {
       timeout: { type: 'string' },
     },
   });
-  const file = configPath(values.config);
-  if (!file) {
-    io.err('pullkeeper mint: give --config FILE (or set PULLKEEPER_CONFIG)');
-    return EXIT.usage;
-  }
-  let cfg: Awaited<ReturnType<typeof loadConfigFile>>;
-  try {
-    cfg = await loadConfigFile(file);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      io.err(err.message);
-      return EXIT.usage;
-    }
-    throw err;
-  }
+  const loaded = await loadConfigArg(values.config, io, 'mint');
+  if (!loaded) return EXIT.usage;
+  const { file, config: cfg } = loaded;
   const unknown = (values.registry ?? []).filter((n) => !cfg.registries.some((r) => r.name === n));
   if (unknown.length) {
     io.err(

@@ -278,7 +278,7 @@ export const commands: Record<string, NodeCommand> = {
 export async function main(argv: string[], io: NodeCliIO = nodeProcessIO): Promise<number> {
   const [name, ...rest] = argv;
   const key =
-    name === undefined || name === '--help' || name === '-h'
+    name === undefined || name === '--help' || name === '-h' || rest.includes('--help') || rest.includes('-h')
       ? 'help'
       : name === '--version'
         ? 'version'

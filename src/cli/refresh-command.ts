@@ -2,26 +2,8 @@
 import { parseArgs } from 'node:util';
 import { ensureNamespace } from '../app/ensure.js';
 import { RefreshError, type RefreshReport, refresh, refreshFailed } from '../app/refresh.js';
-import { ConfigError, loadConfigFile } from '../config/load.js';
 import type { CliIO } from './io.js';
-import { EXIT } from './mint-command.js';
-
-async function loadOr2(file: string | undefined, io: CliIO, cmd: string) {
-  const path = file ?? process.env.PULLKEEPER_CONFIG;
-  if (!path) {
-    io.err(`pullkeeper ${cmd}: give --config FILE (or set PULLKEEPER_CONFIG)`);
-    return undefined;
-  }
-  try {
-    return await loadConfigFile(path);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      io.err(err.message);
-      return undefined;
-    }
-    throw err;
-  }
-}
+import { EXIT, loadConfigArg } from './mint-command.js';
 
 function printReport(r: RefreshReport, io: CliIO): void {
   for (const reg of r.registries)
@@ -51,7 +33,7 @@ export async function refreshCommand(args: string[], io: CliIO): Promise<number>
       force: { type: 'boolean' },
     },
   });
-  const cfg = await loadOr2(values.config, io, 'refresh');
+  const cfg = (await loadConfigArg(values.config, io, 'refresh'))?.config;
   if (!cfg) return EXIT.usage;
   const tty = !values.json && process.stderr.isTTY;
   let r: RefreshReport;
@@ -94,7 +76,7 @@ export async function ensureCommand(args: string[], io: CliIO): Promise<number> 
     );
     return EXIT.usage;
   }
-  const cfg = await loadOr2(values.config, io, 'ensure');
+  const cfg = (await loadConfigArg(values.config, io, 'ensure'))?.config;
   if (!cfg) return EXIT.usage;
   try {
     const r = await ensureNamespace(cfg, positionals[0]!, {

@@ -1,10 +1,10 @@
 /** `pullkeeper serve`: the HTTP API on this machine (@hono/node-server), with Prometheus /metrics. */
 import { parseArgs } from 'node:util';
 import { apiDeps } from '../app/compose.js';
-import { ConfigError, loadConfigFile } from '../config/load.js';
+import { loadConfigFile } from '../config/load.js';
 import { createApp } from '../http/app.js';
 import type { CliIO } from './io.js';
-import { EXIT } from './mint-command.js';
+import { EXIT, loadConfigArg } from './mint-command.js';
 
 export async function serveCommand(
   args: string[],
@@ -15,21 +15,10 @@ export async function serveCommand(
     args,
     options: { config: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' } },
   });
-  const file = values.config ?? process.env.PULLKEEPER_CONFIG;
-  if (!file) {
-    io.err('pullkeeper serve: give --config FILE (or set PULLKEEPER_CONFIG)');
-    return EXIT.usage;
-  }
   // Fail fast on a broken config, with the same message as `config check`.
-  try {
-    await loadConfigFile(file);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      io.err(err.message);
-      return EXIT.usage;
-    }
-    throw err;
-  }
+  const loaded = await loadConfigArg(values.config, io, 'serve');
+  if (!loaded) return EXIT.usage;
+  const { file } = loaded;
   const port = Number(values.port ?? 3700);
   const host = values.host ?? '127.0.0.1';
   const { serve } = await import('@hono/node-server');

@@ -13,13 +13,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { getCACertificates, setDefaultCACertificates } from 'node:tls';
-import { CredentialCache, type MintResult, mintCredentials } from '../../src/app/mint.js';
+import { CredentialCache, type MintOptions, type MintResult, mintCredentials } from '../../src/app/mint.js';
 import { bufferIO } from '../../src/cli/io.js';
 import { main } from '../../src/cli/pullkeeper.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { PullkeeperConfigInput } from '../../src/config/schema.js';
 import { createSecretResolver } from '../../src/config/secret-ref.js';
 import { ecrHost } from '../../src/providers/ecr.js';
+import { verifyCredential } from '../../src/providers/verify.js';
 import { signJwt } from '../harness/cloud/common.js';
 import { type Harness, MOTO_ECR_PASSWORD, startHarness } from '../harness/index.js';
 
@@ -120,6 +121,12 @@ after(async () => {
 
 const registryUrl = () => h.registry!.info.url;
 
+/** Verification once the registry accepts what the fakes minted (its allow-list updates asynchronously). */
+const verifyAfterSync: NonNullable<MintOptions['verify']> = async (c, r, s) => {
+  await h.credentialsSynced();
+  return verifyCredential(c, r, { signal: s });
+};
+
 function ecrRegistry(name: string, extra: Record<string, unknown> = {}) {
   return {
     name,
@@ -164,11 +171,7 @@ describe('each kind mints a credential that logs in to the real registry', () =>
     const minted = h.cloud!.acr.minted().length;
     const res = await mintCredentials(config, {
       cache: new CredentialCache(),
-      verify: async (c, r, s) => {
-        await h.credentialsSynced();
-        const { verifyCredential } = await import('../../src/providers/verify.js');
-        return verifyCredential(c, r, { signal: s });
-      },
+      verify: verifyAfterSync,
     });
     remember(res);
     const r = res.registries[0]!;
@@ -267,11 +270,7 @@ describe('each kind mints a credential that logs in to the real registry', () =>
     ]);
     const res = await mintCredentials(config, {
       cache: new CredentialCache(),
-      verify: async (c, r, s) => {
-        await h.credentialsSynced();
-        const { verifyCredential } = await import('../../src/providers/verify.js');
-        return verifyCredential(c, r, { signal: s });
-      },
+      verify: verifyAfterSync,
     });
     remember(res);
     const r = res.registries[0]!;
