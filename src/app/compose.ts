@@ -57,6 +57,7 @@ export function apiUseCases(): ApiUseCases {
       const r = await refresh(config, {
         tenants: req.tenants,
         dryRun: req.dryRun,
+        force: req.force,
         signal: ctx.signal,
         cache: processCache,
         ...(req.nodes !== undefined ? { nodes: req.nodes } : {}),

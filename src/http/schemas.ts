@@ -16,6 +16,8 @@ export const RefreshRequestSchema = z.strictObject({
   dryRun: z.boolean().default(false),
   /** Also push node config (default true when nodes are configured). */
   nodes: z.boolean().optional(),
+  /** Re-read and re-mint every credential and rewrite every Secret, even ones not yet due (after a password was rotated). */
+  force: z.boolean().default(false),
 });
 export type RefreshRequest = z.infer<typeof RefreshRequestSchema>;
 

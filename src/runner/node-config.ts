@@ -13,6 +13,7 @@
  * clusterDomain: cluster.local
  * logMaxBytes: 10485760
  * alwaysPullImages: false
+ * verifyCachedCredentials: false   # KEP-2535: a pod may use a cached image only if its own credentials can read it
  * ```
  */
 import { readFile } from 'node:fs/promises';
@@ -48,6 +49,7 @@ const schema = z.strictObject({
   clusterDomain: z.string().optional(),
   logMaxBytes: z.number().int().min(1024).optional(),
   alwaysPullImages: z.boolean().optional(),
+  verifyCachedCredentials: z.boolean().optional(),
 });
 export type NodeConfigFile = z.infer<typeof schema>;
 
@@ -76,6 +78,7 @@ export function nodeConfigFrom(file: NodeConfigFile, overrides: { stateDir?: str
     clusterDomain: file.clusterDomain ?? 'cluster.local',
     logMaxBytes: file.logMaxBytes ?? 10 * 1024 * 1024,
     alwaysPullImages: file.alwaysPullImages ?? false,
+    verifyCachedCredentials: file.verifyCachedCredentials ?? false,
   };
 }
 

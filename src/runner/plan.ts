@@ -40,6 +40,8 @@ export interface NodeConfig {
   /** Per-container log size cap before rotation (kubelet containerLogMaxSize: 10 MiB). */
   logMaxBytes: number;
   alwaysPullImages?: boolean;
+  /** KEP-2535: an image already on the node is used by a pod only after the pod's credentials read its manifest. */
+  verifyCachedCredentials?: boolean;
 }
 
 export interface PlannedContainer {
@@ -268,6 +270,7 @@ async function planContainer(
       image: c.image,
       policy,
       podSecrets: ctx.secrets,
+      ...(ctx.node.verifyCachedCredentials ? { verifyCachedCredentials: true } : {}),
       onEvent: (e) => ctx.emit(e),
       ...(ctx.signal ? { signal: ctx.signal } : {}),
     });

@@ -68,6 +68,12 @@ export interface Registry extends Component<RegistryInfo> {
   allow(username: string, password: string): Promise<void>;
   /** Removes a user; its credential is refused from the next request on. */
   revoke(username: string): Promise<void>;
+  /**
+   * Token mode: the user is granted only repositories whose names start with one
+   * of the prefixes (like a registry's repository permissions: ACR scope maps,
+   * ECR repository policies); undefined lifts the limit.
+   */
+  limitRepositories(username: string, prefixes: string[] | undefined): void;
   /** Token mode: the next `n` token requests fail with `status` (default 503). */
   failNext(n: number, status?: number): void;
   /** Token mode: every token response is delayed by `ms` (0 to stop). */
@@ -175,7 +181,11 @@ interface TokenServer {
   log: TokenRequestRecord[];
 }
 
-async function startTokenServer(dir: string, users: Map<string, string>): Promise<TokenServer> {
+async function startTokenServer(
+  dir: string,
+  users: Map<string, string>,
+  repoLimits: Map<string, string[]>,
+): Promise<TokenServer> {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   const keyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
   const keyPath = join(dir, 'token.key');
@@ -208,9 +218,12 @@ async function startTokenServer(dir: string, users: Map<string, string>): Promis
     const now = Math.floor(Date.now() / 1000);
     const access: Access[] = [];
     if (user !== undefined) {
+      const limit = repoLimits.get(user);
       for (const s of scopes) {
         const a = parseScope(s);
-        if (a) access.push(a);
+        // A repository outside the user's prefixes is left out of the grant (the registry then answers 401).
+        if (a && (!limit || a.type !== 'repository' || limit.some((p) => a.name.startsWith(p))))
+          access.push(a);
       }
     }
     const header = { typ: 'JWT', alg: 'ES256', kid };
@@ -374,6 +387,7 @@ export async function startRegistry(opts: StartRegistryOptions): Promise<Registr
   const logFile = join(dir, 'registry.log');
   const configPath = join(dir, 'config.yml');
   const users = new Map<string, string>();
+  const repoLimits = new Map<string, string[]>();
   const hashes = new Map<string, { password: string; line: string }>();
   let htpasswdMtime = Math.floor(Date.now() / 1000) - 1000;
 
@@ -407,7 +421,7 @@ export async function startRegistry(opts: StartRegistryOptions): Promise<Registr
   let token: TokenServer | undefined;
   let tokenRealm: string | undefined;
   if (opts.auth === 'token') {
-    token = await startTokenServer(dir, users);
+    token = await startTokenServer(dir, users, repoLimits);
     tokenRealm = `http://127.0.0.1:${token.port}/token`;
   }
   for (const [u, p] of Object.entries(opts.users ?? {})) users.set(u, p);
@@ -480,6 +494,11 @@ export async function startRegistry(opts: StartRegistryOptions): Promise<Registr
       if (opts.auth === 'none') return;
       users.set(username, password);
       if (opts.auth === 'htpasswd') await writeHtpasswd();
+    },
+    limitRepositories(username, prefixes) {
+      needToken('limitRepositories');
+      if (prefixes) repoLimits.set(username, [...prefixes]);
+      else repoLimits.delete(username);
     },
     async revoke(username) {
       if (opts.auth === 'none') return;

@@ -246,6 +246,22 @@ for (const auth of ['htpasswd', 'token'] as const) {
       assert.equal(reg.pid, pid, 'no restart was needed');
     });
 
+    if (auth === 'token')
+      it('limitRepositories: a user reads only repositories under its prefixes, until the limit is lifted', async () => {
+        const img = await smallImage('limits');
+        await pushImage(reg, 'team-a/app', 'v1', img, creds);
+        await pushImage(reg, 'team-b/app', 'v1', img, creds);
+        const tb: Creds = { username: 'team-b-user', password: secret() };
+        await reg.allow(tb.username, tb.password);
+        reg.limitRepositories(tb.username, ['team-b/']);
+        const client = () => new RegistryClient(reg, tb);
+        assert.equal((await client().getManifest('team-b/app', 'v1')).status, 200, 'own repository');
+        assert.equal((await client().getManifest('team-a/app', 'v1')).status, 401, "another team's");
+        reg.limitRepositories(tb.username, undefined);
+        assert.equal((await client().getManifest('team-a/app', 'v1')).status, 200, 'limit lifted');
+        await reg.revoke(tb.username);
+      });
+
     it('skopeo copy + umoci unpack (the reference pull) produce a rootfs with /bin/busybox', async () => {
       const img = await smallImage('reference');
       await pushImage(reg, 'team/ref', 'v1', img, creds);
