@@ -53,8 +53,8 @@ export function runDemo(io: CliIO = processIO): number {
     .map(([name]) => name);
   io.out(`\nThis build can: ${built.join(', ')}.`);
   io.out(
-    'The full local stack (registry, cluster, nodes, refresh through the API) is not in `make demo` yet; ' +
-      'try `pullkeeper mint`, `refresh`, `ensure` and `push` with a config (README, docs/).',
+    'The whole product on a local stack (registry, cluster, SSH nodes, the API under serverless offline, ' +
+      'pods on runc): `make demo` (README).',
   );
   return 0;
 }

@@ -139,7 +139,9 @@ describe('authentication and authorization', () => {
     const { req, calls } = setup();
     const res = await req('POST', '/v1/refresh', { token: TOKEN_A });
     assert.equal(res.status, 200);
-    assert.deepEqual(calls, [['refresh', { dryRun: false, force: false, tenants: ['team-a'], nodes: false }]]);
+    assert.deepEqual(calls, [
+      ['refresh', { dryRun: false, force: false, tenants: ['team-a'], nodes: false }],
+    ]);
   });
   test('node push: only for a caller allowed every tenant', async () => {
     const { req, calls } = setup();
@@ -150,7 +152,9 @@ describe('authentication and authorization', () => {
       (await req('POST', '/v1/refresh', { token: TOKEN_ALL, body: '{"nodes":true}' })).status,
       200,
     );
-    assert.deepEqual(calls, [['refresh', { dryRun: false, force: false, nodes: true, tenants: ['team-a', 'team-b'] }]]);
+    assert.deepEqual(calls, [
+      ['refresh', { dryRun: false, force: false, nodes: true, tenants: ['team-a', 'team-b'] }],
+    ]);
   });
   test('ensure of an own namespace reaches the use case with the timeout', async () => {
     const { req, calls } = setup();

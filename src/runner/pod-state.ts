@@ -166,10 +166,27 @@ export class PodDir {
   }
 }
 
-export async function atomicWrite(path: string, data: string): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, data);
-  await rename(tmp, path);
+/** Writes in flight per path: writes to one file go in call order, so the last call's data wins. */
+const writesInFlight = new Map<string, Promise<void>>();
+let tmpCounter = 0;
+
+export function atomicWrite(path: string, data: string): Promise<void> {
+  // One temp name per write: two overlapping writes of the same file must not share (and lose) one temp file.
+  const tmp = `${path}.${process.pid}.${++tmpCounter}.tmp`;
+  const prev = writesInFlight.get(path) ?? Promise.resolve();
+  const next = prev
+    .catch(() => undefined)
+    .then(async () => {
+      await writeFile(tmp, data);
+      await rename(tmp, path);
+    });
+  writesInFlight.set(path, next);
+  void next
+    .finally(() => {
+      if (writesInFlight.get(path) === next) writesInFlight.delete(path);
+    })
+    .catch(() => undefined);
+  return next;
 }
 
 /** Every pod directory under `root`. */
