@@ -322,7 +322,7 @@ export async function refresh(config: PullkeeperConfig, opts: RefreshOptions = {
         } catch (err) {
           clusterErrors.set(
             cl,
-            `cluster ${cl}: ${err instanceof PullkeeperError && !(err instanceof KubeApiError) ? err.message : describeKubeError(err)}`,
+            `cluster ${cl}: ${err instanceof PullkeeperError && !(err instanceof KubeApiError) ? err.message.replace(`cluster ${cl}: `, '') : describeKubeError(err)}`,
           );
         }
       }),
