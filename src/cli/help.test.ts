@@ -216,4 +216,23 @@ describe('shell completion', () => {
       }
     });
   }
+  it('fish: what `complete -C` offers (skipped without fish)', (t) => {
+    try {
+      execFileSync('sh', ['-c', 'command -v fish']);
+    } catch {
+      t.skip('fish not installed');
+      return;
+    }
+    const offer = (cli: CliHelp, line: string) =>
+      execFileSync('fish', ['--no-config', '-c', `${fishScript(cli)}\ncomplete -C"${line}"`], {
+        encoding: 'utf8',
+      })
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => l.split('\t')[0]);
+    assert.deepEqual(offer(PULLKEEPER_CLI, 'pullkeeper ref'), ['refresh']);
+    assert.deepEqual(offer(PULLKEEPER_CLI, 'pullkeeper config '), ['check']);
+    assert.ok(offer(PULLKEEPER_CLI, 'pullkeeper refresh --').includes('--dry-run'));
+    assert.deepEqual(offer(PULLKEEPER_NODE_CLI, 'pullkeeper-node pull x --policy I'), ['IfNotPresent']);
+  });
 });
