@@ -480,7 +480,11 @@ export const PULLKEEPER_NODE = {
         help: 'talk plain HTTP to this registry',
       },
       concurrency: { type: 'string', arg: 'N', help: 'layers downloaded and unpacked at once (default 3)' },
-      'max-image-bytes': { type: 'string', arg: 'N', help: 'refuse images larger than N bytes (compressed)' },
+      'max-image-bytes': {
+        type: 'string',
+        arg: 'N',
+        help: 'refuse images that unpack to more than N bytes (default 16 GiB)',
+      },
       'keep-setuid': { type: 'boolean', default: false, help: 'keep setuid/setgid bits when unpacking' },
     },
     examples: [
