@@ -3,10 +3,12 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import type { TenantReport } from '../app/refresh.js';
 import { VERSION } from '../version.js';
 import { PULLKEEPER } from './help.js';
 import { bufferIO } from './io.js';
 import { main } from './pullkeeper.js';
+import { tenantProgress } from './refresh-command.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pk-cli-'));
 const file = (name: string, text: string) => {
@@ -287,6 +289,28 @@ describe('pullkeeper progress', () => {
     await main(['mint', '--config', config], tty);
     assert.deepEqual(tty.stdout, plain.stdout);
   });
+});
+
+describe('refresh progress line', () => {
+  for (const [name, tr, want] of [
+    ['fresh', { name: 't', cluster: 'c', fresh: true, namespaces: [] }, 'fresh, nothing to do'],
+    [
+      'mixed',
+      {
+        name: 't',
+        cluster: 'c',
+        namespaces: [
+          { name: 'a', secret: 'created', serviceAccounts: 'patched' },
+          { name: 'b', secret: 'unchanged', serviceAccounts: 'unchanged' },
+          { name: 'c', secret: 'created', serviceAccounts: 'patched' },
+        ],
+      },
+      '3 namespace(s): secrets 2 created, 1 unchanged',
+    ],
+    ['none', { name: 't', cluster: 'c', namespaces: [] }, '0 namespace(s): secrets none'],
+  ] as const) {
+    it(name, () => assert.equal(tenantProgress(tr as unknown as TenantReport), want));
+  }
 });
 
 describe('pullkeeper errors say what to do next', () => {
