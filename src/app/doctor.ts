@@ -98,8 +98,22 @@ export async function runDoctor(
   config: PullkeeperConfig,
   checks: DoctorCheck[],
   signal: AbortSignal,
+  /** Called as each check finishes, with its findings (progress on a terminal). */
+  onProgress?: (findings: DoctorFinding[], done: number, total: number) => void,
 ): Promise<DoctorFinding[]> {
-  const results = await Promise.allSettled(checks.map((c) => c(config, signal)));
+  let done = 0;
+  const results = await Promise.allSettled(
+    checks.map(async (c) => {
+      try {
+        const f = await c(config, signal);
+        onProgress?.(f, ++done, checks.length);
+        return f;
+      } catch (err) {
+        onProgress?.([], ++done, checks.length);
+        throw err;
+      }
+    }),
+  );
   return results.flatMap((r, i) =>
     r.status === 'fulfilled'
       ? r.value

@@ -69,7 +69,10 @@ export async function ensureNamespace(
       let c = clients.get(name);
       if (!c) {
         const cl = config.clusters.find((x) => x.name === name);
-        if (!cl) throw new EnsureError(`unknown cluster ${name}`);
+        if (!cl)
+          throw new EnsureError(
+            `unknown cluster ${name}: add it under "clusters" in the config, or fix the tenant's "cluster"`,
+          );
         c = await kubeClientFor(cl, secrets);
         clients.set(name, c);
       }
@@ -78,7 +81,9 @@ export async function ensureNamespace(
   try {
     const tenants = await tenantsOfNamespace(config, ns, kube, signal);
     if (!tenants.length)
-      throw new EnsureError(`namespace ${ns} belongs to no configured tenant (or does not exist)`);
+      throw new EnsureError(
+        `namespace ${ns} belongs to no configured tenant (or does not exist): create the namespace, or add it to a tenant's "namespaces" selector in the config`,
+      );
     const report = await refresh(config, { ...opts, signal, secrets, kube, tenants, namespaces: [ns] });
     // Read back: ready means the API server has it now.
     const reasons: string[] = [];

@@ -69,6 +69,8 @@ export interface MintOptions {
   force?: boolean;
   /** Parallel mints; each cloud gets few calls anyway. */
   concurrency?: number;
+  /** Called as each registry finishes (progress on a terminal). */
+  onProgress?: (entry: MintReportEntry, done: number, total: number) => void;
 }
 
 export async function mintCredentials(config: PullkeeperConfig, opts: MintOptions = {}): Promise<MintResult> {
@@ -122,7 +124,8 @@ export async function mintCredentials(config: PullkeeperConfig, opts: MintOption
   };
 
   const credentials = new Map<string, RegistryCredential>();
-  const results = await mapBounded(selected, opts.concurrency ?? 8, async (cfg): Promise<MintReportEntry> => {
+  let finished = 0;
+  const mintOne = async (cfg: RegistryConfig): Promise<MintReportEntry> => {
     const base = { name: cfg.name, kind: cfg.kind };
     let hosts: string[] = [];
     try {
@@ -189,6 +192,11 @@ export async function mintCredentials(config: PullkeeperConfig, opts: MintOption
         error: describeError(err),
       };
     }
+  };
+  const results = await mapBounded(selected, opts.concurrency ?? 8, async (cfg) => {
+    const entry = await mintOne(cfg);
+    opts.onProgress?.(entry, ++finished, selected.length);
+    return entry;
   });
   return { registries: results, credentials, mintCalls };
 }

@@ -99,8 +99,8 @@ export interface RefreshOptions {
   concurrency?: number;
   /** Push node config too (default: when the config has `nodes` and no tenant/namespace filter is given). */
   nodes?: boolean;
-  /** Called after each tenant (progress on a TTY). */
-  onProgress?: (done: number, total: number, tenant: string) => void;
+  /** Called after each tenant, with its report so far (progress on a TTY). */
+  onProgress?: (done: number, total: number, tenant: string, report: TenantReport) => void;
 }
 
 function sha256(text: string): string {
@@ -141,7 +141,8 @@ export function tenantConfigHash(t: TenantConfig, config: PullkeeperConfig): str
 
 function clusterOf(t: TenantConfig, config: PullkeeperConfig): string {
   const name = t.cluster ?? config.clusters[0]?.name;
-  if (!name) throw new RefreshError(`tenant ${t.name}: no cluster configured`);
+  if (!name)
+    throw new RefreshError(`tenant ${t.name}: no cluster configured; add one under "clusters" in the config`);
   return name;
 }
 
@@ -152,8 +153,17 @@ function describeKubeError(err: unknown): string {
     if (err.status === 404) return `not found (404): ${err.apiMessage || err.reason}`;
     return `${err.status} ${err.reason}${err.apiMessage ? `: ${err.apiMessage}` : ''}`;
   }
-  const e = err as { code?: string; name?: string };
-  return e?.code ?? e?.name ?? 'error';
+  const e = err as { code?: string; name?: string; cause?: { code?: string } };
+  const what = e?.code ?? e?.cause?.code ?? e?.name ?? 'error';
+  if (
+    /^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|ECONNRESET|EHOSTUNREACH|ENETUNREACH|UND_ERR_CONNECT_TIMEOUT|TimeoutError|AbortError)$/.test(
+      what,
+    )
+  )
+    return `${what}: the API server is unreachable; check the cluster's server (or kubeconfig) in the config and that this machine can reach it (\`pullkeeper doctor\` checks every cluster)`;
+  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(what))
+    return `${what}: the API server's TLS certificate is not trusted; set the cluster's CA in the config`;
+  return what;
 }
 
 interface ClusterState {
@@ -262,7 +272,7 @@ export async function refresh(config: PullkeeperConfig, opts: RefreshOptions = {
   const unknown = (opts.tenants ?? []).filter((n) => !config.tenants.some((t) => t.name === n));
   if (unknown.length)
     throw new RefreshError(
-      `unknown tenant ${unknown.join(', ')}; the config defines ${config.tenants.map((t) => t.name).join(', ') || 'none'}`,
+      `unknown tenant ${unknown.join(', ')}; the config defines ${config.tenants.map((t) => t.name).join(', ') || 'none'}: pass one of those to --tenant`,
     );
   const tenants = opts.tenants?.length
     ? config.tenants.filter((t) => opts.tenants!.includes(t.name))
@@ -277,7 +287,10 @@ export async function refresh(config: PullkeeperConfig, opts: RefreshOptions = {
       if (opts.kube) c = await opts.kube(name);
       else {
         const cl = config.clusters.find((x) => x.name === name);
-        if (!cl) throw new RefreshError(`unknown cluster ${name}`);
+        if (!cl)
+          throw new RefreshError(
+            `unknown cluster ${name}: add it under "clusters" in the config, or fix the tenant's "cluster"`,
+          );
         c = await kubeClientFor(cl, secrets, config.kubeClient);
       }
       clients.set(name, c);
@@ -309,7 +322,7 @@ export async function refresh(config: PullkeeperConfig, opts: RefreshOptions = {
         } catch (err) {
           clusterErrors.set(
             cl,
-            `cluster ${cl}: ${err instanceof PullkeeperError && !(err instanceof KubeApiError) ? err.message : describeKubeError(err)}`,
+            `cluster ${cl}: ${err instanceof PullkeeperError && !(err instanceof KubeApiError) ? err.message.replace(`cluster ${cl}: `, '') : describeKubeError(err)}`,
           );
         }
       }),
@@ -366,6 +379,7 @@ export async function refresh(config: PullkeeperConfig, opts: RefreshOptions = {
           serviceAccounts: 'failed',
           reason: clusterErrors.get(cl) ?? 'cluster unreachable',
         });
+        opts.onProgress?.(++done, tenants.length, t.name, tr);
         continue;
       }
       const sel = nsOf.get(t.name)!;
@@ -380,6 +394,7 @@ export async function refresh(config: PullkeeperConfig, opts: RefreshOptions = {
         tr.fresh = true;
         for (const ns of sel.names)
           tr.namespaces.push({ name: ns, secret: 'unchanged', serviceAccounts: 'unchanged' });
+        opts.onProgress?.(++done, tenants.length, t.name, tr);
         continue;
       }
       const k = await clientOf(cl);
@@ -389,7 +404,7 @@ export async function refresh(config: PullkeeperConfig, opts: RefreshOptions = {
         signal,
         concurrency: opts.concurrency ?? 32,
       });
-      opts.onProgress?.(++done, tenants.length, t.name);
+      opts.onProgress?.(++done, tenants.length, t.name, tr);
     }
 
     // 4. Nodes: the same credentials, merged into each node's config.json (src/app/push.ts).

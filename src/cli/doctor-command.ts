@@ -2,14 +2,17 @@
 import { parseArgs } from 'node:util';
 import { ALL_CHECKS, runDoctor } from '../app/doctor.js';
 import { ConfigError, loadConfigFile } from '../config/load.js';
-import type { CliIO } from './io.js';
+import { PULLKEEPER } from './help.js';
+import { type CliIO, progressOf } from './io.js';
 import { EXIT } from './mint-command.js';
 
 export async function doctorCommand(args: string[], io: CliIO): Promise<number> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string' }, json: { type: 'boolean' } } });
+  const { values } = parseArgs({ args, options: PULLKEEPER.doctor.flags });
   const file = values.config ?? process.env.PULLKEEPER_CONFIG;
   if (!file) {
-    io.err('pullkeeper doctor: give --config FILE (or set PULLKEEPER_CONFIG)');
+    io.err(
+      'pullkeeper doctor: give --config FILE (or set PULLKEEPER_CONFIG), e.g. `pullkeeper doctor --config pullkeeper.yaml`; `pullkeeper help doctor` has examples',
+    );
     return EXIT.usage;
   }
   let cfg: Awaited<ReturnType<typeof loadConfigFile>>;
@@ -38,7 +41,15 @@ export async function doctorCommand(args: string[], io: CliIO): Promise<number> 
     }
     throw err;
   }
-  const findings = await runDoctor(cfg, ALL_CHECKS, AbortSignal.timeout(120_000));
+  const progress = progressOf(io, values.json);
+  progress?.(`checking ${file}…`);
+  const findings = await runDoctor(cfg, ALL_CHECKS, AbortSignal.timeout(120_000), (f, done, total) => {
+    const failed = f.filter((x) => !x.ok).length;
+    progress?.(
+      `[${done}/${total}] ${f[0]?.area ?? 'check'}: ${f.length - failed} ok${failed ? `, ${failed} FAIL` : ''}`,
+    );
+  });
+  progress?.('');
   const ok = findings.every((f) => f.ok);
   if (values.json) io.out(JSON.stringify({ ok, findings }, null, 2));
   else {

@@ -3,7 +3,8 @@ import { parseArgs } from 'node:util';
 import { type MintReportEntry, mintCredentials } from '../app/mint.js';
 import { ConfigError, loadConfigFile } from '../config/load.js';
 import type { PullkeeperConfig } from '../config/schema.js';
-import type { CliIO } from './io.js';
+import { PULLKEEPER } from './help.js';
+import { type CliIO, progressOf } from './io.js';
 
 /** Exit codes shared by the operator commands. */
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
@@ -23,7 +24,9 @@ export async function loadConfigArg(
 ): Promise<{ file: string; config: PullkeeperConfig } | undefined> {
   const file = configPath(value);
   if (!file) {
-    io.err(`pullkeeper ${command}: give --config FILE (or set PULLKEEPER_CONFIG)`);
+    io.err(
+      `pullkeeper ${command}: give --config FILE (or set PULLKEEPER_CONFIG), e.g. \`pullkeeper ${command} --config pullkeeper.yaml\`; \`pullkeeper help ${command}\` has examples`,
+    );
     return undefined;
   }
   try {
@@ -41,7 +44,7 @@ export async function configCheckCommand(args: string[], io: CliIO): Promise<num
   const { positionals, values } = parseArgs({
     args,
     allowPositionals: true,
-    options: { config: { type: 'string' }, json: { type: 'boolean' } },
+    options: PULLKEEPER['config check'].flags,
   });
   const file = positionals[0] ?? configPath(values.config);
   if (!file) {
@@ -79,24 +82,14 @@ export async function configCheckCommand(args: string[], io: CliIO): Promise<num
 }
 
 export async function mintCommand(args: string[], io: CliIO): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    allowPositionals: false,
-    options: {
-      config: { type: 'string' },
-      registry: { type: 'string', multiple: true },
-      json: { type: 'boolean' },
-      force: { type: 'boolean' },
-      timeout: { type: 'string' },
-    },
-  });
+  const { values } = parseArgs({ args, allowPositionals: false, options: PULLKEEPER.mint.flags });
   const loaded = await loadConfigArg(values.config, io, 'mint');
   if (!loaded) return EXIT.usage;
   const { file, config: cfg } = loaded;
   const unknown = (values.registry ?? []).filter((n) => !cfg.registries.some((r) => r.name === n));
   if (unknown.length) {
     io.err(
-      `pullkeeper mint: unknown registry ${unknown.map((n) => `"${n}"`).join(', ')}; ${file} defines ${cfg.registries.map((r) => r.name).join(', ')}`,
+      `pullkeeper mint: unknown registry ${unknown.map((n) => `"${n}"`).join(', ')}; ${file} defines ${cfg.registries.map((r) => r.name).join(', ')}: pass one of those to --registry`,
     );
     return EXIT.usage;
   }
@@ -106,10 +99,15 @@ export async function mintCommand(args: string[], io: CliIO): Promise<number> {
     return EXIT.usage;
   }
   const signal = AbortSignal.timeout(timeoutMs);
-  const tty = !values.json && process.stderr.isTTY;
-  if (tty)
-    process.stderr.write(`minting ${values.registry?.length ?? cfg.registries.length} registr(ies)…\n`);
-  const res = await mintCredentials(cfg, { registries: values.registry, signal, force: values.force });
+  const progress = progressOf(io, values.json);
+  progress?.(`minting ${values.registry?.length ?? cfg.registries.length} registr(ies)…`);
+  const res = await mintCredentials(cfg, {
+    registries: values.registry,
+    signal,
+    force: values.force,
+    onProgress: progress && ((e, done, total) => progress(`[${done}/${total}] ${e.name}: ${e.status}`)),
+  });
+  progress?.('');
   if (values.json) io.out(JSON.stringify({ registries: res.registries, mintCalls: res.mintCalls }, null, 2));
   else printTable(res.registries, io);
   return res.registries.some((r) => r.status === 'failed') ? EXIT.failed : EXIT.ok;

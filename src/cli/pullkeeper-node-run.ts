@@ -12,6 +12,7 @@ import { loadNodeConfig } from '../runner/node-config.js';
 import { mergeObjects, parseManifest } from '../runner/pod.js';
 import { PodDir } from '../runner/pod-state.js';
 import { listPods, runPod, serveDaemon, stopPod } from '../runner/pods.js';
+import { PULLKEEPER_NODE, PULLKEEPER_NODE_CLI, usageErrorMessage } from './help.js';
 import type { CliIO } from './io.js';
 
 export type RunCommand = (argv: string[], io: CliIO) => Promise<number>;
@@ -27,23 +28,6 @@ const missingStore: ImageSource = {
   },
 };
 
-export const RUN_USAGE = `Pod commands:
-  pullkeeper-node run POD.yaml [--objects FILE]... [--kubeconfig FILE] [--node-config FILE] [--state-dir DIR] [--json]
-                               run a Pod (YAML or JSON; ConfigMaps, Secrets, Services and RuntimeClasses
-                               may follow it in the same file, come with --objects, or be read from the
-                               cluster of --kubeconfig)
-  pullkeeper-node stop POD     PreStop, TERM, KILL after the grace period; releases the sandbox
-  pullkeeper-node describe POD like kubectl describe pod (events last)
-  pullkeeper-node ps [--json]  the pods of this node
-  pullkeeper-node logs POD [-c CONTAINER]
-  pullkeeper-node daemon       host pod supervisors in one long-lived process (systemd unit)
-POD is NAME (namespace default) or NAMESPACE/NAME.`;
-
-const common = {
-  'state-dir': { type: 'string' },
-  'node-config': { type: 'string' },
-} as const;
-
 async function nodeConfig(values: { 'state-dir'?: string; 'node-config'?: string }) {
   return loadNodeConfig(values['node-config'], values['state-dir'] ? { stateDir: values['state-dir'] } : {});
 }
@@ -53,7 +37,11 @@ function guard(name: string, fn: RunCommand): RunCommand {
     try {
       return await fn(argv, io);
     } catch (err) {
-      if (err instanceof PullkeeperError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+        io.err(usageErrorMessage(PULLKEEPER_NODE_CLI, name, err as Error));
+        return 2;
+      }
+      if (err instanceof PullkeeperError) {
         io.err(`pullkeeper-node ${name}: ${(err as Error).message}`);
         return 1;
       }
@@ -64,7 +52,9 @@ function guard(name: string, fn: RunCommand): RunCommand {
 
 function oneRef(positionals: string[], cmd: string, io: CliIO): string | undefined {
   if (positionals.length !== 1) {
-    io.err(`pullkeeper-node ${cmd}: give exactly one pod, NAME or NAMESPACE/NAME`);
+    io.err(
+      `pullkeeper-node ${cmd}: give exactly one pod, NAME or NAMESPACE/NAME, e.g. \`pullkeeper-node ${cmd} default/web\`; \`pullkeeper-node ps\` lists the pods`,
+    );
     return undefined;
   }
   return positionals[0];
@@ -78,15 +68,12 @@ export function makeRunCommands(deps: { imageSource?: ImageSource } = {}): Recor
       const { values, positionals } = parseArgs({
         args: argv,
         allowPositionals: true,
-        options: {
-          ...common,
-          objects: { type: 'string', multiple: true },
-          kubeconfig: { type: 'string' },
-          json: { type: 'boolean' },
-        },
+        options: PULLKEEPER_NODE.run.flags,
       });
       if (positionals.length !== 1) {
-        io.err('pullkeeper-node run: give exactly one Pod manifest file');
+        io.err(
+          'pullkeeper-node run: give exactly one Pod manifest file, e.g. `pullkeeper-node run pod.yaml` (`pullkeeper-node help run`)',
+        );
         return 2;
       }
       const file = positionals[0]!;
@@ -140,26 +127,36 @@ export function makeRunCommands(deps: { imageSource?: ImageSource } = {}): Recor
     }),
 
     stop: guard('stop', async (argv, io) => {
-      const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: common });
+      const { values, positionals } = parseArgs({
+        args: argv,
+        allowPositionals: true,
+        options: PULLKEEPER_NODE.stop.flags,
+      });
       const ref = oneRef(positionals, 'stop', io);
       if (!ref) return 2;
       const node = await nodeConfig(values);
       const status = await stopPod(node.stateRoot, ref);
-      io.out(`pod/${ref} stopped (${status?.phase ?? 'Unknown'})`);
+      if (values.json) io.out(JSON.stringify({ pod: ref, phase: status?.phase ?? 'Unknown' }, null, 2));
+      else io.out(`pod/${ref} stopped (${status?.phase ?? 'Unknown'})`);
       return 0;
     }),
 
     describe: guard('describe', async (argv, io) => {
-      const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: common });
+      const { values, positionals } = parseArgs({
+        args: argv,
+        allowPositionals: true,
+        options: PULLKEEPER_NODE.describe.flags,
+      });
       const ref = oneRef(positionals, 'describe', io);
       if (!ref) return 2;
       const node = await nodeConfig(values);
-      for (const line of await describePod(node.stateRoot, ref, Date.now())) io.out(line);
+      if (values.json) io.out(JSON.stringify(await describePodJson(node.stateRoot, ref), null, 2));
+      else for (const line of await describePod(node.stateRoot, ref, Date.now())) io.out(line);
       return 0;
     }),
 
     ps: guard('ps', async (argv, io) => {
-      const { values } = parseArgs({ args: argv, options: { ...common, json: { type: 'boolean' } } });
+      const { values } = parseArgs({ args: argv, options: PULLKEEPER_NODE.ps.flags });
       const node = await nodeConfig(values);
       const pods = await listPods(node.stateRoot);
       if (values.json) {
@@ -188,7 +185,7 @@ export function makeRunCommands(deps: { imageSource?: ImageSource } = {}): Recor
       const { values, positionals } = parseArgs({
         args: argv,
         allowPositionals: true,
-        options: { ...common, container: { type: 'string', short: 'c' } },
+        options: PULLKEEPER_NODE.logs.flags,
       });
       const ref = oneRef(positionals, 'logs', io);
       if (!ref) return 2;
@@ -215,12 +212,13 @@ export function makeRunCommands(deps: { imageSource?: ImageSource } = {}): Recor
       }
       const lines = text.split('\n');
       if (lines.at(-1) === '') lines.pop();
-      for (const l of lines) io.out(l);
+      if (values.json) io.out(JSON.stringify({ pod: ref, container: name, lines }, null, 2));
+      else for (const l of lines) io.out(l);
       return 0;
     }),
 
     daemon: guard('daemon', async (argv, io) => {
-      const { values } = parseArgs({ args: argv, options: common });
+      const { values } = parseArgs({ args: argv, options: PULLKEEPER_NODE.daemon.flags });
       const node = await nodeConfig(values);
       const ac = new AbortController();
       for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => ac.abort());
@@ -235,6 +233,46 @@ class PodRunArgsError extends PullkeeperError {}
 
 /** The map `pullkeeper-node` dispatches to (the image store is wired in by the main CLI). */
 export const runCommands: Record<string, RunCommand> = makeRunCommands();
+
+/** What `describe --json` prints: the same facts as the text, as one object. */
+export async function describePodJson(root: string, ref: string): Promise<Record<string, unknown>> {
+  const dir = PodDir.of(root, ref);
+  const pod = await dir.readManifest();
+  const status = await dir.readStatus();
+  let plan: Awaited<ReturnType<PodDir['readPlan']>> | undefined;
+  try {
+    plan = await dir.readPlan();
+  } catch {}
+  return {
+    name: pod.metadata.name,
+    namespace: pod.metadata.namespace,
+    runtimeClassName: pod.spec.runtimeClassName ?? null,
+    runtimeHandler: plan?.runtime.handler ?? null,
+    startTime: status?.startTime ?? null,
+    labels: pod.metadata.labels ?? {},
+    phase: status?.phase ?? 'Unknown',
+    podIP: plan ? (status?.podIP ?? null) : null,
+    message: status?.message ?? null,
+    containers: pod.spec.containers.map((c) => {
+      const s = status?.containers.find((x) => x.name === c.name);
+      const pc = plan?.containers.find((x) => x.name === c.name);
+      return {
+        name: c.name,
+        image: c.image,
+        imageID: pc ? `${pc.imageRef}@${pc.imageDigest}` : null,
+        containerID: pc ? `${plan!.runtime.handler}://${pc.id}` : null,
+        state: s?.state ?? 'waiting',
+        reason: s?.reason ?? null,
+        exitCode: s?.exitCode ?? null,
+        startedAt: s?.startedAt ?? null,
+        finishedAt: s?.finishedAt ?? null,
+        ready: s?.ready ?? false,
+        restartCount: s?.restartCount ?? 0,
+      };
+    }),
+    events: await dir.readEvents(),
+  };
+}
 
 /** `kubectl describe pod`-like text, events last. */
 export async function describePod(root: string, ref: string, now: number): Promise<string[]> {

@@ -3,6 +3,8 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { VERSION } from '../version.js';
+import { PULLKEEPER_NODE } from './help.js';
 import { bufferIO } from './io.js';
 import { commands, EXIT, main, type NodeCliIO } from './pullkeeper-node.js';
 
@@ -69,5 +71,59 @@ describe('pullkeeper-node CLI (no registry needed)', () => {
     assert.equal(missing.code, 0);
     assert.deepEqual(JSON.parse(missing.out).auth, {});
     assert.match(missing.err, /does not exist/);
+  });
+  it('images, gc, ps, version --json: parse, with the documented fields', async () => {
+    const state = await mkdtemp(join(tmpdir(), 'pk-node-cli-'));
+    const images = await run(['images', '--state-dir', state, '--json']);
+    assert.equal(images.code, 0, images.err);
+    assert.deepEqual(JSON.parse(images.out), []);
+    const gc = await run(['gc', '--state-dir', state, '--json']);
+    assert.equal(gc.code, 0, gc.err);
+    assert.deepEqual(
+      Object.keys(JSON.parse(gc.out)).sort(),
+      Object.keys(PULLKEEPER_NODE.gc.json.example).sort(),
+    );
+    const ps = await run(['ps', '--state-dir', state, '--json']);
+    assert.equal(ps.code, 0, ps.err);
+    assert.deepEqual(JSON.parse(ps.out), []);
+    assert.deepEqual(JSON.parse((await run(['version', '--json'])).out), { version: VERSION });
+  });
+  it('describe, stop, logs --json on a missing pod: exit 1, the message on stderr and as { error }', async () => {
+    const state = await mkdtemp(join(tmpdir(), 'pk-node-cli-'));
+    for (const c of ['describe', 'stop', 'logs']) {
+      const r = await run([c, 'team-a/web', '--state-dir', state, '--json']);
+      assert.equal(r.code, EXIT.failed, c);
+      assert.match(r.err, /pod team-a\/web not found in .*; `pullkeeper-node ps` lists the pods/, c);
+      const j = JSON.parse(r.out);
+      assert.equal(j.error.exitCode, 1);
+      assert.match(j.error.message, /not found/);
+    }
+  });
+  it('pull --json failures keep their shape and also say it on stderr', async () => {
+    const state = await mkdtemp(join(tmpdir(), 'pk-node-cli-'));
+    const r = await run(['pull', 'Busybox', '--state-dir', state, '--json']);
+    assert.equal(r.code, EXIT.invalidImage);
+    assert.deepEqual(Object.keys(JSON.parse(r.out)), ['image', 'error']);
+    assert.match(r.err, /must be lowercase/);
+  });
+  it('a bad flag on a pod command is a usage error (2) that points at its help', async () => {
+    const r = await run(['ps', '--bogus']);
+    assert.equal(r.code, EXIT.usage);
+    assert.match(r.err, /pullkeeper-node ps: Unknown option '--bogus'/);
+    assert.match(r.err, /pullkeeper-node help ps/);
+  });
+  it('pull progress goes to the terminal only', async () => {
+    // Never on an empty store fails before any layer: the line is only cleared.
+    const state = await mkdtemp(join(tmpdir(), 'pk-node-cli-'));
+    const lines: string[] = [];
+    const io = Object.assign(bufferIO(), { isTTY: true, progress: (l: string) => lines.push(l) });
+    assert.equal(
+      await main(['pull', 'registry.invalid/a:v1', '--policy', 'Never', '--state-dir', state], io),
+      3,
+    );
+    assert.deepEqual(lines, ['']);
+    lines.length = 0;
+    await main(['pull', 'registry.invalid/a:v1', '--policy', 'Never', '--state-dir', state, '--json'], io);
+    assert.deepEqual(lines, []);
   });
 });

@@ -5,14 +5,13 @@
  *
  * Exit codes: 0 ok; 1 the operation failed (ErrImagePull, digest mismatch,
  * unsafe layer, registry unreachable); 2 usage error; 3 ErrImageNeverPull
- * (absent with policy Never); 4 InvalidImageName.
+ * (absent with policy Never); 4 InvalidImageName. Help, flags and the shell
+ * completion come from the table in help.ts (PULLKEEPER_NODE).
  */
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PullkeeperError } from '../core/errors.js';
 import {
-  DEFAULT_KUBELET_ROOT_DIR,
   type DockerConfig,
   defaultPullPolicy,
   InvalidImageRefError,
@@ -24,21 +23,23 @@ import {
   parseProviderRequest,
 } from '../runner/credential-provider.js';
 import type { ImageEvent, ImageSource } from '../runner/image-source.js';
-import {
-  DEFAULT_STATE_DIR,
-  ImageNeverPullError,
-  ImageStore,
-  type PullProgress,
-} from '../runner/store/store.js';
+import { ImageNeverPullError, ImageStore, type PullProgress } from '../runner/store/store.js';
 import { VERSION } from '../version.js';
-import { type CliIO, processIO } from './io.js';
+import { printCompletion } from './completion.js';
+import {
+  PULLKEEPER_NODE,
+  PULLKEEPER_NODE_CLI,
+  printHelp,
+  renderOverview,
+  unknownCommandMessage,
+  usageErrorMessage,
+} from './help.js';
+import { type CliIO, processIO, progressOf, withJsonErrors } from './io.js';
 import { readCredentialFile } from './pull-secret-file.js';
-import { makeRunCommands, RUN_USAGE } from './pullkeeper-node-run.js';
+import { makeRunCommands } from './pullkeeper-node-run.js';
 
-/** CliIO plus what the node commands need from a terminal. */
+/** CliIO (with its terminal progress line) plus stdin. */
 export interface NodeCliIO extends CliIO {
-  /** A progress line that replaces the previous one (only given on a TTY). */
-  progress?: (line: string) => void;
   /** The whole of stdin (credential-provider). */
   readStdin?: () => Promise<string>;
 }
@@ -47,7 +48,6 @@ export const EXIT = { ok: 0, failed: 1, usage: 2, neverPull: 3, invalidImage: 4 
 
 export const nodeProcessIO: NodeCliIO = {
   ...processIO,
-  ...(process.stderr.isTTY ? { progress: (line: string) => process.stderr.write(`\r\x1b[K${line}`) } : {}),
   readStdin: async () => {
     const chunks: Buffer[] = [];
     for await (const c of process.stdin) chunks.push(c as Buffer);
@@ -56,27 +56,6 @@ export const nodeProcessIO: NodeCliIO = {
 };
 
 export type NodeCommand = (args: string[], io: NodeCliIO) => Promise<number>;
-
-const USAGE = `pullkeeper-node ${VERSION}: pulls images exactly as kubelet chooses credentials
-
-Usage:
-  pullkeeper-node pull IMAGE [--secret FILE]... [--policy Always|IfNotPresent|Never] [--state-dir DIR]
-                  [--root-dir DIR] [--json] [--always-pull-images] [--verify-cached-credentials]
-                  [--insecure-registry HOST]... [--concurrency N] [--max-image-bytes N] [--keep-setuid]
-      FILE: a Secret manifest (kubernetes.io/dockerconfigjson or dockercfg), a config.json or a .dockercfg,
-      in the pod's imagePullSecrets order. Node credentials: kubelet's search order under --root-dir.
-  pullkeeper-node images [--state-dir DIR] [--json]
-  pullkeeper-node gc [--state-dir DIR] [--image REF]... [--json]
-  pullkeeper-node credential-provider [--credentials FILE]
-      kubelet credential provider plugin (credentialprovider.kubelet.k8s.io/v1, stdin -> stdout)
-  pullkeeper-node version | help
-
-${RUN_USAGE}
-      Images for pods come from the same store (PULLKEEPER_NODE_STATE_DIR, PULLKEEPER_KUBELET_ROOT_DIR).
-
-Defaults: --state-dir ${DEFAULT_STATE_DIR}, --root-dir ${DEFAULT_KUBELET_ROOT_DIR},
---credentials ${DEFAULT_STATE_DIR}/credentials.json.
-Exit codes: 0 ok, 1 failed, 2 usage, 3 ErrImageNeverPull, 4 InvalidImageName.`;
 
 const POLICIES: readonly PullPolicy[] = ['Always', 'IfNotPresent', 'Never'];
 
@@ -88,22 +67,12 @@ const pull: NodeCommand = async (args, io) => {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: {
-      secret: { type: 'string', multiple: true, default: [] },
-      policy: { type: 'string' },
-      'state-dir': { type: 'string', default: DEFAULT_STATE_DIR },
-      'root-dir': { type: 'string', default: DEFAULT_KUBELET_ROOT_DIR },
-      json: { type: 'boolean', default: false },
-      'always-pull-images': { type: 'boolean', default: false },
-      'verify-cached-credentials': { type: 'boolean', default: false },
-      'insecure-registry': { type: 'string', multiple: true, default: [] },
-      concurrency: { type: 'string' },
-      'max-image-bytes': { type: 'string' },
-      'keep-setuid': { type: 'boolean', default: false },
-    },
+    options: PULLKEEPER_NODE.pull.flags,
   });
   if (positionals.length !== 1) {
-    io.err('pullkeeper-node pull: give exactly one image, e.g. `pullkeeper-node pull busybox:1.36`');
+    io.err(
+      'pullkeeper-node pull: give exactly one image, e.g. `pullkeeper-node pull busybox:1.36` (`pullkeeper-node help pull`)',
+    );
     return EXIT.usage;
   }
   const image = positionals[0]!;
@@ -123,34 +92,34 @@ const pull: NodeCommand = async (args, io) => {
   const json = values.json;
   const fail = (code: number, reason: string, message: string) => {
     if (json) io.out(JSON.stringify({ image, error: { reason, message } }));
-    else io.err(`pullkeeper-node: ${message}`);
+    io.err(`pullkeeper-node: ${message}`);
     return code;
   };
   let podSecrets: DockerConfig[];
   try {
     podSecrets = [];
-    for (const f of values.secret) podSecrets.push(await readCredentialFile(f));
+    for (const f of values.secret ?? []) podSecrets.push(await readCredentialFile(f));
   } catch (err) {
     if (err instanceof PullkeeperError) return fail(EXIT.failed, 'InvalidPullSecret', err.message);
     throw err;
   }
   let lastProgress = 0;
+  const progress = progressOf(io, json);
   const store = new ImageStore({
     stateDir: values['state-dir'],
     nodeCredentials: { rootDir: values['root-dir'] },
     concurrency: num('concurrency', values.concurrency),
     maxImageBytes: num('max-image-bytes', values['max-image-bytes']),
     keepSetuid: values['keep-setuid'],
-    insecureRegistries: values['insecure-registry'],
-    onProgress:
-      io.progress && !json
-        ? (p: PullProgress) => {
-            const now = Date.now();
-            if (now - lastProgress < 100 && p.layersDone < p.layersTotal) return;
-            lastProgress = now;
-            io.progress!(`layers ${p.layersDone}/${p.layersTotal}  ${mb(p.bytesDone)} / ${mb(p.bytesTotal)}`);
-          }
-        : undefined,
+    insecureRegistries: values['insecure-registry'] ?? [],
+    onProgress: progress
+      ? (p: PullProgress) => {
+          const now = Date.now();
+          if (now - lastProgress < 100 && p.layersDone < p.layersTotal) return;
+          lastProgress = now;
+          progress(`[${p.layersDone}/${p.layersTotal}] layers  ${mb(p.bytesDone)} / ${mb(p.bytesTotal)}`);
+        }
+      : undefined,
   });
   const onEvent = (e: ImageEvent) => {
     if (!json) io.err(`${e.type} ${e.reason}: ${e.message}`);
@@ -163,7 +132,7 @@ const pull: NodeCommand = async (args, io) => {
       verifyCachedCredentials: values['verify-cached-credentials'],
       onEvent,
     });
-    io.progress?.('');
+    progress?.('');
     if (json) {
       io.out(JSON.stringify({ image, ref: r.ref, digest: r.digest, pulled: r.pulled, layers: r.layers }));
     } else {
@@ -172,7 +141,7 @@ const pull: NodeCommand = async (args, io) => {
     }
     return EXIT.ok;
   } catch (err) {
-    io.progress?.('');
+    progress?.('');
     if (err instanceof ImageNeverPullError) return fail(EXIT.neverPull, 'ErrImageNeverPull', err.message);
     if (err instanceof InvalidImageRefError) return fail(EXIT.invalidImage, 'InvalidImageName', err.message);
     if (err instanceof PullkeeperError) return fail(EXIT.failed, 'ErrImagePull', err.message);
@@ -181,13 +150,7 @@ const pull: NodeCommand = async (args, io) => {
 };
 
 const images: NodeCommand = async (args, io) => {
-  const { values } = parseArgs({
-    args,
-    options: {
-      'state-dir': { type: 'string', default: DEFAULT_STATE_DIR },
-      json: { type: 'boolean', default: false },
-    },
-  });
+  const { values } = parseArgs({ args, options: PULLKEEPER_NODE.images.flags });
   const list = await new ImageStore({ stateDir: values['state-dir'] }).list();
   if (values.json) {
     io.out(JSON.stringify(list));
@@ -201,15 +164,8 @@ const images: NodeCommand = async (args, io) => {
 };
 
 const gc: NodeCommand = async (args, io) => {
-  const { values } = parseArgs({
-    args,
-    options: {
-      'state-dir': { type: 'string', default: DEFAULT_STATE_DIR },
-      image: { type: 'string', multiple: true, default: [] },
-      json: { type: 'boolean', default: false },
-    },
-  });
-  const r = await new ImageStore({ stateDir: values['state-dir'] }).gc(values.image);
+  const { values } = parseArgs({ args, options: PULLKEEPER_NODE.gc.flags });
+  const r = await new ImageStore({ stateDir: values['state-dir'] }).gc(values.image ?? []);
   if (values.json) io.out(JSON.stringify(r));
   else {
     io.out(
@@ -220,10 +176,7 @@ const gc: NodeCommand = async (args, io) => {
 };
 
 const credentialProvider: NodeCommand = async (args, io) => {
-  const { values } = parseArgs({
-    args,
-    options: { credentials: { type: 'string', default: join(DEFAULT_STATE_DIR, 'credentials.json') } },
-  });
+  const { values } = parseArgs({ args, options: PULLKEEPER_NODE['credential-provider'].flags });
   if (!io.readStdin) throw new UsageError('credential-provider needs stdin');
   const req = parseProviderRequest(await io.readStdin());
   let text: string | undefined;
@@ -232,7 +185,7 @@ const credentialProvider: NodeCommand = async (args, io) => {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     io.err(
-      `pullkeeper-node credential-provider: ${values.credentials} does not exist; answering with no credentials`,
+      `pullkeeper-node credential-provider: ${values.credentials} does not exist; answering with no credentials (pullkeeper writes it on \`pullkeeper push\`; or pass --credentials FILE)`,
     );
   }
   const creds =
@@ -265,41 +218,52 @@ export const commands: Record<string, NodeCommand> = {
   images,
   gc,
   'credential-provider': credentialProvider,
-  version: async (_a, io) => {
-    io.out(VERSION);
+  version: async (args, io) => {
+    const { values } = parseArgs({ args, options: PULLKEEPER_NODE.version.flags });
+    io.out(values.json ? JSON.stringify({ version: VERSION }) : VERSION);
     return EXIT.ok;
   },
-  help: async (_a, io) => {
-    io.out(USAGE);
-    return EXIT.ok;
-  },
+  help: async (args, io) => printHelp(PULLKEEPER_NODE_CLI, args, io),
+  completion: async (args, io) => printCompletion(PULLKEEPER_NODE_CLI, args, io),
 };
+
+const isHelpFlag = (a: string) => a === '--help' || a === '-h';
 
 export async function main(argv: string[], io: NodeCliIO = nodeProcessIO): Promise<number> {
   const [name, ...rest] = argv;
-  const key =
-    name === undefined || name === '--help' || name === '-h' || rest.includes('--help') || rest.includes('-h')
-      ? 'help'
-      : name === '--version'
-        ? 'version'
-        : name;
+  if (name === undefined || isHelpFlag(name)) {
+    io.out(renderOverview(PULLKEEPER_NODE_CLI));
+    return EXIT.ok;
+  }
+  const key = name === '--version' ? 'version' : name;
   const command = Object.hasOwn(commands, key) ? commands[key] : undefined;
   if (!command) {
-    io.err(`pullkeeper-node: unknown command "${name}"\n\n${USAGE}`);
+    io.err(unknownCommandMessage(PULLKEEPER_NODE_CLI, name));
     return EXIT.usage;
   }
-  try {
-    return await command(rest, io);
-  } catch (err) {
-    const code = (err as { code?: string }).code;
-    if (err instanceof UsageError || code?.startsWith('ERR_PARSE_ARGS')) {
-      io.err(`pullkeeper-node ${name}: ${(err as Error).message}`);
-      return EXIT.usage;
+  // `pullkeeper-node COMMAND --help`: that command's help.
+  const beforeDashes = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
+  if (beforeDashes.some(isHelpFlag)) return printHelp(PULLKEEPER_NODE_CLI, [key], io);
+  return withJsonErrors(argv, io, async (jio) => {
+    try {
+      return await command(rest, jio);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code?.startsWith('ERR_PARSE_ARGS')) {
+        jio.err(usageErrorMessage(PULLKEEPER_NODE_CLI, key, err as Error));
+        return EXIT.usage;
+      }
+      if (err instanceof UsageError) {
+        jio.err(
+          `pullkeeper-node ${key}: ${err.message}\nRun \`pullkeeper-node help ${key}\` for its flags and examples.`,
+        );
+        return EXIT.usage;
+      }
+      if (err instanceof PullkeeperError) {
+        jio.err(`pullkeeper-node ${key}: ${err.message}`);
+        return EXIT.failed;
+      }
+      throw err;
     }
-    if (err instanceof PullkeeperError) {
-      io.err(`pullkeeper-node ${name}: ${err.message}`);
-      return EXIT.failed;
-    }
-    throw err;
-  }
+  });
 }

@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import type { TenantReport } from '../app/refresh.js';
+import { VERSION } from '../version.js';
+import { PULLKEEPER } from './help.js';
 import { bufferIO } from './io.js';
 import { main } from './pullkeeper.js';
+import { tenantProgress } from './refresh-command.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pk-cli-'));
 const file = (name: string, text: string) => {
@@ -130,6 +134,12 @@ describe('pullkeeper CLI', () => {
     assert.equal(code, 2);
     assert.match(err, /unknown command "frobnicate"/);
   });
+  it('COMMAND --help is that command only', async () => {
+    const { out } = await cli('refresh', '--help');
+    assert.match(out, /^Usage:\n {2}pullkeeper refresh --config FILE/);
+    assert.match(out, /Examples:\n {2}pullkeeper refresh --config pullkeeper\.yaml --dry-run/);
+    assert.doesNotMatch(out, /pullkeeper mint/);
+  });
   it('demo: runs the embedded example and says what the build can do', async () => {
     const { code, out } = await cli('demo');
     assert.equal(code, 0);
@@ -137,6 +147,228 @@ describe('pullkeeper CLI', () => {
     assert.match(
       out,
       /This build can: core, mintCredentials, writePullSecrets, pushNodeConfig, nodeRunner\./,
+    );
+  });
+});
+
+/** A config that needs no network for `config check` and `mint` (static registries, verify off). */
+const config = file(
+  'pk.yaml',
+  [
+    'clusters: [{ name: prod, kubeconfig: /nonexistent/kubeconfig }]',
+    'registries:',
+    '  - { name: quay, kind: static, server: quay.io, username: { value: robot }, password: { value: ' +
+      SECRET_PASSWORD +
+      ' }, verify: false }',
+    '  - { name: ghcr, kind: static, server: ghcr.io, username: { value: bot }, password: { value: ' +
+      SECRET_PASSWORD +
+      ' }, verify: false }',
+    'tenants:',
+    '  - { name: team-a, namespaces: { matchLabels: { tenant: a } }, registries: [quay] }',
+  ].join('\n'),
+);
+
+const keysOf = (v: unknown) => Object.keys(v as object).sort();
+
+describe('pullkeeper --json', () => {
+  it('image, status, version: parse, with the documented fields', async () => {
+    for (const [argv, fields] of [
+      [['image', 'nginx', '--json'], PULLKEEPER.image.json.example],
+      [['status', '--json'], PULLKEEPER.status.json.example],
+      [['version', '--json'], PULLKEEPER.version.json.example],
+    ] as const) {
+      const { code, out } = await cli(...argv);
+      assert.equal(code, 0, argv.join(' '));
+      assert.deepEqual(keysOf(JSON.parse(out)), keysOf(fields), argv.join(' '));
+    }
+    assert.equal(JSON.parse((await cli('version', '--json')).out).version, VERSION);
+    assert.equal((await cli('version')).out, VERSION, 'plain version unchanged');
+  });
+  it('creds --json: keys in order, passwords redacted', async () => {
+    const { code, out } = await cli(
+      'creds',
+      'quay.io/coreos/etcd:v3',
+      '--secret',
+      quaySecret,
+      '--secret',
+      coreosSecret,
+      '--json',
+    );
+    assert.equal(code, 0);
+    const j = JSON.parse(out);
+    assert.deepEqual(keysOf(j), keysOf(PULLKEEPER.creds.json.example));
+    assert.equal(j.anonymous, false);
+    assert.deepEqual(
+      j.credentials.map((c: { key: string; username: string; password: string }) => [
+        c.key,
+        c.username,
+        c.password,
+      ]),
+      [
+        ['quay.io/coreos', 'coreos', '<redacted>'],
+        ['quay.io', 'robot', '<redacted>'],
+      ],
+    );
+    const none = JSON.parse((await cli('creds', 'ghcr.io/x/y', '--secret', quaySecret, '--json')).out);
+    assert.equal(none.anonymous, true);
+    assert.deepEqual(none.credentials, []);
+  });
+  it('config check --json: the documented shape, valid and invalid', async () => {
+    const ok = await cli('config', 'check', config, '--json');
+    assert.equal(ok.code, 0, ok.err);
+    const j = JSON.parse(ok.out);
+    assert.deepEqual(keysOf(j), keysOf(PULLKEEPER['config check'].json.example));
+    assert.deepEqual(j.registries, [
+      { name: 'quay', kind: 'static' },
+      { name: 'ghcr', kind: 'static' },
+    ]);
+    const bad = await cli('config', 'check', file('bad.yaml', 'registries: []\ntenants: 3\n'), '--json');
+    assert.equal(bad.code, 2);
+    assert.equal(JSON.parse(bad.out).valid, false);
+  });
+  it('mint --json: one entry per registry, no secrets', async () => {
+    const { code, out } = await cli('mint', '--config', config, '--json');
+    assert.equal(code, 0);
+    const j = JSON.parse(out);
+    assert.deepEqual(keysOf(j), keysOf(PULLKEEPER.mint.json.example));
+    assert.deepEqual(
+      j.registries.map((r: { name: string; status: string }) => [r.name, r.status]),
+      [
+        ['quay', 'minted'],
+        ['ghcr', 'minted'],
+      ],
+    );
+  });
+  it('errors with --json: non-zero exit, message on stderr, { error } on stdout', async () => {
+    for (const [argv, code, message] of [
+      [['refresh', '--json'], 2, /give --config FILE \(or set PULLKEEPER_CONFIG\)/],
+      [
+        ['mint', '--config', join(dir, 'absent.yaml'), '--json'],
+        2,
+        /absent\.yaml.*no such file; pass --config PATH/s,
+      ],
+      [['mint', '--json', '--bogus'], 2, /Unknown option '--bogus'/],
+      [['creds', 'nginx', '--secret', join(dir, 'nope.json'), '--json'], 1, /nope\.json/],
+      [['image', 'Nginx', '--json'], 1, /must be lowercase/],
+    ] as const) {
+      const saved = process.env.PULLKEEPER_CONFIG;
+      delete process.env.PULLKEEPER_CONFIG;
+      const r = await cli(...argv);
+      if (saved !== undefined) process.env.PULLKEEPER_CONFIG = saved;
+      assert.equal(r.code, code, argv.join(' '));
+      assert.match(r.err, message, argv.join(' '));
+      const j = JSON.parse(r.out);
+      assert.deepEqual(keysOf(j), ['error']);
+      assert.equal(j.error.exitCode, code);
+      assert.match(j.error.message, message);
+    }
+  });
+});
+
+describe('pullkeeper progress', () => {
+  const ttyIO = () => {
+    const io = bufferIO();
+    const progress: string[] = [];
+    return Object.assign(io, { isTTY: true, progress: (l: string) => progress.push(l), lines: progress });
+  };
+  it('mint: one line per registry on a terminal, cleared at the end', async () => {
+    const io = ttyIO();
+    assert.equal(await main(['mint', '--config', config], io), 0);
+    assert.deepEqual(io.lines, ['minting 2 registr(ies)…', '[1/2] quay: minted', '[2/2] ghcr: minted', '']);
+    assert.match(io.stdout[0]!, /^REGISTRY\s+KIND/);
+  });
+  it('nothing on a non-terminal or with --json; stdout unchanged', async () => {
+    const plain = bufferIO();
+    const lines: string[] = [];
+    Object.assign(plain, { isTTY: false, progress: (l: string) => lines.push(l) });
+    assert.equal(await main(['mint', '--config', config], plain), 0);
+    const json = ttyIO();
+    assert.equal(await main(['mint', '--config', config, '--json'], json), 0);
+    assert.deepEqual([lines, json.lines], [[], []]);
+    const tty = ttyIO();
+    await main(['mint', '--config', config], tty);
+    assert.deepEqual(tty.stdout, plain.stdout);
+  });
+});
+
+describe('refresh progress line', () => {
+  for (const [name, tr, want] of [
+    ['fresh', { name: 't', cluster: 'c', fresh: true, namespaces: [] }, 'fresh, nothing to do'],
+    [
+      'mixed',
+      {
+        name: 't',
+        cluster: 'c',
+        namespaces: [
+          { name: 'a', secret: 'created', serviceAccounts: 'patched' },
+          { name: 'b', secret: 'unchanged', serviceAccounts: 'unchanged' },
+          { name: 'c', secret: 'created', serviceAccounts: 'patched' },
+        ],
+      },
+      '3 namespace(s): secrets 2 created, 1 unchanged',
+    ],
+    ['none', { name: 't', cluster: 'c', namespaces: [] }, '0 namespace(s): secrets none'],
+  ] as const) {
+    it(name, () => assert.equal(tenantProgress(tr as unknown as TenantReport), want));
+  }
+});
+
+describe('pullkeeper errors say what to do next', () => {
+  it('missing --config names the flag, the variable, an example and the help', async () => {
+    const saved = process.env.PULLKEEPER_CONFIG;
+    delete process.env.PULLKEEPER_CONFIG;
+    try {
+      for (const c of ['mint', 'refresh', 'doctor', 'serve']) {
+        const { code, err } = await cli(c);
+        assert.equal(code, 2, c);
+        assert.ok(
+          err.includes(`give --config FILE (or set PULLKEEPER_CONFIG), e.g. \`pullkeeper ${c} --config`),
+          err,
+        );
+        assert.ok(err.includes(`pullkeeper help ${c}`), err);
+      }
+    } finally {
+      if (saved !== undefined) process.env.PULLKEEPER_CONFIG = saved;
+    }
+  });
+  it('an unknown registry lists the ones the config defines', async () => {
+    const { code, err } = await cli('mint', '--config', config, '--registry', 'quya');
+    assert.equal(code, 2);
+    assert.match(err, /unknown registry "quya"; .* defines quay, ghcr: pass one of those to --registry/);
+  });
+  it('config without check, and a positional where none goes', async () => {
+    const c = await cli('config', 'chek');
+    assert.equal(c.code, 2);
+    assert.match(c.err, /unknown subcommand "chek"; did you mean check\?/);
+    const e = await cli('ensure', '--config', config);
+    assert.equal(e.code, 2);
+    assert.match(e.err, /give one namespace, e\.g\. `pullkeeper ensure team-a-prod/);
+  });
+  it('a missing kubeconfig and an unreachable cluster say what to fix', async () => {
+    const missing = await cli('refresh', '--config', config, '--json');
+    assert.equal(missing.code, 1);
+    assert.match(
+      JSON.parse(missing.out).tenants[0].namespaces[0].reason,
+      /^cluster prod: cannot load kubeconfig \/nonexistent\/kubeconfig \(.*\); fix the cluster's kubeconfig path in the config/,
+    );
+    // Port 1 on loopback: nothing listens, the connection is refused at once.
+    const kc = file(
+      'kubeconfig.yaml',
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        'clusters: [{ name: c, cluster: { server: "https://127.0.0.1:1", insecure-skip-tls-verify: true } }]',
+        'users: [{ name: u, user: { token: not-a-secret } }]',
+        'contexts: [{ name: c, context: { cluster: c, user: u } }]',
+        'current-context: c',
+      ].join('\n'),
+    );
+    const refused = file('refused.yaml', readFileSync(config, 'utf8').replace('/nonexistent/kubeconfig', kc));
+    const r = await cli('refresh', '--config', refused);
+    assert.equal(r.code, 1);
+    assert.match(
+      r.out,
+      /cluster prod: ECONNREFUSED: the API server is unreachable; check the cluster's server \(or kubeconfig\) in the config .*`pullkeeper doctor`/,
     );
   });
 });

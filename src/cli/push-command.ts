@@ -6,14 +6,13 @@ import { parseArgs } from 'node:util';
 import { type PushResult, pushNodes } from '../app/push.js';
 import { ConfigError, loadConfigFile } from '../config/load.js';
 import type { NodeReportEntry } from '../nodes/push-node.js';
-import type { CliIO } from './io.js';
+import { PULLKEEPER, PULLKEEPER_CLI, usageErrorMessage } from './help.js';
+import { type CliIO, processIO, progressOf } from './io.js';
 
-export const PUSH_USAGE = `  pullkeeper push --config FILE [--node NAME]... [--check] [--json] [--pre-pull IMAGE...]
-                                          merge the nodes' registry credentials into each node's config.json over SSH
-                                          (--check: report drift, write nothing; --pre-pull: then pull IMAGE on each node)`;
+const HELP = 'Run `pullkeeper help push` for its flags and examples.';
 
 export interface PushCommandOptions {
-  /** Progress line on stderr (default: when stderr is a TTY). */
+  /** Progress line on stderr (default: when stderr is a terminal and not --json). */
   progress?: boolean;
   signal?: AbortSignal;
 }
@@ -23,7 +22,8 @@ export async function pushCommand(args: string[], io: CliIO, opts: PushCommandOp
   try {
     parsed = parse(args);
   } catch (err) {
-    io.err(`pullkeeper push: ${(err as Error).message}\n\nUsage:\n${PUSH_USAGE}`);
+    if (!(err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) throw err;
+    io.err(usageErrorMessage(PULLKEEPER_CLI, 'push', err as Error));
     return 2;
   }
   const { values, positionals } = parsed;
@@ -31,7 +31,7 @@ export async function pushCommand(args: string[], io: CliIO, opts: PushCommandOp
   const prePull = [...(values['pre-pull'] ?? []), ...(values['pre-pull']?.length ? positionals : [])];
   if (!configPath || (positionals.length && !values['pre-pull']?.length)) {
     io.err(
-      `pullkeeper push: ${configPath ? `unexpected argument "${positionals[0]}"` : 'give --config FILE'}\n\nUsage:\n${PUSH_USAGE}`,
+      `pullkeeper push: ${configPath ? `unexpected argument "${positionals[0]}" (images to pull go after --pre-pull)` : 'give --config FILE (or set PULLKEEPER_CONFIG), e.g. `pullkeeper push --config pullkeeper.yaml --check`'}\n${HELP}`,
     );
     return 2;
   }
@@ -50,26 +50,35 @@ export async function pushCommand(args: string[], io: CliIO, opts: PushCommandOp
     throw err;
   }
   if (!config.nodes) {
-    io.err(`pullkeeper push: ${configPath} has no "nodes" section; see docs/nodes.md`);
+    io.err(`pullkeeper push: ${configPath} has no "nodes" section; add one (docs/nodes.md shows how)`);
     return 2;
   }
-  const tty = opts.progress ?? Boolean(process.stderr.isTTY);
+  const progress =
+    opts.progress === false
+      ? undefined
+      : opts.progress === true
+        ? (io.progress ?? processIO.progress)
+        : progressOf(io, values.json);
   const counts = { written: 0, unchanged: 0, drift: 0, failed: 0 };
-  const result: PushResult = await pushNodes(config, {
-    ...(values.node?.length ? { nodes: values.node } : {}),
-    check: values.check ?? false,
-    ...(prePull.length ? { prePull } : {}),
-    ...(opts.signal ? { signal: opts.signal } : {}),
-    onNode: tty
-      ? (e, done, total) => {
-          counts[e.status]++;
-          process.stderr.write(
-            `\r${done}/${total} nodes: ${counts.written} written, ${counts.unchanged} unchanged, ${counts.drift} drift, ${counts.failed} failed`,
-          );
-          if (done === total) process.stderr.write('\n');
-        }
-      : undefined,
-  });
+  let result: PushResult;
+  try {
+    result = await pushNodes(config, {
+      ...(values.node?.length ? { nodes: values.node } : {}),
+      check: values.check ?? false,
+      ...(prePull.length ? { prePull } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      onNode: progress
+        ? (e, done, total) => {
+            counts[e.status]++;
+            progress(
+              `[${done}/${total}] ${e.name}: ${e.status} (${counts.written} written, ${counts.unchanged} unchanged, ${counts.drift} drift, ${counts.failed} failed)`,
+            );
+          }
+        : undefined,
+    });
+  } finally {
+    progress?.('');
+  }
   const failed = result.nodes.some((n) => n.status === 'failed');
   if (values.json) {
     io.out(JSON.stringify(result, null, 2));
@@ -100,15 +109,5 @@ function formatNode(n: NodeReportEntry): string {
 }
 
 function parse(args: string[]) {
-  return parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      config: { type: 'string' },
-      node: { type: 'string', multiple: true },
-      check: { type: 'boolean' },
-      json: { type: 'boolean' },
-      'pre-pull': { type: 'string', multiple: true },
-    },
-  });
+  return parseArgs({ args, allowPositionals: true, options: PULLKEEPER.push.flags });
 }

@@ -1,8 +1,15 @@
 /** `pullkeeper refresh` and `pullkeeper ensure`. */
 import { parseArgs } from 'node:util';
 import { ensureNamespace } from '../app/ensure.js';
-import { RefreshError, type RefreshReport, refresh, refreshFailed } from '../app/refresh.js';
-import type { CliIO } from './io.js';
+import {
+  RefreshError,
+  type RefreshReport,
+  refresh,
+  refreshFailed,
+  type TenantReport,
+} from '../app/refresh.js';
+import { PULLKEEPER } from './help.js';
+import { type CliIO, progressOf } from './io.js';
 import { EXIT, loadConfigArg } from './mint-command.js';
 
 function printReport(r: RefreshReport, io: CliIO): void {
@@ -22,27 +29,27 @@ function printReport(r: RefreshReport, io: CliIO): void {
   );
 }
 
+/** `2 namespaces: 1 secret created, 1 unchanged` (the progress line of one tenant). */
+export function tenantProgress(tr: TenantReport): string {
+  if (tr.fresh) return 'fresh, nothing to do';
+  const counts = new Map<string, number>();
+  for (const n of tr.namespaces) counts.set(n.secret, (counts.get(n.secret) ?? 0) + 1);
+  const parts = [...counts].map(([k, v]) => `${v} ${k}`);
+  return `${tr.namespaces.length} namespace(s): secrets ${parts.join(', ') || 'none'}`;
+}
+
 export async function refreshCommand(args: string[], io: CliIO): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      config: { type: 'string' },
-      tenant: { type: 'string', multiple: true },
-      'dry-run': { type: 'boolean' },
-      json: { type: 'boolean' },
-      force: { type: 'boolean' },
-    },
-  });
+  const { values } = parseArgs({ args, options: PULLKEEPER.refresh.flags });
   const cfg = (await loadConfigArg(values.config, io, 'refresh'))?.config;
   if (!cfg) return EXIT.usage;
-  const tty = !values.json && process.stderr.isTTY;
+  const progress = progressOf(io, values.json);
   let r: RefreshReport;
   try {
     r = await refresh(cfg, {
       tenants: values.tenant,
       dryRun: values['dry-run'],
       force: values.force,
-      onProgress: tty ? (d, n, t) => process.stderr.write(`\rtenant ${d}/${n} (${t})…   `) : undefined,
+      onProgress: progress && ((d, n, t, tr) => progress(`[${d}/${n}] ${t}: ${tenantProgress(tr)}`)),
     });
   } catch (err) {
     if (err instanceof RefreshError) {
@@ -50,8 +57,9 @@ export async function refreshCommand(args: string[], io: CliIO): Promise<number>
       return EXIT.usage;
     }
     throw err;
+  } finally {
+    progress?.('');
   }
-  if (tty) process.stderr.write('\n');
   if (values.json) io.out(JSON.stringify(r, null, 2));
   else if (r.dryRun) {
     for (const l of r.plan ?? []) io.out(l);
@@ -68,7 +76,7 @@ export async function ensureCommand(args: string[], io: CliIO): Promise<number> 
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { config: { type: 'string' }, json: { type: 'boolean' }, timeout: { type: 'string' } },
+    options: PULLKEEPER.ensure.flags,
   });
   if (positionals.length !== 1) {
     io.err(
@@ -78,10 +86,13 @@ export async function ensureCommand(args: string[], io: CliIO): Promise<number> 
   }
   const cfg = (await loadConfigArg(values.config, io, 'ensure'))?.config;
   if (!cfg) return EXIT.usage;
+  const timeoutMs = values.timeout ? Number(values.timeout) * 1000 : 60_000;
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
+    io.err('pullkeeper ensure: --timeout takes seconds, e.g. --timeout 60');
+    return EXIT.usage;
+  }
   try {
-    const r = await ensureNamespace(cfg, positionals[0]!, {
-      timeoutMs: values.timeout ? Number(values.timeout) * 1000 : 60_000,
-    });
+    const r = await ensureNamespace(cfg, positionals[0]!, { timeoutMs });
     if (values.json) io.out(JSON.stringify(r, null, 2));
     else {
       io.out(`namespace ${r.namespace} (tenant ${r.tenants.join(', ')}): ${r.ready ? 'ready' : 'NOT ready'}`);

@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { apiDeps } from '../app/compose.js';
 import { loadConfigFile } from '../config/load.js';
 import { createApp } from '../http/app.js';
+import { PULLKEEPER } from './help.js';
 import type { CliIO } from './io.js';
 import { EXIT, loadConfigArg } from './mint-command.js';
 
@@ -11,15 +12,16 @@ export async function serveCommand(
   io: CliIO,
   o: { signal?: AbortSignal; onListen?: (port: number) => void } = {},
 ): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: { config: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' } },
-  });
+  const { values } = parseArgs({ args, options: PULLKEEPER.serve.flags });
   // Fail fast on a broken config, with the same message as `config check`.
   const loaded = await loadConfigArg(values.config, io, 'serve');
   if (!loaded) return EXIT.usage;
   const { file } = loaded;
   const port = Number(values.port ?? 3700);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    io.err('pullkeeper serve: --port takes a port number 0-65535, e.g. --port 3700 (0 picks a free one)');
+    return EXIT.usage;
+  }
   const host = values.host ?? '127.0.0.1';
   const { serve } = await import('@hono/node-server');
   const app = createApp(apiDeps({ exposeMetrics: true, config: () => loadConfigFile(file) }));
@@ -27,13 +29,23 @@ export async function serveCommand(
     io.err(
       `pullkeeper API on http://${host}:${info.port} (GET /healthz, /v1/status, /metrics; POST /v1/refresh); Ctrl-C stops it`,
     );
+    if (values.json) io.out(JSON.stringify({ url: `http://${host}:${info.port}`, port: info.port }));
     o.onListen?.(info.port);
   });
-  await new Promise<void>((resolve) => {
-    const stop = () => server.close(() => resolve());
+  return new Promise<number>((resolve) => {
+    const stop = () => server.close(() => resolve(EXIT.ok));
     o.signal?.addEventListener('abort', stop, { once: true });
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      io.err(
+        err.code === 'EADDRINUSE'
+          ? `pullkeeper serve: ${host}:${port} is in use; pick another with --port (0 picks a free one)`
+          : `pullkeeper serve: cannot listen on ${host}:${port} (${err.code ?? err.name}); check --host and --port`,
+      );
+      resolve(EXIT.failed);
+    });
   });
-  return EXIT.ok;
 }

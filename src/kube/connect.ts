@@ -53,13 +53,15 @@ export async function connectionFor(
       }
     } catch (err) {
       throw new ClusterAccessError(
-        `cluster ${cluster.name}: cannot load ${'inCluster' in cluster ? 'the in-cluster config' : `kubeconfig ${cluster.kubeconfig}`} (${(err as Error).message.split('\n')[0]})`,
+        `cluster ${cluster.name}: cannot load ${'inCluster' in cluster ? 'the in-cluster config' : `kubeconfig ${cluster.kubeconfig}`} (${(err as Error).message.split('\n')[0]}); ${'inCluster' in cluster ? 'run pullkeeper in a pod with a ServiceAccount, or give the cluster a kubeconfig in the config' : "fix the cluster's kubeconfig path in the config (or create the file)"}`,
         { cause: err },
       );
     }
     const c = kc.getCurrentCluster();
     if (!c)
-      throw new ClusterAccessError(`cluster ${cluster.name}: the kubeconfig has no current cluster/context`);
+      throw new ClusterAccessError(
+        `cluster ${cluster.name}: the kubeconfig has no current cluster/context; set current-context in it, or the cluster's context in the config`,
+      );
     // client-node resolves every auth kind (token, cert, exec plugin) into request options.
     const opts: {
       ca?: Buffer | string;
