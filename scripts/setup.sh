@@ -22,8 +22,9 @@ if [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules/.package-loc
 fi
 
 debs=(docker-registry openssh-server openssh-client pssh runc crun attr iproute2 busybox-static skopeo umoci apache2-utils jq openssl)
-# Only the tests: the status page is checked in Debian's headless Chromium; benchmarks use hyperfine.
-[[ $want == test ]] && debs+=(chromium hyperfine)
+# Only the tests: the status page is checked in Debian's headless Chromium, shell completion in
+# zsh and fish; benchmarks use hyperfine.
+[[ $want == test ]] && debs+=(chromium zsh fish hyperfine)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
