@@ -188,7 +188,9 @@ function tenantRow(t: StatusReport['tenants'][number], i: number, now: Date): Te
     ...base,
     level,
     word,
-    ...(level === 'ok' ? {} : { detail: `${plural(bad, 'namespace')} need attention` }),
+    ...(level === 'ok'
+      ? {}
+      : { detail: `${plural(bad, 'namespace')} ${bad === 1 ? 'needs' : 'need'} attention` }),
   };
 }
 
@@ -286,7 +288,8 @@ thead th{background:#f0f0f0;font-size:.85rem;text-transform:uppercase;letter-spa
 .unknown{color:#3d3d3d;background:#eee;border-color:#999}
 .ok{color:#14532d;background:#e6f4ea;border-color:#3a9a5b}
 .issues li{margin:.3rem 0}.detail{color:#333}
-code{font-size:.85rem}
+code{font-size:.85rem}caption{text-align:left;caption-side:top}
+th[scope=row],time,td:first-child{white-space:nowrap}
 .banner{padding:.5rem 1rem;border:2px dashed #d98e04;background:#fff3dc}
 a{color:#0b57d0}
 `;
