@@ -292,3 +292,14 @@ describe('renderMessagePage', () => {
     assert.ok(!/<script/i.test(p));
   });
 });
+
+describe('compiles the same everywhere', () => {
+  test("without the repository's tsconfig (bin/pullkeeper.js run from any directory), JSX is hono's", async () => {
+    const { readFile } = await import('node:fs/promises');
+    const { transform } = await import('esbuild');
+    const src = await readFile(new URL('./status-page.tsx', import.meta.url), 'utf8');
+    const out = await transform(src, { loader: 'tsx', format: 'esm', tsconfigRaw: {} });
+    assert.match(out.code, /from "hono\/jsx\/jsx-runtime"/);
+    assert.doesNotMatch(out.code, /React\./);
+  });
+});

@@ -1,3 +1,4 @@
+/** @jsxRuntime automatic */
 /** @jsxImportSource hono/jsx */
 /**
  * The status page at `/`: server-rendered HTML from a StatusReport, readable at a
