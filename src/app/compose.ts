@@ -102,6 +102,11 @@ export function apiUseCases(): ApiUseCases {
   };
 }
 
+/** Running in AWS Lambda itself (serverless offline sets IS_OFFLINE). */
+export function onDeployedLambda(env: NodeJS.ProcessEnv = process.env): boolean {
+  return Boolean(env.AWS_LAMBDA_FUNCTION_NAME) && env.IS_OFFLINE !== 'true';
+}
+
 export function apiDeps(
   o: { logger?: Logger; exposeMetrics?: boolean; config?: () => Promise<PullkeeperConfig> } = {},
 ): ApiDeps {
@@ -111,5 +116,7 @@ export function apiDeps(
     metrics: processMetrics,
     logger: o.logger ?? createLogger(),
     exposeMetrics: o.exposeMetrics,
+    // api.statusPage.public is for a local demo: a deployed function never serves the page without sign-in.
+    allowPublicStatusPage: !onDeployedLambda(),
   };
 }

@@ -27,7 +27,7 @@ export async function serveCommand(
   const app = createApp(apiDeps({ exposeMetrics: true, config: () => loadConfigFile(file) }));
   const server = serve({ fetch: app.fetch, port, hostname: host }, (info) => {
     io.err(
-      `pullkeeper API on http://${host}:${info.port} (GET /healthz, /v1/status, /metrics; POST /v1/refresh); Ctrl-C stops it`,
+      `pullkeeper API on http://${host}:${info.port} (GET / status page, /healthz, /v1/status, /metrics; POST /v1/refresh); Ctrl-C stops it`,
     );
     if (values.json) io.out(JSON.stringify({ url: `http://${host}:${info.port}`, port: info.port }));
     o.onListen?.(info.port);

@@ -346,6 +346,17 @@ export const ApiSchema = z.strictObject({
     .min(256)
     .max(1024 * 1024)
     .default(16 * 1024),
+  /** The HTML status page at `/` (docs/status-page.md). */
+  statusPage: z
+    .strictObject({
+      /**
+       * Serve the page without sign-in, every tenant shown. For a local demo on a
+       * loopback address only: never on an endpoint others can reach (a deployed
+       * Lambda ignores it).
+       */
+      public: z.boolean().default(false),
+    })
+    .default({ public: false }),
 });
 export type ApiConfig = z.infer<typeof ApiSchema>;
 

@@ -3,6 +3,7 @@
  * policy, docker config files, the credential keyring, container environment
  * and platform selection. No I/O and no clock; every function is a table of cases.
  */
+export * from './countdown.js';
 export * from './credentials.js';
 export * from './docker-config.js';
 export * from './errors.js';

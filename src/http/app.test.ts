@@ -10,6 +10,7 @@ import fc from 'fast-check';
 import { createLogger } from '../app/log.js';
 import { parseConfig } from '../config/load.js';
 import { type ApiUseCases, createApp } from './app.js';
+import { bearerFromBasic } from './auth.js';
 import { RefreshRequestSchema } from './schemas.js';
 
 const TOKEN_A = 'token-for-team-a-93c1';
@@ -34,7 +35,19 @@ const config = parseConfig({
   },
 });
 
-function setup(opts: { failConfig?: boolean; refreshOk?: boolean } = {}) {
+const publicConfig = parseConfig({
+  ...structuredClone(config),
+  api: { ...config.api, statusPage: { public: true } },
+});
+
+function setup(
+  opts: {
+    failConfig?: boolean;
+    refreshOk?: boolean;
+    config?: typeof config;
+    allowPublicStatusPage?: boolean;
+  } = {},
+) {
   const calls: Array<[string, unknown]> = [];
   const logs: string[] = [];
   const useCases: ApiUseCases = {
@@ -54,16 +67,29 @@ function setup(opts: { failConfig?: boolean; refreshOk?: boolean } = {}) {
     },
     async status(_c, tenants) {
       calls.push(['status', tenants]);
-      return { tenants };
+      return {
+        time: '2030-05-01T12:00:00.000Z',
+        registries: [],
+        tenants: tenants.map((name) => ({
+          name,
+          cluster: 'c',
+          namespaces: [{ name: `${name}-ns`, secret: 'present' as const, expiresAt: '2030-05-01T17:12:00Z' }],
+        })),
+        nodes: [],
+      };
     },
   };
   const app = createApp({
     config: async () => {
       if (opts.failConfig) throw new Error('broken');
-      return config;
+      return opts.config ?? config;
     },
     useCases,
     logger: createLogger({ sink: (l) => logs.push(l) }),
+    now: () => new Date('2030-05-01T12:00:00Z'),
+    ...(opts.allowPublicStatusPage !== undefined
+      ? { allowPublicStatusPage: opts.allowPublicStatusPage }
+      : {}),
   });
   const req = (
     method: string,
@@ -168,7 +194,11 @@ describe('authentication and authorization', () => {
   test("status lists only the caller's tenants", async () => {
     const { req } = setup();
     const res = await req('GET', '/v1/status', { token: TOKEN_A });
-    assert.deepEqual(await res.json(), { tenants: ['team-a'] });
+    const body = (await res.json()) as { tenants: Array<{ name: string }> };
+    assert.deepEqual(
+      body.tenants.map((t) => t.name),
+      ['team-a'],
+    );
   });
   test('a broken config: 503 with Retry-After, no detail', async () => {
     const { req } = setup({ failConfig: true });
@@ -301,7 +331,7 @@ describe('metrics route', () => {
       }),
       tenantsOfNamespace: async () => [],
       ensure: async () => ({ ok: true, report: {} }),
-      status: async () => ({}),
+      status: async () => ({ time: new Date().toISOString(), registries: [], tenants: [], nodes: [] }),
     };
     const local = createApp({
       config: async () => config,
@@ -323,5 +353,102 @@ describe('metrics route', () => {
       logger: createLogger({ sink: () => undefined }),
     });
     assert.equal((await lambda.request('/metrics')).status, 404);
+  });
+});
+
+const basic = (user: string, password: string) =>
+  `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+
+describe('bearerFromBasic', () => {
+  const cases: Array<[string, string | undefined, string | undefined]> = [
+    ['Basic user:token -> the token', basic('me', 'pk-tok-1'), 'Bearer pk-tok-1'],
+    ['any user name, even empty', basic('', 'pk-tok-1'), 'Bearer pk-tok-1'],
+    ['a password with a colon', basic('me', 'a:b'), 'Bearer a:b'],
+    ['a Bearer header passes through', 'Bearer pk-tok-1', 'Bearer pk-tok-1'],
+    ['no header', undefined, undefined],
+    ['Basic without a colon', `Basic ${Buffer.from('justtoken').toString('base64')}`, undefined],
+    ['Basic with an empty password', basic('me', ''), undefined],
+    ['Basic with whitespace in the password', basic('me', 'a b'), undefined],
+    ['Basic with non-base64', 'Basic %%%', undefined],
+  ];
+  for (const [name, header, want] of cases) test(name, () => assert.equal(bearerFromBasic(header), want));
+});
+
+describe('status page at /', () => {
+  const isPage = (res: Response) => {
+    assert.match(res.headers.get('content-type') ?? '', /^text\/html; charset=utf-8$/i);
+    assert.equal(res.headers.get('cache-control'), 'no-store');
+    assert.match(res.headers.get('content-security-policy') ?? '', /default-src 'none'/);
+  };
+  test('without credentials: 401 asking the browser for Basic credentials; nothing read', async () => {
+    const { req, calls } = setup();
+    const res = await req('GET', '/');
+    assert.equal(res.status, 401);
+    isPage(res);
+    assert.equal(res.headers.get('www-authenticate'), 'Basic realm="pullkeeper status", charset="UTF-8"');
+    assert.match(await res.text(), /Sign in with any user name and an API token/);
+    assert.deepEqual(calls, []);
+  });
+  const signIns: Array<[string, string | undefined, number, string[] | null]> = [
+    ['Basic with an API token as the password', basic('anyone', TOKEN_A), 200, ['team-a']],
+    ['Basic with the all-tenants token', basic('ops', TOKEN_ALL), 200, ['team-a', 'team-b']],
+    ['a Bearer token (curl)', `Bearer ${TOKEN_A}`, 200, ['team-a']],
+    ['Basic with a wrong password', basic('anyone', 'wrong-token-123'), 401, null],
+    ['Basic with the token as the user name', basic(TOKEN_A, ''), 401, null],
+  ];
+  for (const [name, authorization, code, tenants] of signIns)
+    test(`${name}: ${code}`, async () => {
+      const { req, calls, logs } = setup();
+      const res = await req('GET', '/', authorization ? { headers: { authorization } } : {});
+      assert.equal(res.status, code);
+      isPage(res);
+      const html = await res.text();
+      assert.deepEqual(calls, tenants ? [['status', tenants]] : []);
+      if (tenants) {
+        for (const t of ['team-a', 'team-b'])
+          assert.equal(
+            html.includes(`Tenant ${t}`),
+            tenants.includes(t),
+            `tenant ${t} shown: ${tenants.includes(t)}`,
+          );
+        assert.match(html, /expires in 5h 12m/);
+        assert.match(html, /all good/);
+      }
+      for (const t of [TOKEN_A, TOKEN_ALL]) assert.ok(!html.includes(t) && !logs.join('\n').includes(t));
+    });
+  test('Basic credentials are accepted on / only: /v1/* stays bearer-only', async () => {
+    const { req, calls } = setup();
+    const res = await req('GET', '/v1/status', { headers: { authorization: basic('me', TOKEN_ALL) } });
+    assert.equal(res.status, 401);
+    assert.deepEqual(calls, []);
+  });
+  test('api.statusPage.public: every tenant without sign-in, with a banner saying so', async () => {
+    const { req, calls } = setup({ config: publicConfig });
+    const res = await req('GET', '/');
+    assert.equal(res.status, 200);
+    isPage(res);
+    assert.deepEqual(calls, [['status', ['team-a', 'team-b']]]);
+    assert.match(await res.text(), /Public mode/);
+    assert.equal((await req('GET', '/v1/status')).status, 401, 'the API itself stays closed');
+  });
+  test('api.statusPage.public is ignored where the deployment forbids it (a deployed Lambda)', async () => {
+    const { req, calls } = setup({ config: publicConfig, allowPublicStatusPage: false });
+    assert.equal((await req('GET', '/')).status, 401);
+    assert.deepEqual(calls, []);
+  });
+  test('a broken config: an HTML 503, no detail', async () => {
+    const { req } = setup({ failConfig: true });
+    const res = await req('GET', '/', { headers: { authorization: basic('me', TOKEN_A) } });
+    assert.equal(res.status, 503);
+    isPage(res);
+    assert.doesNotMatch(await res.text(), /broken/);
+  });
+  test('no configuration at all: a page saying how to configure pullkeeper', async () => {
+    const res = await createApp().request('/');
+    assert.equal(res.status, 200);
+    isPage(res);
+    const html = await res.text();
+    assert.match(html, /pullkeeper is not configured/);
+    assert.match(html, /pullkeeper serve --config pullkeeper.yaml/);
   });
 });

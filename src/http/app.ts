@@ -4,10 +4,18 @@ import type { Logger } from '../app/log.js';
 import { createLogger } from '../app/log.js';
 import type { Metrics } from '../app/metrics.js';
 import { CAPABILITIES, refreshNotYetAvailable } from '../app/status.js';
+import type { StatusReport } from '../app/status-report.js';
 import type { PullkeeperConfig } from '../config/schema.js';
 import { PullkeeperError } from '../core/errors.js';
 import { VERSION } from '../version.js';
-import { AuthError, type Authenticator, allows, createAuthenticator, type Principal } from './auth.js';
+import {
+  AuthError,
+  type Authenticator,
+  allows,
+  bearerFromBasic,
+  createAuthenticator,
+  type Principal,
+} from './auth.js';
 import {
   EnsureRequestSchema,
   NamespaceParamSchema,
@@ -15,6 +23,7 @@ import {
   RefreshRequestSchema,
   validationErrors,
 } from './schemas.js';
+import { renderMessagePage, renderStatusPage } from './status-page.js';
 
 /** What a use case gets besides its input. */
 export interface CallContext {
@@ -40,7 +49,7 @@ export interface ApiUseCases {
     namespace: string,
     ctx: CallContext & { timeoutMs: number },
   ): Promise<{ ok: boolean; report: unknown }>;
-  status(config: PullkeeperConfig, tenants: string[], ctx: CallContext): Promise<unknown>;
+  status(config: PullkeeperConfig, tenants: string[], ctx: CallContext): Promise<StatusReport>;
 }
 
 export interface ApiDeps {
@@ -52,7 +61,17 @@ export interface ApiDeps {
   logger?: Logger;
   /** Serve GET /metrics (Prometheus text): locally, not behind API Gateway. */
   exposeMetrics?: boolean;
+  /**
+   * Honour `api.statusPage.public` (default true). The composition root sets false
+   * on a deployed Lambda: a public endpoint never serves the page without sign-in.
+   */
+  allowPublicStatusPage?: boolean;
+  /** The clock of the status page's countdowns (tests). */
+  now?: () => Date;
 }
+
+/** The realm a browser shows when it asks for the status page's credentials. */
+export const STATUS_REALM = 'pullkeeper status';
 
 type Env = { Variables: { requestId: string; log: Logger } };
 type Ctx = Context<Env>;
@@ -60,6 +79,18 @@ type Ctx = Context<Env>;
 /** 400 body: what was wrong, field by field. */
 function badRequest(message: string, errors?: Array<{ path: string; message: string }>) {
   return { error: 'bad_request', message, ...(errors ? { errors } : {}) };
+}
+
+/** An HTML answer of the status page: never cached, no script can run, no framing. */
+function page(c: Ctx, body: string, status: 200 | 401 | 403 | 503, headers: Record<string, string> = {}) {
+  return c.html(body, status, {
+    'cache-control': 'no-store',
+    'content-security-policy':
+      "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    'x-content-type-options': 'nosniff',
+    'referrer-policy': 'no-referrer',
+    ...headers,
+  });
 }
 
 /**
@@ -91,6 +122,24 @@ export function createApp(deps?: ApiDeps): Hono<Env> {
 
   if (!deps?.useCases) {
     app.post('/v1/refresh', (c) => c.json(refreshNotYetAvailable(), 501));
+    app.get('/', (c) =>
+      page(
+        c,
+        renderMessagePage({
+          title: 'pullkeeper is not configured',
+          lines: [
+            'This server has no pullkeeper configuration, so there is no status to show.',
+            'Write a pullkeeper.yaml (registries, clusters, tenants; examples in infra/examples/), check it, and start the server with it:',
+          ],
+          code: [
+            'pullkeeper config check pullkeeper.yaml',
+            'pullkeeper serve --config pullkeeper.yaml',
+            '# on AWS Lambda: set PULLKEEPER_CONFIG (docs/deploy.md)',
+          ],
+        }),
+        200,
+      ),
+    );
   } else {
     const uc = deps.useCases;
     const loadConfig = deps.config;
@@ -98,15 +147,29 @@ export function createApp(deps?: ApiDeps): Hono<Env> {
       maxSize: 64 * 1024,
       onError: (c) => c.json(badRequest('the request body is too large (at most 64 KiB)'), 413),
     });
-    /** Config + principal, or a response. */
-    const authorize = async (c: Ctx) => {
-      let config: PullkeeperConfig;
+    /** The config, or undefined after logging why it could not be loaded. */
+    const configOf = async (c: Ctx): Promise<PullkeeperConfig | undefined> => {
       try {
-        config = await loadConfig();
+        return await loadConfig();
       } catch (err) {
         c.get('log').error('config', {
           err: err instanceof PullkeeperError ? err : { name: (err as Error).name },
         });
+        return undefined;
+      }
+    };
+    const authenticatorOf = (config: PullkeeperConfig): Authenticator => {
+      let auth = authenticators.get(config);
+      if (!auth) {
+        auth = (deps.authenticator ?? ((cfg) => createAuthenticator(cfg.api)))(config);
+        authenticators.set(config, auth);
+      }
+      return auth;
+    };
+    /** Config + principal, or a response. */
+    const authorize = async (c: Ctx) => {
+      const config = await configOf(c);
+      if (!config) {
         return {
           res: c.json(
             {
@@ -118,13 +181,11 @@ export function createApp(deps?: ApiDeps): Hono<Env> {
           ),
         };
       }
-      let auth = authenticators.get(config);
-      if (!auth) {
-        auth = (deps.authenticator ?? ((cfg) => createAuthenticator(cfg.api)))(config);
-        authenticators.set(config, auth);
-      }
       try {
-        const principal = await auth.authenticate(c.req.header('authorization'), c.req.raw.signal);
+        const principal = await authenticatorOf(config).authenticate(
+          c.req.header('authorization'),
+          c.req.raw.signal,
+        );
         c.get('log').info('authenticated', { principal: principal.name });
         return { config, principal };
       } catch (err) {
@@ -244,6 +305,64 @@ export function createApp(deps?: ApiDeps): Hono<Env> {
       if ('res' in a) return a.res;
       const tenants = uc.tenants(a.config).filter((t) => allows(a.principal.tenants, t));
       return c.json(await uc.status(a.config, tenants, ctxOf(c, a.principal)));
+    });
+
+    // The status page: what GET /v1/status says, for a person with a browser (docs/status-page.md).
+    // Browsers send no bearer token without JavaScript: here (only here) HTTP Basic
+    // credentials are accepted, the password being an API token or CI token.
+    app.get('/', async (c) => {
+      const config = await configOf(c);
+      if (!config)
+        return page(
+          c,
+          renderMessagePage({
+            title: 'pullkeeper is not configured correctly',
+            lines: ['The configuration could not be loaded; the server logs say why.'],
+          }),
+          503,
+          { 'retry-after': '60' },
+        );
+      const publicMode = (config.api?.statusPage.public ?? false) && deps.allowPublicStatusPage !== false;
+      let principal: Principal;
+      if (publicMode) {
+        principal = { kind: 'public', name: 'anyone (api.statusPage.public)', tenants: '*' };
+      } else {
+        try {
+          principal = await authenticatorOf(config).authenticate(
+            bearerFromBasic(c.req.header('authorization')),
+            c.req.raw.signal,
+          );
+          c.get('log').info('authenticated', { principal: principal.name });
+        } catch (err) {
+          if (!(err instanceof AuthError)) throw err;
+          c.get('log').warn('unauthorized', { status: err.status, reason: err.message });
+          if (err.status === 401)
+            return page(
+              c,
+              renderMessagePage({
+                title: 'Sign in to see the pullkeeper status',
+                lines: [
+                  'Sign in with any user name and an API token (or a CI OIDC token) as the password.',
+                  `Why: ${err.message}`,
+                ],
+              }),
+              401,
+              { 'www-authenticate': `Basic realm="${STATUS_REALM}", charset="UTF-8"` },
+            );
+          return page(c, renderMessagePage({ title: 'Not allowed', lines: [err.message] }), 403);
+        }
+      }
+      const tenants = uc.tenants(config).filter((t) => allows(principal.tenants, t));
+      const report = await uc.status(config, tenants, ctxOf(c, principal));
+      return page(
+        c,
+        renderStatusPage(report, {
+          now: deps.now?.() ?? new Date(),
+          viewer: principal.name,
+          publicMode,
+        }),
+        200,
+      );
     });
   }
 

@@ -13,7 +13,8 @@ import { PullkeeperError } from '../core/errors.js';
 export type TenantGrant = '*' | string[];
 
 export interface Principal {
-  kind: 'oidc' | 'token';
+  /** public: nobody signed in, the status page's opt-in public mode (`api.statusPage.public`). */
+  kind: 'oidc' | 'token' | 'public';
   /** For logs: `oidc https://token.actions.githubusercontent.com repo:org/app:ref:refs/heads/main`, or the token's name. */
   name: string;
   tenants: TenantGrant;
@@ -108,6 +109,24 @@ function describeJoseError(err: unknown): string {
     default:
       return 'the token could not be verified';
   }
+}
+
+/**
+ * The status page's HTTP Basic credentials as the bearer token they carry: the
+ * password is an API token (or a CI OIDC token), the user name is ignored. Any
+ * other header passes through unchanged; a malformed Basic header becomes none
+ * (then the authenticator asks for credentials). Only `GET /` uses this.
+ *
+ *   bearerFromBasic('Basic ' + base64('me:pk-token')) -> 'Bearer pk-token'
+ */
+export function bearerFromBasic(authorization: string | undefined): string | undefined {
+  const m = /^Basic\s+([A-Za-z0-9+/]+={0,2})\s*$/i.exec(authorization ?? '');
+  if (!m) return /^Basic\b/i.test(authorization ?? '') ? undefined : authorization;
+  const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  const password = colon >= 0 ? decoded.slice(colon + 1) : '';
+  if (!password || /\s/.test(password)) return undefined;
+  return `Bearer ${password}`;
 }
 
 export interface Authenticator {

@@ -2,9 +2,13 @@
  * pullkeeper doctor against real parts: a missing secret reference, a registry
  * whose credential does not log in, a tenant namespace without an RBAC verb, an
  * unreachable node and a node whose host key changed: each reported with its fix.
+ * The missing IAM action comes from an ECR endpoint that answers as AWS does
+ * when the role lacks ecr:GetAuthorizationToken (moto does not enforce IAM by
+ * default): the documented awsJson1_1 AccessDeniedException.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -14,10 +18,35 @@ import { writeTokenKubeconfig } from '../harness/cluster/index.js';
 import { type Harness, startHarness } from '../harness/index.js';
 
 let h: Harness;
+let iamDenied: Server;
+const deniedCalls: string[] = [];
 const dir = mkdtempSync(join(tmpdir(), 'pk-doctor-'));
 const REG = { username: 'doc', password: 'doctor-pass-1f0e' };
 
 before(async () => {
+  iamDenied = createServer((req, res) => {
+    deniedCalls.push(String(req.headers['x-amz-target']));
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(400, {
+        'content-type': 'application/x-amz-json-1.1',
+        'x-amzn-requestid': 'b3f1c6a0-0000-4000-8000-000000000000',
+        'x-amzn-errortype':
+          'AccessDeniedException:http://internal.amazon.com/coral/com.amazon.coral.service/',
+      });
+      res.end(
+        JSON.stringify({
+          __type: 'AccessDeniedException',
+          message:
+            'User: arn:aws:sts::123456789012:assumed-role/pullkeeper-refresh/pullkeeper is not authorized to perform: ecr:GetAuthorizationToken on resource: * because no identity-based policy allows the ecr:GetAuthorizationToken action',
+        }),
+      );
+    });
+  });
+  await new Promise<void>((ok) => iamDenied.listen(0, '127.0.0.1', ok));
+  const iamPort = (iamDenied.address() as { port: number }).port;
+  process.env.AWS_ACCESS_KEY_ID ??= 'AKIDEXAMPLEDOCTOR';
+  process.env.AWS_SECRET_ACCESS_KEY ??= 'doctor-test-not-a-secret';
   h = await startHarness({ cluster: true, registry: { auth: 'htpasswd' }, nodes: 3 });
   await h.registry!.allow(REG.username, REG.password);
   for (const n of ['doc-a', 'doc-b']) await h.cluster!.createNamespace(n, { tenant: 'doc' });
@@ -53,6 +82,13 @@ before(async () => {
           password: { value: 'not-it-000' },
         },
         {
+          name: 'no-iam',
+          kind: 'ecr',
+          region: 'us-east-1',
+          endpoint: `http://127.0.0.1:${iamPort}`,
+          registryIds: ['123456789012'],
+        },
+        {
           name: 'unset',
           kind: 'static',
           server: 'x.test',
@@ -74,7 +110,10 @@ before(async () => {
     }),
   );
 });
-after(() => h?.stop());
+after(async () => {
+  iamDenied?.close();
+  await h?.stop();
+});
 
 test('each broken piece is reported with its fix; the working ones say ok; exit 1', {
   timeout: 120_000,
@@ -103,6 +142,15 @@ test('each broken piece is reported with its fix; the working ones say ok; exit 
   assert.equal(wrong.ok, false);
   assert.match(wrong.detail, /refused the credential/);
   assert.match(wrong.fix!, /did not log in/);
+  const iam = find('registry', /^no-iam /);
+  assert.equal(iam.ok, false);
+  assert.match(iam.detail, /access denied: the identity needs ecr:GetAuthorizationToken/);
+  assert.match(iam.fix!, /add the named IAM action to the function role \(infra\/aws\/iam.yml\)/);
+  assert.deepEqual(
+    deniedCalls,
+    ['AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken'],
+    'a permission error is not retried',
+  );
   assert.equal(find('cluster', /namespace doc-a/).ok, true);
   const b = find('cluster', /namespace doc-b/);
   assert.equal(b.ok, false);
