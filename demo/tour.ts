@@ -107,6 +107,9 @@ function podYaml(o: {
 
 /** The start of a long runner message. */
 const short = (m: string) => (m.length > 180 ? `${m.slice(0, 180)}…` : m);
+/** The registry's answer inside a pull failure (`the token server refused credential "…" (HTTP 401)`), else its start. */
+const registryAnswer = (m: string) =>
+  /(?:the token server refused|pull access denied)[^;\]]*?\(HTTP \d+\)/.exec(m)?.[0] ?? short(m);
 
 const keepRunning = (line: string) => `trap "exit 0" TERM; ${line}; sleep 100000 & wait`;
 
@@ -150,6 +153,7 @@ export async function runTour({ stack: s, nodes, out, signal }: TourOptions): Pr
   out(`  ${node1.name}:/var/lib/kubelet/config.json now holds the platform credential for ${host}`);
 
   out(`\n== Use case 1: tenant A's pod runs on ${node1.name} with pullkeeper-node ==`);
+  const useCase1Start = Date.now();
   const aSecrets = await pullSecretsOf(s, 'team-a-prod');
   out(
     `  ServiceAccount team-a-prod/default has imagePullSecrets [${aSecrets.join(', ')}] (patched by pullkeeper)`,
@@ -191,9 +195,26 @@ export async function runTour({ stack: s, nodes, out, signal }: TourOptions): Pr
   const appLine = await waitForLog(node1, 'team-a-prod/app', 'app', /PostStart hook ran/);
   out(`  log app: ${appLine}`);
   out(`  log agent: ${await waitForLog(node1, 'team-a-prod/app', 'agent', /platform agent up/)}`);
+  // Which credential read which image: the registry's token log (each robot may read only its repositories).
+  const readBy = (repo: string) =>
+    [
+      ...new Set(
+        s.harness
+          .registry!.tokenRequests()
+          .filter(
+            (r) =>
+              r.at >= useCase1Start && r.user && r.granted?.some((g) => g.startsWith(`repository:${repo}:`)),
+          )
+          .map((r) => r.user!),
+      ),
+    ].join(', ');
+  const [appReader, agentReader] = [readBy('team-a/app'), readBy('platform/agent')];
+  out(`  registry token log: team-a/app read by ${appReader}; platform/agent read by ${agentReader}`);
+  if (appReader !== s.robots['team-a'].username || agentReader !== s.robots.platform.username)
+    throw new DemoError('the images were not read with the tenant Secret and the node config.json');
   out(
     `use case 1 ok: pod team-a-prod/app Running on ${node1.name} (ip ${a.result.podIP}, runtime ${a.result.runtimeHandler}); ` +
-      'team-a/app pulled with the tenant Secret, platform/agent with the node config.json, PostStart hook ran',
+      `team-a/app pulled with the tenant Secret (${appReader}), platform/agent with the node config.json (${agentReader}), PostStart hook ran`,
   );
 
   out(`\n== Use case 2: tenant B's pod names tenant A's image, which is cached on ${node1.name} ==`);
@@ -217,11 +238,14 @@ export async function runTour({ stack: s, nodes, out, signal }: TourOptions): Pr
   if (b.result?.phase !== 'Failed')
     throw new DemoError(`tenant B's pod should have been refused tenant A's image; it is ${b.result?.phase}`);
   const refusal = b.result.events.find((e) => e.reason === 'Failed');
-  out(`  event Failed: ${short(refusal?.message ?? '')}`);
-  for (const e of b.result.events.filter((x) => x.reason === 'ErrImagePull' || x.reason === 'BackOff'))
-    out(`  event ${e.reason}: ${short(e.message)}`);
+  const answer = registryAnswer(refusal?.message ?? '');
+  if (!/HTTP 40[13]/.test(answer))
+    throw new DemoError(
+      `tenant B's pod failed, but not because the registry refused it: ${short(refusal?.message ?? '')}`,
+    );
+  out(`  event Failed: ${answer}`);
   out(
-    'use case 2 ok: pod team-b-prod/borrow refused (ErrImagePull, HTTP 401 for team-a/app); ' +
+    `use case 2 ok: pod team-b-prod/borrow refused on ${node1.name} (${answer}); ` +
       "tenant B's credentials cannot read team-a/app, so the cached copy is not handed out (verifyCachedCredentials)",
   );
   assertNoSecret(s, JSON.stringify([a, b]), 'the runner output');
@@ -253,7 +277,7 @@ export async function runTour({ stack: s, nodes, out, signal }: TourOptions): Pr
   if (before.result?.phase !== 'Failed')
     throw new DemoError('a pull with the revoked password should fail before the refresh');
   out(
-    `  before the refresh, a pull on ${node2.name} fails: ${short(before.result.message ?? eventsLine(before.result))}`,
+    `  before the refresh, a pull on ${node2.name} fails: ${registryAnswer(before.result.message ?? eventsLine(before.result))}`,
   );
   const second = await refreshViaApi(s, { force: true }, out);
   const rotated = second.tenants
@@ -261,6 +285,7 @@ export async function runTour({ stack: s, nodes, out, signal }: TourOptions): Pr
     ?.namespaces.filter((n) => n.secret === 'updated')
     .map((n) => n.name);
   if (rotated?.length !== 2) throw new DemoError("the refresh should rewrite both of team A's Secrets");
+  const afterStart = Date.now();
   const after = await node2.run(
     podYaml({
       name: 'after-refresh',
@@ -280,6 +305,16 @@ export async function runTour({ stack: s, nodes, out, signal }: TourOptions): Pr
   );
   if (after.result?.phase !== 'Running')
     throw new DemoError(`after the refresh the pull should work: ${after.result?.message ?? after.stderr}`);
+  const repulled = s.harness
+    .registry!.tokenRequests()
+    .some(
+      (r) =>
+        r.at >= afterStart &&
+        r.status === 200 &&
+        r.user === robot.username &&
+        r.granted?.some((g) => g.startsWith('repository:team-a/app:')),
+    );
+  if (!repulled) throw new DemoError('the registry saw no pull of team-a/app with the new password');
   out(
     `use case 3 ok: Secrets rotated in ${rotated.join(', ')}; pod team-a-prod/after-refresh Running on ${node2.name} ` +
       '(imagePullPolicy Always, pulled with the new password)',
@@ -292,8 +327,14 @@ export async function runTour({ stack: s, nodes, out, signal }: TourOptions): Pr
   });
   const html = await page.text();
   assertNoSecret(s, html, 'the status page');
-  if (page.status !== 200 || !html.includes('team-a-prod'))
-    throw new DemoError(`the status page answered ${page.status}`);
+  if (page.status !== 200) throw new DemoError(`the status page answered ${page.status}`);
+  const absent = [
+    ...Object.values(s.namespaces).flat(),
+    ...nodes.map((n) => n.name),
+    'team-a-registry',
+    'platform-registry',
+  ].filter((x) => !html.includes(x));
+  if (absent.length) throw new DemoError(`the status page does not list ${absent.join(', ')}`);
   out(`status page ok: ${tour.statusPage.url} (200, ${html.length} bytes, every tenant and node listed)`);
   return tour;
 }

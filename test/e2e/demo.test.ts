@@ -53,7 +53,7 @@ test('make demo --once: every use case works on the local stack and nothing is l
   assert.match(out, /log app: team-a app up: image of team-a, PostStart hook ran at \d\d:\d\d:\d\d/);
   assert.match(out, /log agent: platform agent up: image of platform/);
   assert.match(out, /node-1 image store: 127\.0\.0\.1:\d+\/team-a\/app:v1/);
-  assert.match(out, /use case 2 ok: pod team-b-prod\/borrow refused/);
+  assert.match(out, /use case 2 ok: pod team-b-prod\/borrow refused on node-1 \(.*HTTP 401\)/);
   assert.match(out, /before the refresh, a pull on node-2 fails: .*HTTP 401/);
   assert.match(out, /report: tenant team-a namespace team-a-prod: secret updated/);
   assert.match(

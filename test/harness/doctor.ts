@@ -36,6 +36,16 @@ async function checkBase(): Promise<DoctorCheck[]> {
         : 'runc not found (OCI runtime for pullkeeper-node)',
     fix: 'apt-get update && apt-get install -y runc',
   });
+  const chromium = await run('/usr/bin/chromium', ['--version'], { allowFail: true }).catch(() => undefined);
+  checks.push({
+    name: 'chromium',
+    ok: chromium?.code === 0,
+    detail:
+      chromium?.code === 0
+        ? chromium.stdout.trim()
+        : '/usr/bin/chromium not found (the status page test drives headless Chromium)',
+    fix: 'apt-get update && apt-get install -y chromium',
+  });
   return checks;
 }
 

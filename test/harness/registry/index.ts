@@ -57,6 +57,8 @@ export interface TokenRequestRecord {
   user?: string;
   /** Requested scopes, as sent. */
   scopes: string[];
+  /** Scopes the token granted (`repository:team-a/app:pull`), after the user's repository limits. */
+  granted?: string[];
   status: number;
   at: number;
 }
@@ -239,7 +241,12 @@ async function startTokenServer(
     };
     const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
     const sig = sign('sha256', Buffer.from(input), { key: signingKey, dsaEncoding: 'ieee-p1363' });
-    return { token: `${input}.${b64url(sig)}`, expiresIn: ttl, issuedAt: new Date(now * 1000).toISOString() };
+    return {
+      token: `${input}.${b64url(sig)}`,
+      expiresIn: ttl,
+      issuedAt: new Date(now * 1000).toISOString(),
+      granted: access.map((a) => `${a.type}:${a.name}:${a.actions.join(',')}`),
+    };
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
@@ -299,6 +306,7 @@ async function startTokenServer(
     }
     record.user = user;
     const t = mint(user, record.scopes);
+    record.granted = t.granted;
     const body: Record<string, unknown> = {
       token: t.token,
       access_token: t.token,
