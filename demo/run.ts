@@ -96,8 +96,9 @@ async function main(): Promise<number> {
     interrupted = true;
     stopSignal.abort();
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  // `on`, not `once`: while this handler is registered, the harness leaves stopping to us (test/harness/proc.ts).
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
 
   let stack: Stack | undefined;
   let nodes: NodeShell[] = [];
