@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
@@ -67,6 +67,49 @@ test('make demo --once: every use case works on the local stack and nothing is l
   assert.equal(existsSync(dir), false, `${dir} is gone`);
   // No secret in what the demo prints: the passwords live only in files under its (removed) dir.
   assert.doesNotMatch(out + r.stderr, /pk_demo_/);
+});
+
+test('make demo without --once stays up with a working status page until Ctrl-C, then stops cleanly', {
+  timeout: 300_000,
+}, async (t) => {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'demo/run.ts', '--api', 'serve'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (d) => {
+    stderr += d;
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (d) => {
+        stdout += d;
+        if (stdout.includes('Ctrl-C stops everything')) resolve();
+      });
+      child.on('close', () => reject(new Error(`the demo exited before it was up:\n${stdout}\n${stderr}`)));
+    });
+    const url = /Status page: (http:\/\/127\.0\.0\.1:\d+\/)/.exec(stdout)![1]!;
+    const passwordFile = /the password is in (\S+)\)/.exec(stdout)![1]!;
+    const password = readFileSync(passwordFile, 'utf8');
+    const page = await fetch(url, {
+      headers: { authorization: `Basic ${Buffer.from(`me:${password}`).toString('base64')}` },
+    });
+    assert.equal(page.status, 200);
+    const html = await page.text();
+    assert.match(html, /team-a-prod/);
+    assert.ok(!html.includes(password), 'the page does not show the token');
+    assert.equal((await fetch(url)).status, 401, 'no page without the token');
+  } finally {
+    child.kill('SIGINT');
+  }
+  const code = await exited;
+  t.diagnostic(stdout.split('\n').slice(-3).join('\n'));
+  assert.equal(code, 0, stderr);
+  const dir = /stopped: nothing left behind \((\S+) removed/.exec(stdout)?.[1];
+  assert.ok(dir, `the demo says it stopped cleanly:\n${stdout.slice(-800)}\n${stderr}`);
+  assert.equal(existsSync(dir), false);
 });
 
 test('the demo rejects bad arguments with exit 2 and the usage', async () => {
