@@ -81,6 +81,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   };
   try {
     const t0 = performance.now();
+    o.log('  starting kube-apiserver + etcd, the registry, 3 SSH nodes and the CI OIDC issuer…');
     [harness, idp] = await Promise.all([
       startHarness({
         dir: join(dir, 'harness'),
@@ -216,6 +217,11 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       SLS_NOTIFICATIONS_MODE: 'off',
       PULLKEEPER_CONFIG: configFile,
     };
+    o.log(
+      o.api === 'offline'
+        ? '  starting serverless offline (esbuild bundles each function first; about 30 s)…'
+        : '  starting pullkeeper serve…',
+    );
     const t1 = performance.now();
     api = await startService({
       name: o.api === 'offline' ? 'serverless offline' : 'pullkeeper serve',
