@@ -1,7 +1,7 @@
 /**
  * The local stack behind `make demo`: the test harness's real parts (a
- * kube-apiserver, a registry, SSH nodes in network namespaces, a CI OIDC
- * issuer), seeded with two tenants' private images, a pullkeeper.yaml that
+ * kube-apiserver, a registry, SSH nodes in network namespaces, the Entra ID +
+ * ACR token exchange endpoints, a CI OIDC issuer), seeded with two tenants' private images, a pullkeeper.yaml that
  * matches them, and the HTTP API under `serverless offline` (or
  * `pullkeeper serve`). Everything is started by PID and stopped by PID.
  */
@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
+import { type EntraAcrFake, startEntraAcr } from '../test/harness/cloud/entra-acr.js';
 import { type OidcIssuer, startOidcIssuer } from '../test/harness/cloud/oidc-issuer.js';
 import { writeTokenKubeconfig } from '../test/harness/cluster/index.js';
 import { type Harness, startHarness } from '../test/harness/index.js';
@@ -44,12 +45,17 @@ export interface Stack {
   dir: string;
   harness: Harness;
   idp: OidcIssuer;
+  /** Entra ID + ACR token exchange (tenant B's registry is an "Azure Container Registry"). */
+  acr: EntraAcrFake;
   api: Service;
   /** http://127.0.0.1:PORT */
   base: string;
   configFile: string;
   registryHost: string;
-  robots: Record<'team-a' | 'team-b' | 'platform', RobotAccount>;
+  /** Static robot accounts (tenant B's credential is minted through Entra ID and ACR instead). */
+  robots: Record<'team-a' | 'platform', RobotAccount>;
+  /** Every secret value of the stack (robot passwords, the Entra client secret, minted ACR tokens). */
+  secretValues(): string[];
   /** The operator's API token (status page password); a CI job uses an OIDC token instead. */
   operatorToken: string;
   /** A CI OIDC token of the platform pipeline (allowed every tenant), as GitHub Actions would mint it. */
@@ -73,10 +79,11 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   const dir = await mkdtemp(join(tmpdir(), 'pullkeeper-demo-'));
   let harness: Harness | undefined;
   let idp: OidcIssuer | undefined;
+  let acr: EntraAcrFake | undefined;
   let api: Service | undefined;
   const stop = async () => {
     await api?.stop();
-    await Promise.allSettled([harness?.stop(), idp?.stop()]);
+    await Promise.allSettled([harness?.stop(), idp?.stop(), acr?.stop()]);
     await rm(dir, { recursive: true, force: true });
   };
   try {
@@ -100,13 +107,12 @@ export async function startStack(o: StackOptions): Promise<Stack> {
         `CI OIDC issuer ${idp.info.issuer} (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
     );
 
-    // Robot accounts: one per tenant and one for the node-wide platform images.
+    // Robot accounts: tenant A and the node-wide platform images; tenant B's registry is an ACR.
     const secretsDir = join(dir, 'secrets');
     await mkdir(secretsDir, { mode: 0o700 });
     const robots = {} as Stack['robots'];
     for (const [who, repos] of [
       ['team-a', ['team-a/']],
-      ['team-b', ['team-b/']],
       ['platform', ['platform/']],
     ] as const) {
       const r: RobotAccount = {
@@ -120,6 +126,18 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       reg.limitRepositories(r.username, r.repositories);
       robots[who] = r;
     }
+    // Tenant B: Entra ID client credentials -> ACR /oauth2/exchange -> an ACR refresh token (3 h) as the
+    // docker password, for a registry whose login server is the local one. It reads team-b/ only.
+    await mkdir(join(dir, 'acr'));
+    acr = await startEntraAcr({ dir: join(dir, 'acr'), tls: true, service: reg.info.host });
+    const acrFake = acr;
+    acrFake.onMint((m) => {
+      reg.limitRepositories(m.username, ['team-b/']);
+      void reg.allow(m.username, m.password);
+    });
+    const acrSecretFile = join(secretsDir, 'team-b-entra-client-secret');
+    await writeFile(acrSecretFile, acrFake.info.clientSecret, { mode: 0o600 });
+    o.log(`  Entra ID + ACR token exchange for tenant B on ${acrFake.info.baseUrl} (https)`);
     const pusher = { username: 'demo-pusher', password: secret() };
     await reg.allow(pusher.username, pusher.password);
     await pushImage(reg, 'team-a/app', 'v1', await appImage('team-a'), pusher);
@@ -155,7 +173,15 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       clusters: [{ name: 'local', kubeconfig }],
       registries: [
         staticReg('team-a-registry', robots['team-a']),
-        staticReg('team-b-registry', robots['team-b']),
+        {
+          name: 'team-b-acr',
+          kind: 'acr',
+          loginServer: reg.info.host,
+          tenantId: acrFake.info.tenantId,
+          authorityHost: acrFake.info.authorityHost,
+          exchangeEndpoint: acrFake.info.exchangeEndpoint,
+          credential: { clientId: acrFake.info.clientId, clientSecret: { fromFile: acrSecretFile } },
+        },
         staticReg('platform-registry', robots.platform),
       ],
       tenants: [
@@ -167,7 +193,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
         {
           name: 'team-b',
           namespaces: { matchLabels: { tenant: 'team-b' } },
-          registries: ['team-b-registry'],
+          registries: ['team-b-acr'],
         },
       ],
       nodes: {
@@ -216,6 +242,8 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       SLS_TELEMETRY_DISABLED: '1',
       SLS_NOTIFICATIONS_MODE: 'off',
       PULLKEEPER_CONFIG: configFile,
+      // Trust the Entra fake's self-signed certificate, as a private CA would be trusted in production.
+      ...(acrFake.info.caCertFile ? { NODE_EXTRA_CA_CERTS: acrFake.info.caCertFile } : {}),
     };
     o.log(
       o.api === 'offline'
@@ -254,11 +282,19 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       dir,
       harness: h,
       idp: issuer,
+      acr: acrFake,
       api,
       base,
       configFile,
       registryHost: reg.info.host,
       robots,
+      secretValues: () => [
+        ...Object.values(robots).map((r) => r.password),
+        acrFake.info.clientSecret,
+        ...acrFake.minted().map((m) => m.password),
+        operatorToken,
+        pusher.password,
+      ],
       operatorToken,
       namespaces,
       ciToken: () =>

@@ -38,11 +38,9 @@ export interface Tour {
   statusPage: { url: string; passwordFile: string };
 }
 
-const secretValues = (s: Stack) => [...Object.values(s.robots).map((r) => r.password), s.operatorToken];
-
 /** Fails the demo when a secret shows up in anything it prints. */
 function assertNoSecret(s: Stack, text: string, where: string) {
-  for (const v of secretValues(s))
+  for (const v of s.secretValues())
     if (text.includes(v)) throw new DemoError(`a secret value appeared in ${where}; this is a bug`);
 }
 

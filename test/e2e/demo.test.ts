@@ -43,6 +43,7 @@ test('make demo --once: every use case works on the local stack and nothing is l
   for (const re of [
     /POST \/v1\/refresh \{\}: 200/,
     /report: registry team-a-registry: minted, login verified/,
+    /report: registry team-b-acr: minted, login verified/,
     /report: tenant team-a namespace team-a-prod: secret created, serviceAccounts patched/,
     /report: tenant team-b namespace team-b-prod: secret created, serviceAccounts patched/,
     /report: node node-1: written/,
