@@ -242,8 +242,8 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       SLS_TELEMETRY_DISABLED: '1',
       SLS_NOTIFICATIONS_MODE: 'off',
       PULLKEEPER_CONFIG: configFile,
-      // Trust the Entra fake's self-signed certificate, as a private CA would be trusted in production.
-      ...(acrFake.info.caCertFile ? { NODE_EXTRA_CA_CERTS: acrFake.info.caCertFile } : {}),
+      // Trust the Entra fake's self-signed certificate, as a private CA is trusted in production.
+      ...(acrFake.info.caCertFile ? { PULLKEEPER_EXTRA_CA_CERTS: acrFake.info.caCertFile } : {}),
     };
     o.log(
       o.api === 'offline'

@@ -330,7 +330,7 @@ export const PULLKEEPER = {
   serve: {
     summary: 'the HTTP API locally, with Prometheus metrics at /metrics',
     description:
-      'Serves the pullkeeper HTTP API on this machine (GET /healthz, /v1/status, /metrics; POST /v1/refresh) until Ctrl-C or SIGTERM. The config is checked at start and re-read per request.',
+      'Serves the pullkeeper HTTP API and status page on this machine (GET /, /healthz, /v1/status, /metrics; POST /v1/refresh) until Ctrl-C or SIGTERM. The config is checked at start and re-read per request. PULLKEEPER_EXTRA_CA_CERTS names a PEM file of extra CAs to trust for outgoing TLS.',
     flags: {
       config,
       port: { type: 'string', arg: 'PORT', help: 'port to listen on (default 3700; 0 picks a free one)' },

@@ -1,6 +1,7 @@
 /** `pullkeeper serve`: the HTTP API on this machine (@hono/node-server), with Prometheus /metrics. */
 import { parseArgs } from 'node:util';
 import { apiDeps } from '../app/compose.js';
+import { ExtraCaError, trustExtraCaCertificates } from '../app/extra-ca.js';
 import { loadConfigFile } from '../config/load.js';
 import { createApp } from '../http/app.js';
 import { PULLKEEPER } from './help.js';
@@ -23,6 +24,13 @@ export async function serveCommand(
     return EXIT.usage;
   }
   const host = values.host ?? '127.0.0.1';
+  try {
+    trustExtraCaCertificates();
+  } catch (err) {
+    if (!(err instanceof ExtraCaError)) throw err;
+    io.err(`pullkeeper serve: ${err.message}`);
+    return EXIT.usage;
+  }
   const { serve } = await import('@hono/node-server');
   const app = createApp(apiDeps({ exposeMetrics: true, config: () => loadConfigFile(file) }));
   const server = serve({ fetch: app.fetch, port, hostname: host }, (info) => {
