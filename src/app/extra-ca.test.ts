@@ -1,39 +1,14 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { getCACertificates } from 'node:tls';
+import { makeSelfSignedCert } from '../../test/harness/cloud/common.js';
 import { ExtraCaError, trustExtraCaCertificates } from './extra-ca.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pk-extra-ca-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-function selfSigned(name: string): string {
-  const key = join(dir, `${name}.key`);
-  const crt = join(dir, `${name}.crt`);
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      crt,
-      '-days',
-      '1',
-      '-subj',
-      `/CN=${name}`,
-    ],
-    { stdio: 'ignore' },
-  );
-  return crt;
-}
 
 test('unset or empty: nothing changes', () => {
   const before = getCACertificates('default').length;
@@ -62,9 +37,8 @@ test('bad files fail with the path and what to do, and change nothing', () => {
   assert.equal(getCACertificates('default').length, before);
 });
 
-test('a PEM bundle is added to the default trust, once, keeping what was trusted', () => {
-  const a = selfSigned('pk-ca-a');
-  const b = selfSigned('pk-ca-b');
+test('a PEM bundle is added to the default trust, once, keeping what was trusted', async () => {
+  const [a, b] = [(await makeSelfSignedCert(dir)).certFile, (await makeSelfSignedCert(dir)).certFile];
   const bundle = join(dir, 'bundle.pem');
   const pems = [a, b].map((f) => readFileSync(f, 'utf8').trim());
   writeFileSync(bundle, `${pems.join('\n')}\n`);
