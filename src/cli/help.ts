@@ -383,7 +383,7 @@ export const PULLKEEPER = {
   demo: {
     summary: 'run the embedded local example',
     description:
-      'Runs a self-contained example: a node config and two pod pull secrets with fake credentials, and which credential kubelet would use for four images. Needs nothing else. Human-readable output only.',
+      'Runs a self-contained example: a node config and two pod pull secrets with fake credentials, and which credential kubelet would use for four images. Needs nothing else. Human-readable output only. The whole product on a local stack of real components is `make demo` (README).',
     flags: {},
     examples: ['pullkeeper demo'],
     exit: { 0: 'ok' },
