@@ -255,23 +255,26 @@ export async function runTour({ stack: s, nodes, out, signal }: TourOptions): Pr
   await writeFile(robot.passwordFile, robot.password, { mode: 0o600 });
   out(`  registry: ${robot.username} has a new password; the old one is refused from now on`);
   out(`  the secret store (${robot.passwordFile}) holds the new one`);
-  const before = await node2.run(
-    podYaml({
-      name: 'before-refresh',
-      namespace: 'team-a-prod',
-      pullSecrets: aSecrets,
-      containers: [
-        {
-          name: 'app',
-          image: `${host}/team-a/app:v1`,
-          imagePullPolicy: 'Always',
-          command: ['sh', '-c', keepRunning('true')],
-        },
-      ],
-    }),
-    'team-a-before.yaml',
-    signal,
-  );
+  /** A pod of tenant A on node-2 whose image is pulled again whatever is cached (imagePullPolicy Always). */
+  const pullAgain = (name: string, line: string) =>
+    node2.run(
+      podYaml({
+        name,
+        namespace: 'team-a-prod',
+        pullSecrets: aSecrets,
+        containers: [
+          {
+            name: 'app',
+            image: `${host}/team-a/app:v1`,
+            imagePullPolicy: 'Always',
+            command: ['sh', '-c', keepRunning(line)],
+          },
+        ],
+      }),
+      `${name}.yaml`,
+      signal,
+    );
+  const before = await pullAgain('before-refresh', 'true');
   if (before.result?.phase !== 'Failed')
     throw new DemoError('a pull with the revoked password should fail before the refresh');
   out(
@@ -284,23 +287,7 @@ export async function runTour({ stack: s, nodes, out, signal }: TourOptions): Pr
     .map((n) => n.name);
   if (rotated?.length !== 2) throw new DemoError("the refresh should rewrite both of team A's Secrets");
   const afterStart = Date.now();
-  const after = await node2.run(
-    podYaml({
-      name: 'after-refresh',
-      namespace: 'team-a-prod',
-      pullSecrets: aSecrets,
-      containers: [
-        {
-          name: 'app',
-          image: `${host}/team-a/app:v1`,
-          imagePullPolicy: 'Always',
-          command: ['sh', '-c', keepRunning('echo "pulled again with the new password"')],
-        },
-      ],
-    }),
-    'team-a-after.yaml',
-    signal,
-  );
+  const after = await pullAgain('after-refresh', 'echo "pulled again with the new password"');
   if (after.result?.phase !== 'Running')
     throw new DemoError(`after the refresh the pull should work: ${after.result?.message ?? after.stderr}`);
   const repulled = s.harness
