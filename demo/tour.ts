@@ -235,7 +235,9 @@ export async function runTour({ stack: s, nodes, out, signal }: TourOptions): Pr
   );
   if (b.result?.phase !== 'Failed')
     throw new DemoError(`tenant B's pod should have been refused tenant A's image; it is ${b.result?.phase}`);
-  const refusal = b.result.events.find((e) => e.reason === 'Failed');
+  const refusal = b.result.events.find(
+    (e) => e.reason === 'Failed' && e.message.startsWith('Failed to pull image'),
+  );
   const answer = registryAnswer(refusal?.message ?? '');
   if (!/HTTP 40[13]/.test(answer))
     throw new DemoError(

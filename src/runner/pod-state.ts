@@ -149,7 +149,7 @@ export class PodDir {
   }
 
   async appendEvent(e: PodEvent): Promise<void> {
-    await appendFile(this.eventsFile, `${JSON.stringify(e)}\n`);
+    await appendLine(this.eventsFile, JSON.stringify(e));
   }
 
   async readEvents(): Promise<PodEvent[]> {
@@ -170,16 +170,10 @@ export class PodDir {
 const writesInFlight = new Map<string, Promise<void>>();
 let tmpCounter = 0;
 
-export function atomicWrite(path: string, data: string): Promise<void> {
-  // One temp name per write: two overlapping writes of the same file must not share (and lose) one temp file.
-  const tmp = `${path}.${process.pid}.${++tmpCounter}.tmp`;
+/** Runs `write` after every earlier write to `path` (from this process) has settled. */
+function inOrder(path: string, write: () => Promise<void>): Promise<void> {
   const prev = writesInFlight.get(path) ?? Promise.resolve();
-  const next = prev
-    .catch(() => undefined)
-    .then(async () => {
-      await writeFile(tmp, data);
-      await rename(tmp, path);
-    });
+  const next = prev.catch(() => undefined).then(write);
   writesInFlight.set(path, next);
   void next
     .finally(() => {
@@ -187,6 +181,23 @@ export function atomicWrite(path: string, data: string): Promise<void> {
     })
     .catch(() => undefined);
   return next;
+}
+
+export function atomicWrite(path: string, data: string): Promise<void> {
+  // One temp name per write: two overlapping writes of the same file must not share (and lose) one temp file.
+  const tmp = `${path}.${process.pid}.${++tmpCounter}.tmp`;
+  return inOrder(path, async () => {
+    await writeFile(tmp, data);
+    await rename(tmp, path);
+  });
+}
+
+/**
+ * Appends a line to `path`, after every earlier append from this process. Two overlapping
+ * `appendFile` calls run on libuv's thread pool and may land in either order.
+ */
+export function appendLine(path: string, line: string): Promise<void> {
+  return inOrder(path, () => appendFile(path, `${line}\n`));
 }
 
 /** Every pod directory under `root`. */
