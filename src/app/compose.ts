@@ -15,13 +15,30 @@ import { Metrics } from './metrics.js';
 import { processCache } from './mint.js';
 import { type RefreshReport, refresh, refreshFailed } from './refresh.js';
 import { lastSeen, statusReport } from './status-report.js';
+import { type SaveResult, saveStatus } from './status-store.js';
 
 export const processMetrics = new Metrics();
 
-/** Remembers a report for /v1/status and the metrics. */
-export function recordReport(r: RefreshReport, now = new Date()): void {
-  lastSeen.record(r.registries, r.nodes, now);
+/**
+ * Remembers a report for /v1/status, the status page and the metrics: in this
+ * process, and in the status ConfigMap for the other processes (best effort:
+ * a failure to save is logged, and the refresh's result stands).
+ */
+export async function recordReport(
+  config: PullkeeperConfig,
+  r: RefreshReport,
+  o: { signal?: AbortSignal; log?: Logger; now?: Date } = {},
+): Promise<SaveResult> {
+  const now = o.now ?? new Date();
+  lastSeen.add(r.registries, r.nodes, now);
   processMetrics.record(r, now);
+  const saved = await saveStatus(
+    config,
+    { registries: r.registries, nodes: r.nodes ?? [] },
+    { now, ...(o.signal && !o.signal.aborted ? { signal: o.signal } : {}) },
+  );
+  if (saved.error) o.log?.warn('status not saved', { error: saved.error });
+  return saved;
 }
 
 /** Log line of a report: counts only, no secrets (the report holds none). */
@@ -62,7 +79,7 @@ export function apiUseCases(): ApiUseCases {
         cache: processCache,
         ...(req.nodes !== undefined ? { nodes: req.nodes } : {}),
       });
-      if (!req.dryRun) recordReport(r);
+      if (!req.dryRun) await recordReport(config, r, { signal: ctx.signal, log: ctx.log });
       ctx.log.info('refresh', summarize(r));
       return { ok: !refreshFailed(r), report: r };
     },

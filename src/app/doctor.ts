@@ -5,6 +5,7 @@
 import type { PullkeeperConfig, SecretRef } from '../config/schema.js';
 import { createSecretResolver, describeSecretRef } from '../config/secret-ref.js';
 import { PullkeeperError } from '../core/errors.js';
+import type { KubeClient } from '../kube/client.js';
 import { CredentialCache, mintCredentials } from './mint.js';
 
 export interface DoctorFinding {
@@ -128,6 +129,27 @@ export async function runDoctor(
   );
 }
 
+/** SelfSubjectAccessReview: may the config's identity do this? */
+async function allowed(
+  k: KubeClient,
+  attrs: { namespace: string; group: string; resource: string; verb: string; name?: string },
+  signal: AbortSignal,
+): Promise<boolean> {
+  const r = await k.request<{ status?: { allowed?: boolean } }>(
+    'POST',
+    '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews',
+    {
+      body: {
+        apiVersion: 'authorization.k8s.io/v1',
+        kind: 'SelfSubjectAccessReview',
+        spec: { resourceAttributes: attrs },
+      },
+      signal,
+    },
+  );
+  return r.status?.allowed === true;
+}
+
 /** The verbs refresh needs in each tenant namespace (infra/kubernetes/rbac.yaml), checked with SelfSubjectAccessReview. */
 export const TENANT_VERBS: ReadonlyArray<{ group: string; resource: string; verb: string }> = [
   { group: '', resource: 'secrets', verb: 'list' },
@@ -172,21 +194,7 @@ export const checkClusterRbac: DoctorCheck = async (config, signal) => {
         for (const ns of tenantNamespaces(t, nss).names) {
           const missing: string[] = [];
           for (const v of TENANT_VERBS) {
-            const r = await k.request<{ status?: { allowed?: boolean } }>(
-              'POST',
-              '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews',
-              {
-                body: {
-                  apiVersion: 'authorization.k8s.io/v1',
-                  kind: 'SelfSubjectAccessReview',
-                  spec: {
-                    resourceAttributes: { namespace: ns, group: v.group, resource: v.resource, verb: v.verb },
-                  },
-                },
-                signal,
-              },
-            );
-            if (!r.status?.allowed) missing.push(`${v.verb} ${v.resource}`);
+            if (!(await allowed(k, { namespace: ns, ...v }, signal))) missing.push(`${v.verb} ${v.resource}`);
           }
           out.push({
             area: 'cluster',
@@ -208,6 +216,59 @@ export const checkClusterRbac: DoctorCheck = async (config, signal) => {
     }
   }
   return out;
+};
+
+/** The status ConfigMap (statusStore): its namespace exists, and the identity may create, read and update it. */
+export const checkStatusStore: DoctorCheck = async (config, signal) => {
+  const { statusStoreOf } = await import('./status-store.js');
+  const ref = statusStoreOf(config);
+  if (!ref) return [];
+  const cluster = config.clusters.find((c) => c.name === ref.cluster);
+  if (!cluster) return [];
+  const { kubeClientFor } = await import('../kube/connect.js');
+  const { getNamespace } = await import('../kube/resources.js');
+  const subject = `${ref.cluster} status store ${ref.namespace}/${ref.name}`;
+  const fix = `apply infra/kubernetes/rbac.yaml (namespace ${ref.namespace}, ClusterRole pullkeeper-status and its RoleBinding), set statusStore.namespace/name to where you keep it, or set statusStore: false`;
+  let k: Awaited<ReturnType<typeof kubeClientFor>>;
+  try {
+    k = await kubeClientFor(cluster, createSecretResolver({ signal }));
+  } catch (err) {
+    return [{ area: 'cluster', subject, ok: false, detail: (err as Error).message, fix }];
+  }
+  try {
+    if (!(await getNamespace(k, ref.namespace, signal)))
+      return [
+        { area: 'cluster', subject, ok: false, detail: `namespace ${ref.namespace} does not exist`, fix },
+      ];
+    const missing: string[] = [];
+    for (const [verb, name] of [
+      ['create', undefined],
+      ['get', ref.name],
+      ['update', ref.name],
+    ] as const) {
+      const ok = await allowed(
+        k,
+        { namespace: ref.namespace, group: '', resource: 'configmaps', verb, ...(name ? { name } : {}) },
+        signal,
+      );
+      if (!ok) missing.push(`${verb} configmaps${name ? `/${name}` : ''}`);
+    }
+    return [
+      {
+        area: 'cluster',
+        subject,
+        ok: missing.length === 0,
+        detail: missing.length
+          ? `not allowed: ${missing.join(', ')} (the status page would show only what each process saw)`
+          : 'the last mint and push results can be kept here',
+        ...(missing.length ? { fix } : {}),
+      },
+    ];
+  } catch (err) {
+    return [{ area: 'cluster', subject, ok: false, detail: `cannot check: ${(err as Error).message}`, fix }];
+  } finally {
+    k.close();
+  }
 };
 
 /** Nodes: each one reachable over SSH with the pinned host key (a read-only drift check). */
@@ -233,4 +294,10 @@ export const checkNodes: DoctorCheck = async (config, signal) => {
   }));
 };
 
-export const ALL_CHECKS: DoctorCheck[] = [checkSecretRefs, checkRegistries, checkClusterRbac, checkNodes];
+export const ALL_CHECKS: DoctorCheck[] = [
+  checkSecretRefs,
+  checkRegistries,
+  checkClusterRbac,
+  checkStatusStore,
+  checkNodes,
+];

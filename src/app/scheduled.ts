@@ -17,6 +17,8 @@ import {
 import { createLogger } from './log.js';
 import { processCache } from './mint.js';
 import { refresh, refreshFailed } from './refresh.js';
+import { lastSeen } from './status-report.js';
+import { saveStatus } from './status-store.js';
 
 const log = createLogger({}, { fn: 'refresh' });
 
@@ -41,7 +43,7 @@ export async function scheduledRefresh(env: NodeJS.ProcessEnv = process.env) {
     return { mode: 'fanout', enqueued: sent };
   }
   const r = await refresh(config, { signal, cache: processCache });
-  recordReport(r);
+  await recordReport(config, r, { signal, log });
   log.info('scheduled refresh', summarize(r));
   for (const line of processMetrics.emf('pullkeeper', new Date())) process.stdout.write(`${line}\n`);
   if (refreshFailed(r)) log.warn('scheduled refresh had failures', { failed: summarize(r).registriesFailed });
@@ -66,13 +68,16 @@ export async function fanoutWorker(
           cache: processCache,
           nodes: false,
         });
-        if (!dryRun) recordReport(r);
+        if (!dryRun) await recordReport(config, r, { signal: s, log: wlog });
         wlog.info('tenant refreshed', { tenant, ...summarize(r) });
         return { ok: !refreshFailed(r) };
       },
       async nodes(nodes, s) {
         const { pushNodes } = await import('./push.js');
         const r = await pushNodes(config, { nodes, signal: s });
+        lastSeen.add([], r.nodes);
+        const saved = await saveStatus(config, { nodes: r.nodes }, { signal: s });
+        if (saved.error) wlog.warn('status not saved', { error: saved.error });
         return { ok: !r.nodes.some((n) => n.status === 'failed') };
       },
     },

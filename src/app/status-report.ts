@@ -1,8 +1,9 @@
 /**
  * GET /v1/status and the status page: per registry its expiry and last
  * success, per tenant and namespace the Secret's hash and age, per node the
- * last push result. Read from the cluster (the Secrets' annotations) and from
- * what this process last saw; no secret value.
+ * last push result. Read from the cluster (the Secrets' annotations and the
+ * status ConfigMap, src/app/status-store.ts) and from what this process last
+ * saw; no secret value.
  */
 import type { PullkeeperConfig } from '../config/schema.js';
 import { createSecretResolver } from '../config/secret-ref.js';
@@ -14,12 +15,18 @@ import {
   MANAGED_BY_VALUE,
   REFRESH_ANNOTATION,
 } from '../core/rotation-plan.js';
+import {
+  emptyStatusRecord,
+  mergeSeen,
+  newestOf,
+  type SeenNode,
+  type SeenRegistry,
+} from '../core/status-record.js';
 import type { KubeClient } from '../kube/client.js';
 import { kubeClientFor } from '../kube/connect.js';
 import { listNamespaces, listSecrets } from '../kube/resources.js';
-import type { MintReportEntry } from './mint.js';
-import type { PushResult } from './push.js';
 import { defaultSecretName, tenantNamespaces } from './refresh.js';
+import { readStatusRecord, statusStoreOf } from './status-store.js';
 
 export interface StatusNamespace {
   name: string;
@@ -41,22 +48,15 @@ export interface StatusReport {
   }>;
   tenants: Array<{ name: string; cluster: string; error?: string; namespaces: StatusNamespace[] }>;
   nodes: Array<{ name: string; status: string; reason?: string; at: string }>;
+  /** Set when the stored status could not be read: registries and nodes are then this process's view only. */
+  storeError?: string;
 }
 
-/** What this process saw last (a warm function or the local server keeps it). */
+/** What this process saw last (a warm function or the local server keeps it), as the stored record does. */
 export const lastSeen = {
-  registries: new Map<string, { entry: MintReportEntry; at: Date; lastSuccess?: Date }>(),
-  nodes: new Map<string, { status: string; reason?: string; at: Date }>(),
-  record(registries: MintReportEntry[], nodes: PushResult['nodes'] | undefined, now = new Date()) {
-    for (const r of registries) {
-      const prev = this.registries.get(r.name);
-      this.registries.set(r.name, {
-        entry: r,
-        at: now,
-        lastSuccess: r.status === 'failed' ? prev?.lastSuccess : now,
-      });
-    }
-    for (const n of nodes ?? []) this.nodes.set(n.name, { status: n.status, reason: n.reason, at: now });
+  record: emptyStatusRecord(),
+  add(registries: readonly SeenRegistry[], nodes: readonly SeenNode[] | undefined, now = new Date()) {
+    this.record = mergeSeen(this.record, { registries, nodes: nodes ?? [] }, now);
   },
 };
 
@@ -83,20 +83,30 @@ export async function statusReport(
     });
   const tenants = config.tenants.filter((t) => tenantNames.includes(t.name));
   const out: StatusReport = { time: now.toISOString(), registries: [], tenants: [], nodes: [] };
+  // Registries and nodes: the stored record (any process's last run), or this process's when newer.
+  let seen = lastSeen.record;
+  if (statusStoreOf(config)) {
+    try {
+      const stored = await readStatusRecord(config, { signal, kube });
+      if (stored) seen = newestOf(stored, seen);
+    } catch (err) {
+      out.storeError = (err as Error).message;
+    }
+  }
   const wantedRegistries = new Set([
     ...tenants.flatMap((t) => t.registries),
     ...(config.nodes?.registries ?? []),
   ]);
   for (const r of config.registries.filter((x) => wantedRegistries.has(x.name))) {
-    const seen = lastSeen.registries.get(r.name);
-    const exp = seen?.entry.expiresAt ?? null;
+    const e = seen.registries[r.name];
+    const exp = e?.expiresAt ?? null;
     out.registries.push({
       name: r.name,
       kind: r.kind,
       expiresAt: exp,
       secondsToExpiry: exp ? Math.round((Date.parse(exp) - now.getTime()) / 1000) : null,
-      lastSuccess: seen?.lastSuccess?.toISOString() ?? null,
-      ...(seen?.entry.status === 'failed' ? { lastError: seen.entry.error } : {}),
+      lastSuccess: e?.lastSuccess ?? null,
+      ...(e?.status === 'failed' && e.error ? { lastError: e.error } : {}),
     });
   }
   try {
@@ -152,12 +162,7 @@ export async function statusReport(
   } finally {
     if (!o.kube) for (const c of clients.values()) c.close();
   }
-  for (const [name, n] of lastSeen.nodes)
-    out.nodes.push({
-      name,
-      status: n.status,
-      ...(n.reason ? { reason: n.reason } : {}),
-      at: n.at.toISOString(),
-    });
+  for (const [name, n] of Object.entries(seen.nodes).sort(([a], [b]) => a.localeCompare(b)))
+    out.nodes.push({ name, status: n.status, ...(n.reason ? { reason: n.reason } : {}), at: n.at });
   return out;
 }

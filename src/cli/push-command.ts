@@ -2,8 +2,10 @@
  * `pullkeeper push --config FILE [--node NAME]... [--check] [--json] [--pre-pull IMAGE...]`
  * Exit codes: 0 every node ok, 1 any node failed (or the run failed), 2 bad config or usage.
  */
+
 import { parseArgs } from 'node:util';
 import { type PushResult, pushNodes } from '../app/push.js';
+import { saveStatus } from '../app/status-store.js';
 import { ConfigError, loadConfigFile } from '../config/load.js';
 import type { NodeReportEntry } from '../nodes/push-node.js';
 import { PULLKEEPER, PULLKEEPER_CLI, usageErrorMessage } from './help.js';
@@ -80,6 +82,11 @@ export async function pushCommand(args: string[], io: CliIO, opts: PushCommandOp
     progress?.('');
   }
   const failed = result.nodes.some((n) => n.status === 'failed');
+  if (!values.check) {
+    // The status page and GET /v1/status show the last push of each node, whoever ran it.
+    const saved = await saveStatus(config, { registries: result.registries, nodes: result.nodes });
+    if (saved.error) io.err(`pullkeeper push: warning: ${saved.error}`);
+  }
   if (values.json) {
     io.out(JSON.stringify(result, null, 2));
   } else {

@@ -1,4 +1,5 @@
 /** `pullkeeper refresh` and `pullkeeper ensure`. */
+
 import { parseArgs } from 'node:util';
 import { ensureNamespace } from '../app/ensure.js';
 import {
@@ -8,6 +9,7 @@ import {
   refreshFailed,
   type TenantReport,
 } from '../app/refresh.js';
+import { saveStatus } from '../app/status-store.js';
 import { PULLKEEPER } from './help.js';
 import { type CliIO, progressOf } from './io.js';
 import { EXIT, loadConfigArg } from './mint-command.js';
@@ -59,6 +61,11 @@ export async function refreshCommand(args: string[], io: CliIO): Promise<number>
     throw err;
   } finally {
     progress?.('');
+  }
+  if (!r.dryRun) {
+    // The status page and GET /v1/status show the last mint and push, whoever ran it.
+    const saved = await saveStatus(cfg, { registries: r.registries, nodes: r.nodes ?? [] });
+    if (saved.error) io.err(`pullkeeper refresh: warning: ${saved.error}`);
   }
   if (values.json) io.out(JSON.stringify(r, null, 2));
   else if (r.dryRun) {

@@ -378,6 +378,21 @@ export const PullkeeperConfigSchema = z
         concurrency: z.number().int().min(1).max(256).default(32),
       })
       .default({ qps: 1000, burst: 2000, concurrency: 32 }),
+    /**
+     * Where the last mint and push results are kept for the status page and GET /v1/status:
+     * a ConfigMap (default pullkeeper-system/pullkeeper-status in the first cluster), or
+     * false to keep them only in the memory of each process (docs/status-page.md).
+     */
+    statusStore: z
+      .union([
+        z.literal(false),
+        z.strictObject({
+          cluster: z.string().min(1).optional(),
+          namespace: name.default('pullkeeper-system'),
+          name: name.default('pullkeeper-status'),
+        }),
+      ])
+      .optional(),
     /** Refresh a credential once this fraction of its lifetime has passed (default 0.5, see docs/providers.md). */
     refreshAtFraction: z.number().gt(0).lt(1).default(0.5),
   })
@@ -419,6 +434,16 @@ export const PullkeeperConfigSchema = z
           message: 'required when more than one cluster is configured',
         });
     });
+    if (
+      cfg.statusStore &&
+      cfg.statusStore.cluster !== undefined &&
+      !clusterNames.has(cfg.statusStore.cluster)
+    )
+      ctx.addIssue({
+        code: 'custom',
+        path: ['statusStore', 'cluster'],
+        message: `unknown cluster "${cfg.statusStore.cluster}"`,
+      });
     if (cfg.tenants.length && cfg.clusters.length === 0)
       ctx.addIssue({ code: 'custom', path: ['clusters'], message: 'tenants need at least one cluster' });
     if (cfg.nodes) {

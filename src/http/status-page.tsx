@@ -218,6 +218,17 @@ export function statusView(report: StatusReport, now: Date): StatusView {
   const nodes = byLevel(report.nodes.map((n, i) => nodeRow(n, i, now)));
   const flagged = (l: Level) => l === 'problem' || l === 'warning';
   const issues: Issue[] = [
+    ...(report.storeError
+      ? [
+          {
+            level: 'warning' as const,
+            word: 'WARNING',
+            anchor: 'registries',
+            what: 'Stored status',
+            detail: `${redactTokenLike(report.storeError)} (registries and nodes show only what this process saw)`,
+          },
+        ]
+      : []),
     ...registries
       .filter((r) => flagged(r.level))
       .map((r) => ({

@@ -272,3 +272,61 @@ export async function createEvent(k: KubeClient, e: EventBody, signal?: AbortSig
     signal,
   });
 }
+
+export interface ConfigMapState {
+  resourceVersion: string;
+  labels: Record<string, string>;
+  data: Record<string, string>;
+}
+
+/** A ConfigMap's data and resourceVersion; undefined when it does not exist. */
+export async function getConfigMap(
+  k: KubeClient,
+  ns: string,
+  name: string,
+  signal?: AbortSignal,
+): Promise<ConfigMapState | undefined> {
+  try {
+    const o = await k.request<{ metadata: ObjectMeta; data?: Record<string, string> }>(
+      'GET',
+      `/api/v1/namespaces/${enc(ns)}/configmaps/${enc(name)}`,
+      { signal },
+    );
+    return {
+      resourceVersion: o.metadata.resourceVersion ?? '',
+      labels: o.metadata.labels ?? {},
+      data: o.data ?? {},
+    };
+  } catch (err) {
+    if (err instanceof KubeApiError && err.status === 404) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Creates the ConfigMap, or replaces it when `resourceVersion` is given (optimistic
+ * concurrency: 409 Conflict when someone wrote it since that read, 409 AlreadyExists
+ * when someone created it first).
+ */
+export async function putConfigMap(
+  k: KubeClient,
+  o: { namespace: string; name: string; labels: Record<string, string>; data: Record<string, string> },
+  resourceVersion: string | undefined,
+  signal?: AbortSignal,
+): Promise<void> {
+  const body = {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: {
+      name: o.name,
+      namespace: o.namespace,
+      labels: o.labels,
+      ...(resourceVersion ? { resourceVersion } : {}),
+    },
+    data: o.data,
+  };
+  const base = `/api/v1/namespaces/${enc(o.namespace)}/configmaps`;
+  if (resourceVersion)
+    await k.request('PUT', `${base}/${enc(o.name)}?fieldManager=pullkeeper`, { body, signal });
+  else await k.request('POST', `${base}?fieldManager=pullkeeper`, { body, signal });
+}

@@ -156,6 +156,8 @@ test('each broken piece is reported with its fix; the working ones say ok; exit 
   assert.equal(b.ok, false);
   assert.match(b.detail, /not allowed: list secrets, create secrets/);
   assert.match(b.fix!, /RoleBinding/);
+  const store = find('cluster', /status store pullkeeper-system\/pullkeeper-status/);
+  assert.equal(store.ok, true, store.detail);
   assert.equal(find('node', /^node-1 /).ok, true);
   const down = find('node', /^node-2 /);
   assert.equal(down.ok, false);

@@ -319,8 +319,17 @@ describe('serverless offline against the harness', { timeout: 480_000 }, () => {
         nodes: Array<{ status: string }>;
       };
     };
+    const invokedAt = new Date().toISOString();
     const first = await invoke();
     assert.equal(first.mode, 'inline');
+    // The API function never ran this refresh (another process did): its status comes from the cluster.
+    const status = await call('GET', '/v1/status', { token: await token({ repository_id: '777' }) });
+    assert.equal(status.status, 200, JSON.stringify(status.body));
+    assert.equal(status.body.storeError, undefined, status.body.storeError);
+    for (const n of status.body.nodes as Array<{ name: string; at: string }>)
+      assert.ok(n.at >= invokedAt, `node ${n.name} shows the scheduled run (${n.at} >= ${invokedAt})`);
+    assert.equal(status.body.nodes.length, 2);
+    assert.ok(status.body.registries[0].lastSuccess, JSON.stringify(status.body.registries));
     const second = await invoke();
     assert.equal(second.writes, 0);
     assert.equal(second.mintCalls, 0);
