@@ -5,9 +5,10 @@
  * drift. The CLI (`pullkeeper push`) and the refresh use case call this; a
  * bootstrap hook calls `pushNode(config, name)` to make one new node ready.
  */
+import { createHash } from 'node:crypto';
 import type { PullkeeperConfig } from '../config/schema.js';
 import { createSecretResolver, type SecretResolver } from '../config/secret-ref.js';
-import { credentialsToDockerConfig } from '../core/credentials.js';
+import { credentialsToDockerConfig, expiringKeys } from '../core/credentials.js';
 import { PullkeeperError } from '../core/errors.js';
 import { fanout } from '../nodes/fanout.js';
 import {
@@ -42,6 +43,8 @@ export interface PushOptions {
   secrets?: SecretResolver;
   /** Passed to mintCredentials when minting here. */
   mint?: Omit<MintOptions, 'registries' | 'signal' | 'secrets'>;
+  /** The clock (tests): decides whether an expiring entry on a node is due. */
+  now?: Date;
   /** Called as each node finishes (progress display). */
   onNode?: (entry: NodeReportEntry, done: number, total: number) => void;
 }
@@ -118,7 +121,14 @@ export async function pushNodes(config: PullkeeperConfig, opts: PushOptions = {}
       nodes: [...inv.targets.map((t) => failedEntry(t.name, t.address, reason)), ...unaddressable],
     };
   }
-  const desired = credentialsToDockerConfig(nodes.registries.map((r) => credentials.get(r)!));
+  const creds = nodes.registries.map((r) => credentials.get(r)!);
+  const desired = credentialsToDockerConfig(creds);
+  // Entries of expiring credentials stay on a node until due (a cold start mints anew: no rewrite).
+  const expiring = expiringKeys(
+    creds.map((c) => ({ ...c, source: registryFingerprint(config, c.registry) })),
+    config.refreshAtFraction,
+  );
+  const now = opts.now ?? new Date();
   const privateKey = await secrets.resolve(nodes.ssh.privateKey);
   const knownHosts = parseKnownHosts(nodes.ssh.knownHosts ? await secrets.resolve(nodes.ssh.knownHosts) : '');
 
@@ -130,6 +140,8 @@ export async function pushNodes(config: PullkeeperConfig, opts: PushOptions = {}
     async (t) => {
       const entry = await pushToNode(t, {
         desired,
+        expiring,
+        now,
         privateKey,
         knownHosts,
         trustOnFirstUse: nodes.ssh.trustOnFirstUse,
@@ -165,6 +177,15 @@ export async function pushNodes(config: PullkeeperConfig, opts: PushOptions = {}
       ),
   );
   return { registries, nodes: [...entries, ...unaddressable], ...(halted ? { halted } : {}) };
+}
+
+/** What a registry's credential is minted from, for the node sidecar: a 64-bit hash of its config (secret references, or a literal value), kept beside the file that holds the credential itself. */
+function registryFingerprint(config: PullkeeperConfig, name: string): string {
+  const r = config.registries.find((x) => x.name === name);
+  return createHash('sha256')
+    .update(JSON.stringify(r ?? name))
+    .digest('hex')
+    .slice(0, 16);
 }
 
 /** Makes one node ready now (a bootstrap hook for a new node). */

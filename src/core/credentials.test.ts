@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { credentialsToDockerConfig } from './credentials.js';
+import { credentialsToDockerConfig, expiringKeys } from './credentials.js';
 import { parseDockerConfig, renderDockerConfigJson } from './docker-config.js';
 
 describe('credentialsToDockerConfig', () => {
@@ -40,5 +40,38 @@ describe('credentialsToDockerConfig', () => {
   });
   test('no credentials: an empty config', () => {
     assert.deepEqual(credentialsToDockerConfig([]), { auths: {} });
+  });
+});
+
+test('expiringKeys: keys of expiring credentials, the first credential winning a shared key', () => {
+  const T = new Date('2026-11-29T00:00:00.000Z');
+  const H12 = new Date('2026-11-29T12:00:00.000Z');
+  const got = expiringKeys(
+    [
+      { hosts: ['static.io'], username: 's', password: 'p', issuedAt: T, source: 'st' },
+      {
+        hosts: ['ecr.io', 'static.io'],
+        username: 'AWS',
+        password: 't',
+        issuedAt: T,
+        expiresAt: H12,
+        source: 'ec',
+      },
+      {
+        hosts: ['gar.io'],
+        username: 'oauth2accesstoken',
+        password: 'g',
+        issuedAt: T,
+        expiresAt: H12,
+        source: 'ga',
+        entries: { 'x.io': { username: 'x', password: 'y' } },
+      },
+      { hosts: ['x.io'], username: 'AWS', password: 't', issuedAt: T, expiresAt: H12, source: 'late' },
+    ],
+    0.5,
+  );
+  assert.deepEqual(got, {
+    'ecr.io': { refreshAt: '2026-11-29T06:00:00.000Z', source: 'ec' },
+    'gar.io': { refreshAt: '2026-11-29T06:00:00.000Z', source: 'ga' },
   });
 });

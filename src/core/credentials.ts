@@ -4,6 +4,7 @@
  * config.json always hold the same entries for the same credentials.
  */
 import type { DockerAuthEntry, DockerConfig } from './docker-config.js';
+import { refreshAt } from './expiry.js';
 
 export interface CredentialEntries {
   /** config.json keys for the main credential. */
@@ -38,4 +39,35 @@ export function credentialsToDockerConfig(creds: readonly CredentialEntries[]): 
     for (const [k, e] of Object.entries(c.entries ?? {})) put(k, { ...e });
   }
   return { auths };
+}
+
+/**
+ * For each config.json key whose credential expires, when it is due for
+ * refresh and where it came from; keyed as credentialsToDockerConfig keys
+ * them (earlier credentials win a shared key, extra entries never expire).
+ *
+ *   expiringKeys([{ hosts: ['a.io'], …, issuedAt: T, expiresAt: T+12h, source: 'f1' }], 0.5)
+ *   -> { 'a.io': { refreshAt: '…T+6h', source: 'f1' } }
+ */
+export function expiringKeys(
+  creds: ReadonlyArray<CredentialEntries & { issuedAt: Date; expiresAt?: Date; source: string }>,
+  fraction: number,
+): Record<string, { refreshAt: string; source: string }> {
+  const claimed = new Set<string>();
+  const out: Record<string, { refreshAt: string; source: string }> = {};
+  for (const c of creds) {
+    for (const h of c.hosts) {
+      if (claimed.has(h)) continue;
+      claimed.add(h);
+      if (c.expiresAt)
+        Object.defineProperty(out, h, {
+          value: { refreshAt: refreshAt(c.issuedAt, c.expiresAt, fraction).toISOString(), source: c.source },
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
+    }
+    for (const k of Object.keys(c.entries ?? {})) claimed.add(k);
+  }
+  return out;
 }

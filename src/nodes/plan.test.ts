@@ -209,3 +209,122 @@ describe('sidecar and paths', () => {
     assert.equal(inspectExisting(buf({ credsStore: 'x' })).kind, 'ok');
   });
 });
+
+describe('planNode: expiring credentials stay on the node until due', () => {
+  const NOW = new Date('2026-11-29T06:00:00.000Z');
+  const OLD = { username: 'AWS', password: 'old-token' };
+  const NEW = { username: 'AWS', password: 'new-token' };
+  const ecr = '1234.dkr.ecr.us-east-1.amazonaws.com';
+  /** The file and sidecar a previous push wrote with the old token, due at `due`. */
+  const written = (due: string, source = 'f1', extra: Record<string, unknown> = {}) => {
+    const first = planNode({
+      existing: undefined,
+      sidecar: undefined,
+      desired: { auths: { [ecr]: OLD, 'static.io': { username: 's', password: 'p' } } },
+      replaceMalformed: false,
+      expiring: { [ecr]: { refreshAt: due, source } },
+      now: new Date('2026-11-29T00:00:00.000Z'),
+    });
+    assert.equal(first.action, 'write');
+    if (first.action !== 'write') throw new Error('unreachable');
+    const content = Object.keys(extra).length
+      ? `${JSON.stringify({ ...JSON.parse(first.content), ...extra })}\n`
+      : first.content;
+    return {
+      existing: buf(content),
+      sidecar: parseSidecar(
+        buf(
+          renderSidecar({
+            version: 1,
+            managedKeys: first.managedKeys,
+            sha256: sha256hex(first.content),
+            expiring: first.expiring,
+          }),
+        ),
+      ),
+    };
+  };
+  const again = (w: ReturnType<typeof written>, o: { source?: string; now?: Date } = {}) =>
+    planNode({
+      ...w,
+      desired: { auths: { [ecr]: NEW, 'static.io': { username: 's', password: 'p' } } },
+      replaceMalformed: false,
+      expiring: { [ecr]: { refreshAt: '2026-11-29T12:00:00.000Z', source: o.source ?? 'f1' } },
+      now: o.now ?? NOW,
+    });
+  const tokenIn = (p: NodePlan) =>
+    'content' in p
+      ? (JSON.parse(p.content) as { auths: Record<string, { password: string }> }).auths[ecr]?.password
+      : undefined;
+
+  const table: Array<{
+    name: string;
+    plan: () => NodePlan;
+    action: NodePlan['action'];
+    token: string;
+    due?: string;
+  }> = [
+    {
+      name: 'a new token minted (cold start) while the node’s is fresh: unchanged, the old one stays',
+      plan: () => again(written('2026-11-29T06:00:01.000Z')),
+      action: 'unchanged',
+      token: 'old-token',
+      due: '2026-11-29T06:00:01.000Z',
+    },
+    {
+      name: 'the node’s token is due: the new one is written',
+      plan: () => again(written('2026-11-29T06:00:00.000Z')),
+      action: 'write',
+      token: 'new-token',
+      due: '2026-11-29T12:00:00.000Z',
+    },
+    {
+      name: 'the registry’s config changed: written at once',
+      plan: () => again(written('2026-11-29T09:00:00.000Z'), { source: 'f2' }),
+      action: 'write',
+      token: 'new-token',
+      due: '2026-11-29T12:00:00.000Z',
+    },
+    {
+      name: 'someone changed the file since we wrote it: written (their entries kept)',
+      plan: () => again(written('2026-11-29T09:00:00.000Z', 'f1', { credsStore: 'pass' })),
+      action: 'write',
+      token: 'new-token',
+      due: '2026-11-29T12:00:00.000Z',
+    },
+  ];
+  for (const c of table)
+    test(c.name, () => {
+      const p = c.plan();
+      assert.equal(p.action, c.action);
+      assert.equal(tokenIn(p), c.token);
+      if (p.action !== 'refuse') assert.equal(p.expiring[ecr]?.refreshAt, c.due);
+    });
+
+  test('no expiring keys: the sidecar stays as before (no expiring field, not stale)', () => {
+    const first = planNode({ existing: undefined, sidecar: undefined, desired, replaceMalformed: false });
+    if (first.action !== 'write') throw new Error('expected a write');
+    assert.deepEqual(first.expiring, {});
+    const p = planNode({
+      existing: buf(first.content),
+      sidecar: { version: 1, managedKeys: first.managedKeys, sha256: sha256hex(first.content) },
+      desired,
+      replaceMalformed: false,
+      expiring: {},
+      now: NOW,
+    });
+    assert.equal(p.action, 'unchanged');
+    assert.equal(p.action === 'unchanged' && p.sidecarStale, false);
+  });
+
+  test('parseSidecar ignores a malformed expiring map', () => {
+    assert.deepEqual(
+      parseSidecar(buf({ version: 1, managedKeys: [], sha256: 'x', expiring: { k: { refreshAt: 1 } } })),
+      {
+        version: 1,
+        managedKeys: [],
+        sha256: 'x',
+      },
+    );
+  });
+});

@@ -18,11 +18,21 @@ import {
 
 export const SIDECAR_NAME = '.pullkeeper-managed.json';
 
+/** An entry whose credential expires: when it is due for refresh, and what it was minted from. */
+export interface ExpiringEntry {
+  /** ISO time; before it, the entry on the node is kept even when a newer credential was minted. */
+  refreshAt: string;
+  /** Fingerprint of the registry's config (a changed config replaces the entry at once). */
+  source: string;
+}
+
 export interface ManagedState {
   version: 1;
   managedKeys: string[];
   /** sha256 (hex) of the config.json written with these keys. */
   sha256: string;
+  /** Per key with an expiring credential (ECR, ACR, GAR): see ExpiringEntry. */
+  expiring?: Record<string, ExpiringEntry>;
 }
 
 export const sha256hex = (data: string | Uint8Array) => createHash('sha256').update(data).digest('hex');
@@ -48,11 +58,31 @@ export function parseSidecar(bytes: Uint8Array | undefined): ManagedState | unde
       v.managedKeys.every((k) => typeof k === 'string') &&
       typeof v.sha256 === 'string'
     )
-      return { version: 1, managedKeys: v.managedKeys, sha256: v.sha256 };
+      return {
+        version: 1,
+        managedKeys: v.managedKeys,
+        sha256: v.sha256,
+        ...(isExpiringMap(v.expiring) ? { expiring: v.expiring } : {}),
+      };
   } catch {
     /* not ours */
   }
   return undefined;
+}
+
+function isExpiringMap(v: unknown): v is Record<string, ExpiringEntry> {
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    !Array.isArray(v) &&
+    Object.values(v).every(
+      (e) =>
+        typeof e === 'object' &&
+        e !== null &&
+        typeof (e as ExpiringEntry).refreshAt === 'string' &&
+        typeof (e as ExpiringEntry).source === 'string',
+    )
+  );
 }
 
 export function renderSidecar(state: ManagedState): string {
@@ -98,6 +128,8 @@ export type NodePlan =
       action: 'unchanged';
       content: string;
       managedKeys: string[];
+      /** For the sidecar. */
+      expiring: Record<string, ExpiringEntry>;
       /** The sidecar does not describe the file (first run over a file that already matched): rewrite it only. */
       sidecarStale: boolean;
     }
@@ -105,6 +137,8 @@ export type NodePlan =
       action: 'write';
       content: string;
       managedKeys: string[];
+      /** For the sidecar. */
+      expiring: Record<string, ExpiringEntry>;
       /** Keys that existed, were not ours, and are overwritten. */
       adopted: string[];
       /** Human summary of the difference (keys only, never values). */
@@ -119,7 +153,58 @@ export interface PlanInput {
   sidecar: ManagedState | undefined;
   desired: DockerConfig;
   replaceMalformed: boolean;
+  /** Desired keys whose credential expires. Such a key's entry on the node is kept while it is fresh. */
+  expiring?: Record<string, ExpiringEntry>;
+  /** Required with `expiring`. */
+  now?: Date;
 }
+
+/**
+ * The desired entries, with each expiring one replaced by the node's current entry
+ * while that is still fresh: the file is exactly what we wrote (the sidecar's
+ * hash), the sidecar's refresh time for the key has not passed, and the
+ * registry's config is the same. A process that minted a new token (a cold
+ * start) then leaves the node alone until the token on it is due.
+ */
+function keepFreshEntries(
+  input: PlanInput,
+  existing: Existing,
+): { desired: DockerConfig; expiring: Record<string, ExpiringEntry> } {
+  const expiring: Record<string, ExpiringEntry> = {};
+  const wanted = Object.entries(input.expiring ?? {}).filter(([k]) => Object.hasOwn(input.desired.auths, k));
+  for (const [k, e] of wanted) define(expiring, k, e);
+  const sc = input.sidecar;
+  if (
+    existing.kind !== 'ok' ||
+    !sc?.expiring ||
+    !input.now ||
+    input.existing === undefined ||
+    sc.sha256 !== sha256hex(input.existing)
+  )
+    return { desired: input.desired, expiring };
+  const auths = { ...input.desired.auths };
+  for (const [k, want] of wanted) {
+    const prev = Object.hasOwn(sc.expiring, k) ? sc.expiring[k] : undefined;
+    const have = Object.hasOwn(existing.config.auths, k) ? existing.config.auths[k] : undefined;
+    if (!prev || !have || prev.source !== want.source) continue;
+    if (!(Date.parse(prev.refreshAt) > input.now.getTime())) continue;
+    define(auths, k, { username: have.username, password: have.password });
+    define(expiring, k, prev);
+  }
+  return { desired: { ...input.desired, auths }, expiring };
+}
+
+/** Sets an own property, whatever the key (a registry key may be `__proto__`). */
+function define<T>(o: Record<string, T>, key: string, value: T): void {
+  Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+const sortedJson = (o: Record<string, unknown> | undefined) =>
+  JSON.stringify(
+    Object.keys(o ?? {})
+      .sort()
+      .map((k) => [k, o![k]]),
+  );
 
 /** The merged file's text: two-space JSON with a trailing newline. */
 export function renderConfig(json: unknown): string {
@@ -141,6 +226,8 @@ function sameEntry(
  */
 export function planNode(input: PlanInput): NodePlan {
   const existing = inspectExisting(input.existing);
+  const fresh = keepFreshEntries(input, existing);
+  const desired = fresh.desired;
   let base: unknown;
   let replacesMalformed: string | undefined;
   if (existing.kind === 'malformed') {
@@ -158,7 +245,7 @@ export function planNode(input: PlanInput): NodePlan {
   const previously = existing.kind === 'malformed' ? [] : (input.sidecar?.managedKeys ?? []);
   let merged: ReturnType<typeof mergeManagedEntries>;
   try {
-    merged = mergeManagedEntries(base, input.desired, previously);
+    merged = mergeManagedEntries(base, desired, previously);
   } catch (err) {
     if (err instanceof DockerConfigError) return { action: 'refuse', malformed: true, reason: err.message };
     throw err;
@@ -178,7 +265,7 @@ export function planNode(input: PlanInput): NodePlan {
       };
     throw err;
   }
-  const shadowed = Object.entries(input.desired.auths)
+  const shadowed = Object.entries(desired.auths)
     .filter(([k, e]) => !sameEntry(Object.hasOwn(effective.auths, k) ? effective.auths[k] : undefined, e))
     .map(([k]) => describeKey(k));
   if (shadowed.length)
@@ -192,12 +279,14 @@ export function planNode(input: PlanInput): NodePlan {
     const sidecarStale =
       !input.sidecar ||
       input.sidecar.sha256 !== sha256hex(input.existing!) ||
-      input.sidecar.managedKeys.join('\n') !== merged.managedKeys.join('\n');
+      input.sidecar.managedKeys.join('\n') !== merged.managedKeys.join('\n') ||
+      sortedJson(input.sidecar.expiring) !== sortedJson(fresh.expiring);
     // Keep the node's bytes (formatting) when the content already matches.
     return {
       action: 'unchanged',
       content: Buffer.from(input.existing!).toString('utf8'),
       managedKeys: merged.managedKeys,
+      expiring: fresh.expiring,
       sidecarStale,
     };
   }
@@ -205,8 +294,9 @@ export function planNode(input: PlanInput): NodePlan {
     action: 'write',
     content,
     managedKeys: merged.managedKeys,
+    expiring: fresh.expiring,
     adopted: merged.adopted,
-    changes: describeChanges(existing, input.desired, previously),
+    changes: describeChanges(existing, desired, previously),
     ...(replacesMalformed ? { replacesMalformed } : {}),
   };
 }

@@ -7,7 +7,15 @@ import type { DockerConfig } from '../core/docker-config.js';
 import { PullkeeperError } from '../core/errors.js';
 import type { NodeTarget } from './inventory.js';
 import { type KnownHostEntry, pinsFor } from './known-hosts.js';
-import { backupPath, parseSidecar, planNode, renderSidecar, sha256hex, sidecarPath } from './plan.js';
+import {
+  backupPath,
+  type ExpiringEntry,
+  parseSidecar,
+  planNode,
+  renderSidecar,
+  sha256hex,
+  sidecarPath,
+} from './plan.js';
 import { type PullReport, prePullImages } from './prepull.js';
 import { execRemote, type NodeSession, openSession, readRemote, writeRemoteAtomic } from './ssh.js';
 
@@ -29,6 +37,9 @@ export interface NodeReportEntry {
 
 export interface PushNodeContext {
   desired: DockerConfig;
+  /** Desired keys whose credential expires (kept on the node while fresh; src/nodes/plan.ts). */
+  expiring?: Record<string, ExpiringEntry>;
+  now?: Date;
   privateKey: string;
   knownHosts: readonly KnownHostEntry[];
   trustOnFirstUse: boolean;
@@ -80,7 +91,15 @@ export async function pushToNode(t: NodeTarget, ctx: PushNodeContext): Promise<N
       sidecar: parseSidecar(sidecarBytes),
       desired: ctx.desired,
       replaceMalformed: ctx.replaceMalformed,
+      ...(ctx.expiring ? { expiring: ctx.expiring, now: ctx.now ?? new Date() } : {}),
     });
+    const sidecarOf = (sha256: string) =>
+      renderSidecar({
+        version: 1,
+        managedKeys: plan.action === 'refuse' ? [] : plan.managedKeys,
+        sha256,
+        ...(plan.action !== 'refuse' && Object.keys(plan.expiring).length ? { expiring: plan.expiring } : {}),
+      });
 
     if (ctx.check) {
       if (plan.action === 'unchanged') return done('unchanged');
@@ -100,13 +119,7 @@ export async function pushToNode(t: NodeTarget, ctx: PushNodeContext): Promise<N
     }
 
     if (plan.action === 'unchanged') {
-      if (plan.sidecarStale)
-        await writeRemoteAtomic(
-          s,
-          t.name,
-          sidecar,
-          renderSidecar({ version: 1, managedKeys: plan.managedKeys, sha256: sha256hex(plan.content) }),
-        );
+      if (plan.sidecarStale) await writeRemoteAtomic(s, t.name, sidecar, sidecarOf(sha256hex(plan.content)));
       const pulled = await prePull(session, ctx);
       return done(pulled.reason ? 'failed' : 'unchanged', pulled);
     }
@@ -126,12 +139,7 @@ export async function pushToNode(t: NodeTarget, ctx: PushNodeContext): Promise<N
     // read-back runs (the server handles the requests in order; this saves round trips).
     const [back] = await Promise.all([
       readRemote(s, t.path),
-      writeRemoteAtomic(
-        s,
-        t.name,
-        sidecar,
-        renderSidecar({ version: 1, managedKeys: plan.managedKeys, sha256: want }),
-      ),
+      writeRemoteAtomic(s, t.name, sidecar, sidecarOf(want)),
     ]);
     if (!back || sha256hex(back) !== want)
       throw new NodeFileError(

@@ -331,6 +331,69 @@ describe('node push, 5 harness nodes', { timeout: 180_000 }, () => {
     assert.deepEqual(await Promise.all(names().map(async (n) => sha(await read(n)))), before);
   });
 
+  test('an expiring credential minted anew (a cold start) leaves the nodes alone until the one on them is due', async () => {
+    const T = Date.parse('2026-11-29T00:00:00.000Z');
+    const [TOKEN1, TOKEN2] = [secret(), secret()];
+    const at = (h: number) => new Date(T + h * 3600_000);
+    /** What an ECR mint returns: AWS, a token, a 12 h lifetime. */
+    const ecr = (password: string, issuedH: number) =>
+      new Map([
+        [
+          'reg-a',
+          {
+            registry: 'reg-a',
+            kind: 'ecr' as const,
+            hosts: ['reg-a.example'],
+            username: 'AWS',
+            password,
+            issuedAt: at(issuedH),
+            expiresAt: at(issuedH + 12),
+            source: 'ecr GetAuthorizationToken',
+            notes: [],
+          },
+        ],
+      ]);
+    const tokenOn = async (n: string) => {
+      const p = parseDockerConfig(String(await read(n)), 'config.json').auths['reg-a.example']?.password;
+      return p === TOKEN1 ? 'token 1' : p === TOKEN2 ? 'token 2' : 'other';
+    };
+    const all = (v: string) => Object.fromEntries(names().map((n) => [n, v]));
+
+    const r1 = await push(makeConfig({}), { credentials: ecr(TOKEN1, 0), now: at(0) });
+    assert.deepEqual(statusOf(r1), all('written'));
+    const side = JSON.parse(String(await read('node-1', SIDECAR)));
+    assert.equal(side.expiring['reg-a.example'].refreshAt, at(6).toISOString(), 'due at half the lifetime');
+    const inodes = await Promise.all(names().map(inode));
+
+    // A cold start an hour later mints token 2: the nodes keep token 1, which is good for 5 more hours.
+    const r2 = await push(makeConfig({}), { credentials: ecr(TOKEN2, 1), now: at(1) });
+    assert.deepEqual(statusOf(r2), all('unchanged'));
+    assert.deepEqual(await Promise.all(names().map(inode)), inodes, 'no file was rewritten');
+    assert.deepEqual(
+      Object.fromEntries(await Promise.all(names().map(async (n) => [n, await tokenOn(n)]))),
+      all('token 1'),
+    );
+    // The drift check agrees.
+    assert.deepEqual(
+      statusOf(await push(makeConfig({}), { credentials: ecr(TOKEN2, 1), now: at(1), check: true })),
+      all('unchanged'),
+    );
+
+    // Once token 1 is due, token 2 goes out.
+    const r3 = await push(makeConfig({}), { credentials: ecr(TOKEN2, 1), now: at(6) });
+    assert.deepEqual(statusOf(r3), all('written'));
+    assert.equal(await tokenOn('node-3'), 'token 2');
+    assert.equal(
+      JSON.parse(String(await read('node-3', SIDECAR))).expiring['reg-a.example'].refreshAt,
+      at(7).toISOString(),
+    );
+
+    // A changed registry config replaces the entry at once, fresh or not.
+    const r4 = await push(makeConfig({ passA: secret() }), { credentials: ecr(TOKEN1, 2), now: at(2) });
+    assert.deepEqual(statusOf(r4), all('written'));
+    assert.equal(await tokenOn('node-1'), 'token 1');
+  });
+
   test('afterWrite runs after a write only, output captured and size-limited', async () => {
     const cfg = makeConfig({
       nodes: {
