@@ -79,8 +79,7 @@ const config = {
 const stateDir = {
   type: 'string',
   arg: 'DIR',
-  default: DEFAULT_STATE_DIR,
-  help: 'the image store and pod state directory',
+  help: `the image store and pod state directory (default: $PULLKEEPER_NODE_STATE_DIR, else ${DEFAULT_STATE_DIR}; the pod runner uses the same)`,
 } as const;
 const nodeStateDir = {
   type: 'string',
@@ -459,8 +458,7 @@ export const PULLKEEPER_NODE = {
       'root-dir': {
         type: 'string',
         arg: 'DIR',
-        default: DEFAULT_KUBELET_ROOT_DIR,
-        help: "kubelet's root dir, where node credentials are looked up",
+        help: `kubelet's root dir, where node credentials are looked up (default: $PULLKEEPER_KUBELET_ROOT_DIR, else ${DEFAULT_KUBELET_ROOT_DIR})`,
       },
       json: { ...json, default: false },
       'always-pull-images': {

@@ -12,6 +12,7 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { PullkeeperError } from '../core/errors.js';
 import {
+  DEFAULT_KUBELET_ROOT_DIR,
   type DockerConfig,
   defaultPullPolicy,
   InvalidImageRefError,
@@ -23,7 +24,12 @@ import {
   parseProviderRequest,
 } from '../runner/credential-provider.js';
 import type { ImageEvent, ImageSource } from '../runner/image-source.js';
-import { ImageNeverPullError, ImageStore, type PullProgress } from '../runner/store/store.js';
+import {
+  DEFAULT_STATE_DIR,
+  ImageNeverPullError,
+  ImageStore,
+  type PullProgress,
+} from '../runner/store/store.js';
 import { VERSION } from '../version.js';
 import { printCompletion } from './completion.js';
 import {
@@ -106,8 +112,8 @@ const pull: NodeCommand = async (args, io) => {
   let lastProgress = 0;
   const progress = progressOf(io, json);
   const store = new ImageStore({
-    stateDir: values['state-dir'],
-    nodeCredentials: { rootDir: values['root-dir'] },
+    stateDir: nodeStateDir(values['state-dir']),
+    nodeCredentials: { rootDir: kubeletRootDir(values['root-dir']) },
     concurrency: num('concurrency', values.concurrency),
     maxImageBytes: num('max-image-bytes', values['max-image-bytes']),
     keepSetuid: values['keep-setuid'],
@@ -151,7 +157,7 @@ const pull: NodeCommand = async (args, io) => {
 
 const images: NodeCommand = async (args, io) => {
   const { values } = parseArgs({ args, options: PULLKEEPER_NODE.images.flags });
-  const list = await new ImageStore({ stateDir: values['state-dir'] }).list();
+  const list = await new ImageStore({ stateDir: nodeStateDir(values['state-dir']) }).list();
   if (values.json) {
     io.out(JSON.stringify(list));
     return EXIT.ok;
@@ -165,7 +171,7 @@ const images: NodeCommand = async (args, io) => {
 
 const gc: NodeCommand = async (args, io) => {
   const { values } = parseArgs({ args, options: PULLKEEPER_NODE.gc.flags });
-  const r = await new ImageStore({ stateDir: values['state-dir'] }).gc(values.image ?? []);
+  const r = await new ImageStore({ stateDir: nodeStateDir(values['state-dir']) }).gc(values.image ?? []);
   if (values.json) io.out(JSON.stringify(r));
   else {
     io.out(
@@ -205,12 +211,20 @@ class UsageError extends PullkeeperError {}
 const storeForRunner: ImageSource = {
   ensure: (req) =>
     new ImageStore({
-      ...(process.env.PULLKEEPER_NODE_STATE_DIR ? { stateDir: process.env.PULLKEEPER_NODE_STATE_DIR } : {}),
-      nodeCredentials: process.env.PULLKEEPER_KUBELET_ROOT_DIR
-        ? { rootDir: process.env.PULLKEEPER_KUBELET_ROOT_DIR }
-        : {},
+      stateDir: nodeStateDir(undefined),
+      nodeCredentials: { rootDir: kubeletRootDir(undefined) },
     }).ensure(req),
 };
+
+/** The image store's directory: the flag, else $PULLKEEPER_NODE_STATE_DIR, else the default (pull, images, gc and pods agree). */
+function nodeStateDir(flag: string | undefined): string {
+  return flag || process.env.PULLKEEPER_NODE_STATE_DIR || DEFAULT_STATE_DIR;
+}
+
+/** kubelet's root dir for node credentials: the flag, else $PULLKEEPER_KUBELET_ROOT_DIR, else /var/lib/kubelet. */
+function kubeletRootDir(flag: string | undefined): string {
+  return flag || process.env.PULLKEEPER_KUBELET_ROOT_DIR || DEFAULT_KUBELET_ROOT_DIR;
+}
 
 export const commands: Record<string, NodeCommand> = {
   ...makeRunCommands({ imageSource: storeForRunner }),
