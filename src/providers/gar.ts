@@ -45,16 +45,34 @@ function parseJson(
   throw new GarError(`registry ${cfg.name}: ${what} is not a JSON object; download the key JSON again`);
 }
 
-function googleReason(err: unknown): string {
+/** Why Google refused, with what to do; `via` says which credential was used (the fixes differ). */
+export function googleReason(err: unknown, via: 'key' | 'federation' | 'adc' = 'key'): string {
   const e = err as {
-    response?: { status?: number; data?: { error?: string; error_description?: string } };
+    response?: {
+      status?: number;
+      data?: {
+        error?: string | { code?: number; message?: string; status?: string };
+        error_description?: string;
+      };
+    };
     name?: string;
     code?: string;
   };
   const data = e?.response?.data;
+  const desc = (data?.error_description ?? '').slice(0, 160);
   if (data?.error === 'invalid_grant')
-    return `invalid_grant: the key is disabled, deleted or wrong (${(data.error_description ?? '').slice(0, 80)}); create a new key`;
-  if (data?.error) return `${data.error}`;
+    return via === 'federation'
+      ? `invalid_grant from the token exchange (STS): ${desc}; check the workload identity provider (audience, issuer, allowed audiences, attribute condition) and the subject token in credential_source`
+      : `invalid_grant: the key is disabled, deleted or wrong (${desc.slice(0, 80)}); create a new key`;
+  if (typeof data?.error === 'object' && data.error) {
+    // Google's JSON error format (IAM Credentials, Artifact Registry): {error: {code, message, status}}.
+    const g = data.error;
+    const msg = `${g.status ?? g.code ?? 'error'}: ${(g.message ?? '').slice(0, 200)}`;
+    return g.status === 'PERMISSION_DENIED' && via === 'federation'
+      ? `service account impersonation refused (${msg}); grant the federated principal roles/iam.workloadIdentityUser on the service account`
+      : msg;
+  }
+  if (data?.error) return `${data.error}${desc ? `: ${desc}` : ''}`;
   if (e?.response?.status) return `HTTP ${e.response.status}`;
   if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return 'timed out';
   return e?.code ?? e?.name ?? 'error';
@@ -112,11 +130,25 @@ async function accessToken(
   const json = cfg.credentialConfig
     ? parseJson(cfg, await ctx.secrets.resolve(cfg.credentialConfig), 'credentialConfig')
     : undefined;
-  const auth = new gal.GoogleAuth({
-    scopes: [CLOUD_PLATFORM],
-    ...(json ? { credentials: json as never } : {}),
-  });
-  const client = await auth.getClient();
+  let client: GoogleAuthClient;
+  if (json?.type === 'external_account') {
+    // Checked here, then the matching client is built directly (what the library asks of callers
+    // instead of fromJSON / GoogleAuth({credentials}), which print a warning on every use).
+    checkExternalAccount(cfg, json);
+    const source = (json.credential_source ?? {}) as Record<string, unknown>;
+    const opts = { ...json, scopes: [CLOUD_PLATFORM] } as never;
+    client = source.environment_id
+      ? new gal.AwsClient(opts)
+      : source.executable
+        ? new gal.PluggableAuthClient(opts)
+        : new gal.IdentityPoolClient(opts);
+  } else {
+    const auth = new gal.GoogleAuth({
+      scopes: [CLOUD_PLATFORM],
+      ...(json ? { credentials: json as never } : {}),
+    });
+    client = await auth.getClient();
+  }
   const r = await withRetry(() => client.getAccessToken(), {
     timeoutMs: ctx.timeoutMs,
     signal: ctx.signal,
@@ -130,6 +162,39 @@ async function accessToken(
     via: json ? `workload identity federation (${String(json.type)})` : 'application default credentials',
     client,
   };
+}
+
+/**
+ * A workload identity federation config must send the subject token only to
+ * Google's STS and IAM Credentials endpoints: https, or plain http to a
+ * loopback address (a local emulator). Anything else is refused before a
+ * token leaves this process.
+ */
+function checkExternalAccount(cfg: GarConfig, json: Record<string, unknown>): void {
+  const bad = (why: string) =>
+    new GarError(
+      `registry ${cfg.name}: credentialConfig (external_account) ${why}; regenerate it with \`gcloud iam workload-identity-pools create-cred-config\``,
+    );
+  if (typeof json.audience !== 'string' || !json.audience.startsWith('//iam.googleapis.com/'))
+    throw bad(
+      'needs audience //iam.googleapis.com/projects/N/locations/global/workloadIdentityPools/P/providers/V',
+    );
+  if (typeof json.subject_token_type !== 'string') throw bad('needs subject_token_type');
+  if (typeof json.credential_source !== 'object' || json.credential_source === null)
+    throw bad('needs credential_source');
+  for (const key of ['token_url', 'service_account_impersonation_url', 'token_info_url'] as const) {
+    const v = json[key];
+    if (v === undefined) continue;
+    let u: URL;
+    try {
+      u = new URL(String(v));
+    } catch {
+      throw bad(`has an invalid ${key}`);
+    }
+    const loopback = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\])$/.test(u.hostname);
+    if (u.protocol !== 'https:' && !(u.protocol === 'http:' && loopback))
+      throw bad(`${key} must be https (plain http only to a loopback address)`);
+  }
 }
 
 async function checkRepositories(
@@ -183,7 +248,8 @@ export const garProvider: CredentialProvider<'gar'> = {
       t = await accessToken(cfg, ctx);
     } catch (err) {
       if (err instanceof PullkeeperError) throw err;
-      throw new GarError(`registry ${cfg.name}: Google access token failed: ${googleReason(err)}`, {
+      const via = cfg.serviceAccountKey ? 'key' : cfg.credentialConfig ? 'federation' : 'adc';
+      throw new GarError(`registry ${cfg.name}: Google access token failed: ${googleReason(err, via)}`, {
         cause: err,
       });
     }

@@ -4,6 +4,7 @@ import { parseConfig } from '../config/load.js';
 import { createSecretResolver } from '../config/secret-ref.js';
 import { jwtExpiry } from './acr.js';
 import { ecrHost, ecrProvider } from './ecr.js';
+import { googleReason } from './gar.js';
 import { redactSecrets } from './redact.js';
 import { defaultProviders, ProviderRegistry } from './registry.js';
 import { TimeoutError, withRetry } from './retry.js';
@@ -225,4 +226,48 @@ describe('redaction and JWT expiry', () => {
     assert.equal(jwtExpiry('not-a-jwt'), undefined);
     assert.equal(jwtExpiry('a.!!!.b'), undefined);
   });
+});
+
+test('googleReason: what Google said, and the fix for the credential used', () => {
+  const res = (status: number, data: unknown) => ({ response: { status, data } });
+  const cases: Array<[unknown, 'key' | 'federation' | 'adc', RegExp]> = [
+    [
+      res(400, { error: 'invalid_grant', error_description: 'Invalid JWT Signature.' }),
+      'key',
+      /^invalid_grant: the key is disabled, deleted or wrong \(Invalid JWT Signature\.\); create a new key$/,
+    ],
+    [
+      res(400, {
+        error: 'invalid_grant',
+        error_description: 'The audience in ID Token [x] does not match the expected audience.',
+      }),
+      'federation',
+      /^invalid_grant from the token exchange \(STS\): The audience in ID Token \[x\] does not match.*check the workload identity provider/,
+    ],
+    [
+      res(403, {
+        error: {
+          code: 403,
+          message: "Permission 'iam.serviceAccounts.getAccessToken' denied",
+          status: 'PERMISSION_DENIED',
+        },
+      }),
+      'federation',
+      /^service account impersonation refused \(PERMISSION_DENIED: Permission 'iam\.serviceAccounts\.getAccessToken' denied\); grant the federated principal roles\/iam\.workloadIdentityUser/,
+    ],
+    [
+      res(404, { error: { code: 404, message: 'Not found', status: 'NOT_FOUND' } }),
+      'key',
+      /^NOT_FOUND: Not found$/,
+    ],
+    [
+      res(400, { error: 'invalid_request', error_description: 'Invalid subject_token_type' }),
+      'federation',
+      /^invalid_request: Invalid subject_token_type$/,
+    ],
+    [res(502, 'bad gateway'), 'adc', /^HTTP 502$/],
+    [{ name: 'TimeoutError' }, 'adc', /^timed out$/],
+    [{ code: 'ECONNREFUSED' }, 'key', /^ECONNREFUSED$/],
+  ];
+  for (const [err, via, want] of cases) assert.match(googleReason(err, via), want);
 });

@@ -22,6 +22,7 @@ import { createSecretResolver } from '../../src/config/secret-ref.js';
 import { ecrHost } from '../../src/providers/ecr.js';
 import { verifyCredential } from '../../src/providers/verify.js';
 import { signJwt } from '../harness/cloud/common.js';
+import { startOidcIssuer } from '../harness/cloud/oidc-issuer.js';
 import { type Harness, MOTO_ECR_PASSWORD, startHarness } from '../harness/index.js';
 
 let h: Harness;
@@ -279,6 +280,102 @@ describe('each kind mints a credential that logs in to the real registry', () =>
     assert.equal(res.credentials.get('gar')!.username, 'oauth2accesstoken');
     const life = new Date(r.expiresAt!).getTime() - res.credentials.get('gar')!.issuedAt.getTime();
     assert.ok(life > 3500_000 && life <= 3600_000, `about 1 h, got ${life} ms`);
+  });
+
+  test('gar: workload identity federation (external_account): OIDC token file -> STS -> impersonation; logs in; refusals say what to fix', async () => {
+    const idp = await startOidcIssuer();
+    try {
+      const g = h.cloud!.google;
+      const sa = 'pullkeeper-wif@pk-test.iam.gserviceaccount.com';
+      const sub = 'repo:acme/platform:ref:refs/heads/main';
+      g.addServiceAccount(sa);
+      const audience = g.addWorkloadIdentityProvider({
+        projectNumber: '123456789012',
+        pool: 'ci',
+        provider: 'oidc',
+        issuer: idp.info.issuer,
+        jwksUri: idp.info.jwksUri,
+        serviceAccounts: { [sa]: [sub] },
+      });
+      const dir = mkdtempSync(join(tmpdir(), 'pk-wif-'));
+      const tokenFile = join(dir, 'oidc-token');
+      const credentialConfig = (o: { audience?: string } = {}) => ({
+        // What `gcloud iam workload-identity-pools create-cred-config --credential-source-file` writes.
+        type: 'external_account',
+        audience: o.audience ?? audience,
+        subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+        token_url: `${g.info.baseUrl}/v1/token`,
+        service_account_impersonation_url: `${g.info.baseUrl}/v1/projects/-/serviceAccounts/${sa}:generateAccessToken`,
+        credential_source: { file: tokenFile },
+      });
+      const mintWith = async (name: string, conf: object, subject: string) => {
+        writeFileSync(tokenFile, await idp.sign({ sub: subject, aud: `https:${audience}` }, { ttlSec: 600 }));
+        const res = await mintCredentials(
+          cfg([
+            {
+              name,
+              kind: 'gar',
+              hosts: [h.registry!.info.host],
+              credentialConfig: { value: JSON.stringify(conf) },
+            },
+          ]),
+          { cache: new CredentialCache(), verify: verifyAfterSync },
+        );
+        remember(res);
+        return res;
+      };
+
+      const ok = await mintWith('gar-wif', credentialConfig(), sub);
+      const r = ok.registries[0]!;
+      assert.equal(r.status, 'minted', r.error);
+      assert.equal(r.verified, true, 'the impersonated token logs in to the registry');
+      const cred = ok.credentials.get('gar-wif')!;
+      assert.equal(cred.username, 'oauth2accesstoken');
+      assert.equal(g.tokenInfo(cred.password)?.email, sa, 'a token of the impersonated service account');
+      const life = new Date(r.expiresAt!).getTime() - cred.issuedAt.getTime();
+      assert.ok(life > 3500_000 && life <= 3601_000, `about 1 h (expireTime), got ${life} ms`);
+      const paths = g.requests().map((x) => `${x.method} ${x.path}`);
+      assert.ok(paths.includes('POST /v1/token'), JSON.stringify(paths));
+      assert.ok(paths.includes(`POST /v1/projects/-/serviceAccounts/${sa}:generateAccessToken`));
+
+      // A subject the service account does not trust: impersonation refused, with the IAM fix.
+      const denied = await mintWith(
+        'gar-wif-denied',
+        credentialConfig(),
+        'repo:acme/other:ref:refs/heads/main',
+      );
+      assert.equal(denied.registries[0]!.status, 'failed');
+      assert.match(
+        denied.registries[0]!.error!,
+        /service account impersonation refused \(PERMISSION_DENIED: .*\); grant the federated principal roles\/iam\.workloadIdentityUser/,
+      );
+      // A provider that does not exist: the STS says invalid_grant, and the message points at the provider.
+      const wrong = await mintWith(
+        'gar-wif-wrong',
+        credentialConfig({ audience: audience.replace('/providers/oidc', '/providers/nope') }),
+        sub,
+      );
+      assert.equal(wrong.registries[0]!.status, 'failed');
+      assert.match(
+        wrong.registries[0]!.error!,
+        /invalid_grant from the token exchange \(STS\): .*check the workload identity provider/,
+      );
+      // A config that would send the subject token over plain http to a remote host: refused before any call.
+      const before = g.requests().length;
+      const leaky = await mintWith(
+        'gar-wif-http',
+        { ...credentialConfig(), token_url: 'http://sts.example.test/v1/token' },
+        sub,
+      );
+      assert.match(
+        leaky.registries[0]!.error!,
+        /token_url must be https \(plain http only to a loopback address\)/,
+      );
+      assert.equal(g.requests().length, before);
+      assertNoSecrets(JSON.stringify([ok.registries, denied.registries, wrong.registries, leaky.registries]));
+    } finally {
+      await idp.stop();
+    }
   });
 
   test('gar: checkRepositories through @google-cloud/artifact-registry (REST); absent and forbidden ones named', async () => {

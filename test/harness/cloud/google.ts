@@ -17,12 +17,29 @@
  * universe_domain). Token introspection: GET /tokeninfo?access_token= as
  * oauth2.googleapis.com/tokeninfo answers it.
  *
+ * Workload identity federation (cloud.google.com/iam/docs/workload-identity-federation,
+ * the STS reference cloud.google.com/iam/docs/reference/sts/rest/v1/TopLevel/token and
+ * the IAM Credentials reference .../projects.serviceAccounts/generateAccessToken):
+ * POST /v1/token (sts.googleapis.com) with form grant_type =
+ * urn:ietf:params:oauth:grant-type:token-exchange, audience =
+ * //iam.googleapis.com/projects/N/locations/global/workloadIdentityPools/P/providers/V,
+ * scope, requested_token_type = urn:ietf:params:oauth:token-type:access_token,
+ * subject_token (an OIDC ID token: signature by the provider's issuer JWKS, `iss`,
+ * `aud` among the provider's allowed audiences, default `https:` + the provider's
+ * name, unexpired), subject_token_type jwt or id_token -> {access_token,
+ * issued_token_type, token_type: Bearer, expires_in}; errors are 400 invalid_grant /
+ * invalid_request bodies. Then POST
+ * /v1/projects/-/serviceAccounts/EMAIL:generateAccessToken with that federated token
+ * as bearer, JSON {scope: [...], lifetime: "3600s"} -> {accessToken, expireTime}; a
+ * principal the account does not trust (roles/iam.workloadIdentityUser) gets 403
+ * PERMISSION_DENIED.
+ *
  * `aud`: Google documents `https://oauth2.googleapis.com/token`, and clients send
  * either that (google-auth-library-java since PR #833, gtoken) or the key's
  * token_uri (google-auth-python). Both are accepted, like Google accepts its own
  * aliases; anything else fails the audience check.
  */
-import { createPrivateKey, type KeyObject, randomBytes } from 'node:crypto';
+import { createPrivateKey, createPublicKey, type KeyObject, randomBytes } from 'node:crypto';
 import type { Component } from '../types.js';
 import {
   type DecodedJwt,
@@ -61,7 +78,7 @@ const GOOGLE_AUDIENCES = [
   'https://accounts.google.com/o/oauth2/token',
 ];
 
-export type GoogleEndpoint = 'token';
+export type GoogleEndpoint = 'token' | 'sts' | 'generateAccessToken';
 
 /** A service-account key file, field for field as the IAM console/API writes it. */
 export interface ServiceAccountKey {
@@ -128,6 +145,31 @@ export interface GoogleFake extends Component<GoogleInfo> {
    * `GET /v1/{name}` returns, and which service accounts may read each (default: any).
    */
   addRepository(name: string, readers?: string[]): void;
+  /**
+   * A workload identity pool provider for OIDC tokens of `issuer` (keys from its JWKS).
+   * `serviceAccounts`: which accounts each subject may impersonate (the IAM binding
+   * roles/iam.workloadIdentityUser on principal://…/subject/SUB). Returns the
+   * provider's audience (`//iam.googleapis.com/projects/N/locations/global/workloadIdentityPools/P/providers/V`).
+   */
+  addWorkloadIdentityProvider(o: {
+    projectNumber: string;
+    pool: string;
+    provider: string;
+    issuer: string;
+    jwksUri: string;
+    allowedAudiences?: string[];
+    serviceAccounts?: Record<string, string[]>;
+  }): string;
+  /** A service account (no key) that federated principals may impersonate. */
+  addServiceAccount(email: string): void;
+}
+
+interface WifProvider {
+  audience: string;
+  issuer: string;
+  jwksUri: string;
+  allowedAudiences: string[];
+  serviceAccounts: Record<string, string[]>;
 }
 
 interface Account {
@@ -169,6 +211,24 @@ export async function startGoogle(opts: GoogleOptions = {}): Promise<GoogleFake>
   const issued = new Map<string, TokenInfo>();
   let lifetime = opts.tokenLifetimeSec ?? 3599;
   let base = '';
+
+  /** A service account's access token (what tokeninfo, Artifact Registry and the registry accept). */
+  function issueAccessToken(account: Account, scope: string, seconds: number) {
+    const now = nowSec();
+    const accessToken = `ya29.c.${randomBytes(150).toString('base64url')}`;
+    const expiresAt = new Date((now + seconds) * 1000);
+    issued.set(accessToken, { email: account.email, clientId: account.clientId, scope, expiresAt });
+    mints.add({
+      kind: 'google',
+      username: GOOGLE_DOCKER_USERNAME,
+      password: accessToken,
+      expiresAt,
+      issuedAt: new Date(now * 1000),
+      subject: account.email,
+      audience: scope,
+    });
+    return { accessToken, expiresAt };
+  }
 
   function token(req: FakeRequest): Reply {
     const f = req.form;
@@ -232,18 +292,7 @@ export async function startGoogle(opts: GoogleOptions = {}): Promise<GoogleFake>
     }
     const scope = typeof c.scope === 'string' ? c.scope.trim() : '';
     if (!scope) return oauthError(400, 'invalid_scope', 'Invalid OAuth scope or ID token audience provided.');
-    const accessToken = `ya29.c.${randomBytes(150).toString('base64url')}`;
-    const expiresAt = new Date((now + lifetime) * 1000);
-    issued.set(accessToken, { email: account.email, clientId: account.clientId, scope, expiresAt });
-    mints.add({
-      kind: 'google',
-      username: GOOGLE_DOCKER_USERNAME,
-      password: accessToken,
-      expiresAt,
-      issuedAt: new Date(now * 1000),
-      subject: account.email,
-      audience: scope,
-    });
+    const { accessToken } = issueAccessToken(account, scope, lifetime);
     return { status: 200, body: { access_token: accessToken, expires_in: lifetime, token_type: 'Bearer' } };
   }
 
@@ -336,7 +385,118 @@ export async function startGoogle(opts: GoogleOptions = {}): Promise<GoogleFake>
     };
   }
 
+  const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+  const wifProviders = new Map<string, WifProvider>();
+  /** Federated access tokens: the principal they stand for, and the provider. */
+  const federated = new Map<
+    string,
+    { principal: string; subject: string; provider: WifProvider; expiresAt: Date }
+  >();
+
+  async function issuerKeys(jwksUri: string): Promise<KeyObject[]> {
+    const res = await fetch(jwksUri, { signal: AbortSignal.timeout(5000) });
+    const { keys } = (await res.json()) as { keys: JsonObject[] };
+    return keys.map((k) => createPublicKey({ key: k as never, format: 'jwk' }));
+  }
+
+  async function stsToken(req: FakeRequest): Promise<Reply> {
+    const f = req.form;
+    if (f.get('grant_type') !== TOKEN_EXCHANGE)
+      return oauthError(400, 'unsupported_grant_type', `Invalid grant_type: ${f.get('grant_type') ?? ''}`);
+    if (f.get('requested_token_type') !== 'urn:ietf:params:oauth:token-type:access_token')
+      return oauthError(400, 'invalid_request', 'Invalid requested_token_type.');
+    const type = f.get('subject_token_type');
+    if (
+      type !== 'urn:ietf:params:oauth:token-type:jwt' &&
+      type !== 'urn:ietf:params:oauth:token-type:id_token'
+    )
+      return oauthError(400, 'invalid_request', `Invalid subject_token_type: ${type ?? ''}`);
+    const provider = wifProviders.get(f.get('audience') ?? '');
+    if (!provider)
+      return invalidGrant(
+        'Invalid value for "audience". This value should be the full resource name of the Identity Provider.',
+      );
+    const subject = f.get('subject_token') ?? '';
+    let d: DecodedJwt;
+    try {
+      d = verifyJwt(subject, await issuerKeys(provider.jwksUri));
+    } catch {
+      return invalidGrant('Invalid JWT signature.');
+    }
+    const c = d.payload;
+    if (c.iss !== provider.issuer)
+      return invalidGrant(`The issuer in ID Token ${String(c.iss)} does not match the expected ones.`);
+    const auds = Array.isArray(c.aud) ? c.aud : [c.aud];
+    if (!auds.some((a) => typeof a === 'string' && provider.allowedAudiences.includes(a)))
+      return invalidGrant(
+        `The audience in ID Token [${auds.join(', ')}] does not match the expected audience.`,
+      );
+    const now = nowSec();
+    if (typeof c.exp !== 'number' || c.exp <= now) return invalidGrant('ID Token has expired.');
+    if (typeof c.sub !== 'string' || !c.sub) return invalidGrant('The ID Token has no sub.');
+    const accessToken = `ya29.d.${randomBytes(120).toString('base64url')}`;
+    const expiresAt = new Date((now + lifetime) * 1000);
+    const pool = provider.audience.replace(/^\/\//, '').replace(/\/providers\/[^/]+$/, '');
+    federated.set(accessToken, {
+      principal: `principal://${pool}/subject/${c.sub}`,
+      subject: c.sub,
+      provider,
+      expiresAt,
+    });
+    return {
+      status: 200,
+      body: {
+        access_token: accessToken,
+        issued_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+        token_type: 'Bearer',
+        expires_in: lifetime,
+      },
+    };
+  }
+
+  function generateAccessToken(req: FakeRequest): Reply {
+    const auth = req.headers.authorization ?? '';
+    const fed = federated.get(/^bearer /i.test(auth) ? auth.slice(7).trim() : '');
+    if (!fed || fed.expiresAt <= new Date())
+      return googleError(401, 'UNAUTHENTICATED', 'Request had invalid authentication credentials.');
+    const email = decodeURIComponent(
+      /serviceAccounts\/([^/:]+):generateAccessToken$/.exec(req.url.pathname)?.[1] ?? '',
+    );
+    const account = accounts.get(email);
+    if (!account || !(fed.provider.serviceAccounts[email] ?? []).includes(fed.subject))
+      return googleError(
+        403,
+        'PERMISSION_DENIED',
+        "Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist).",
+      );
+    const scope = req.form.getAll('scope').join(' ').trim();
+    if (!scope) return googleError(400, 'INVALID_ARGUMENT', 'Scope required.');
+    const m = /^(\d+)s$/.exec(req.form.get('lifetime') ?? '3600s');
+    const seconds = m ? Math.min(Number(m[1]), lifetime + 1) : lifetime + 1;
+    const { accessToken, expiresAt } = issueAccessToken(account, scope, seconds);
+    return {
+      status: 200,
+      body: { accessToken, expireTime: expiresAt.toISOString().replace(/\.\d+Z$/, 'Z') },
+    };
+  }
+
   const routes: Route[] = [
+    {
+      method: 'POST',
+      path: /^\/v1\/token$/,
+      endpoint: 'sts',
+      mints: true,
+      handle: stsToken,
+      onFailure,
+    },
+    {
+      method: 'POST',
+      path: /^\/v1\/projects\/-\/serviceAccounts\/[^/]+:generateAccessToken$/,
+      endpoint: 'generateAccessToken',
+      mints: true,
+      handle: generateAccessToken,
+      onFailure,
+    },
     {
       method: 'GET',
       path: /^\/v1\/projects\/[^/]+\/locations\/[^/]+\/repositories\/[^/]+$/,
@@ -437,6 +597,27 @@ export async function startGoogle(opts: GoogleOptions = {}): Promise<GoogleFake>
     requests: () => [...server.log],
     addRepository(name, readers) {
       repositories.set(name, readers);
+    },
+    addWorkloadIdentityProvider(o) {
+      const audience = `//iam.googleapis.com/projects/${o.projectNumber}/locations/global/workloadIdentityPools/${o.pool}/providers/${o.provider}`;
+      wifProviders.set(audience, {
+        audience,
+        issuer: o.issuer,
+        jwksUri: o.jwksUri,
+        allowedAudiences: o.allowedAudiences ?? [`https:${audience}`],
+        serviceAccounts: o.serviceAccounts ?? {},
+      });
+      return audience;
+    },
+    addServiceAccount(email) {
+      if (accounts.has(email)) return;
+      const clientId = `1${Array.from(randomBytes(20), (b) => String(b % 10)).join('')}`;
+      accounts.set(email, {
+        email,
+        clientId,
+        projectId: email.split('@')[1]?.split('.')[0] ?? 'p',
+        keys: new Map(),
+      });
     },
   };
 }
