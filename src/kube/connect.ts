@@ -188,20 +188,34 @@ export async function connectionFor(
     };
   }
   const g = cluster.gke;
-  const gal = await import('google-auth-library');
-  const json = g.serviceAccountKey ?? g.credentialConfig;
-  const auth = new gal.GoogleAuth({
-    scopes: [
-      'https://www.googleapis.com/auth/cloud-platform',
-      'https://www.googleapis.com/auth/userinfo.email',
-    ],
-    ...(json ? { credentials: JSON.parse(await secrets.resolve(json)) } : {}),
-  });
-  const client = await auth.getClient();
+  const { googleClient, googleReason, CLOUD_PLATFORM_SCOPE } = await import('../cloud/google-auth.js');
+  let google: Awaited<ReturnType<typeof googleClient>>;
+  try {
+    google = await googleClient({
+      what: `cluster ${cluster.name}`,
+      // GKE maps a token to its Google account by email (as gke-gcloud-auth-plugin asks for it).
+      scopes: [CLOUD_PLATFORM_SCOPE, 'https://www.googleapis.com/auth/userinfo.email'],
+      ...(g.serviceAccountKey ? { serviceAccountKey: await secrets.resolve(g.serviceAccountKey) } : {}),
+      ...(g.credentialConfig ? { credentialConfig: await secrets.resolve(g.credentialConfig) } : {}),
+    });
+  } catch (err) {
+    throw new ClusterAccessError((err as Error).message, { cause: err });
+  }
+  const client = google.client;
   return {
     server: g.server,
     ca: caOf(g.caData),
-    token: async () => ((await client.getAccessToken()).token ?? '').replace(/\.+$/, ''),
+    // The client caches the token and refreshes it before expiry; GKE wants it without trailing dots.
+    token: async () => {
+      try {
+        return ((await client.getAccessToken()).token ?? '').replace(/\.+$/, '');
+      } catch (err) {
+        throw new ClusterAccessError(
+          `cluster ${cluster.name}: Google access token failed: ${googleReason(err, google.kind)}`,
+          { cause: err },
+        );
+      }
+    },
   };
 }
 

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { googleReason } from '../cloud/google-auth.js';
 import { parseConfig } from '../config/load.js';
 import { createSecretResolver } from '../config/secret-ref.js';
 import { jwtExpiry } from './acr.js';
 import { ecrHost, ecrProvider } from './ecr.js';
-import { googleReason } from './gar.js';
 import { redactSecrets } from './redact.js';
 import { defaultProviders, ProviderRegistry } from './registry.js';
 import { TimeoutError, withRetry } from './retry.js';

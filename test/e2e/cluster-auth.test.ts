@@ -3,21 +3,27 @@
  * (presigned STS GetCallerIdentity) checked by a TokenReview webhook the way
  * aws-iam-authenticator checks it, against moto's STS; and an AKS Entra ID
  * token checked by the apiserver's own JWT authenticator trusting the Entra
- * fake's issuer (--authentication-config). A refresh runs through both.
+ * fake's issuer (--authentication-config); and a GKE Google access token
+ * (service-account key, or workload identity federation) checked at the Google
+ * fake's tokeninfo by the same webhook, as GKE maps Google accounts by email.
+ * A refresh runs through all three.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import tls from 'node:tls';
 import { refresh, refreshFailed } from '../../src/app/refresh.js';
 import { parseConfig } from '../../src/config/load.js';
+import { createSecretResolver } from '../../src/config/secret-ref.js';
 import { KubeApiError, KubeClient } from '../../src/kube/client.js';
-import { AKS_SERVER_APP_ID } from '../../src/kube/connect.js';
+import { AKS_SERVER_APP_ID, ClusterAccessError, kubeClientFor } from '../../src/kube/connect.js';
 import { eksToken } from '../../src/kube/eks-token.js';
 import { type EntraAcrFake, startEntraAcr } from '../harness/cloud/entra-acr.js';
+import { type GoogleFake, type ServiceAccountKey, startGoogle } from '../harness/cloud/google.js';
 import { type MotoComponent, startMoto } from '../harness/cloud/moto.js';
+import { type OidcIssuer, startOidcIssuer } from '../harness/cloud/oidc-issuer.js';
 import { type EksWebhook, startEksWebhook } from '../harness/cluster/eks-webhook.js';
 import { type Cluster, startCluster } from '../harness/cluster/index.js';
 import { startOidcMirror } from '../harness/cluster/oidc-mirror.js';
@@ -29,6 +35,9 @@ const REGISTRY_PASS = `cap-${Math.random().toString(36).slice(2)}`;
 let dir: string;
 let moto: MotoComponent;
 let entra: EntraAcrFake;
+let google: GoogleFake;
+let idp: OidcIssuer;
+let gkeKey: ServiceAccountKey;
 let hook: EksWebhook;
 let cluster: Cluster;
 const stops: Array<() => Promise<void>> = [];
@@ -39,11 +48,23 @@ const noSecrets = (text: string) => {
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'pk-cluster-auth-'));
-  [moto, entra] = await Promise.all([startMoto({ dir }), startEntraAcr({ dir, tls: true })]);
+  [moto, entra, google, idp] = await Promise.all([
+    startMoto({ dir }),
+    startEntraAcr({ dir, tls: true }),
+    startGoogle({ dir }),
+    startOidcIssuer(),
+  ]);
   stops.push(
     () => moto.stop(),
     () => entra.stop(),
+    () => google.stop(),
+    () => idp.stop(),
   );
+  gkeKey = await google.makeServiceAccountKey({
+    projectId: 'pk-test',
+    clientEmail: 'pullkeeper@pk-test.iam.gserviceaccount.com',
+  });
+  leaked.push(gkeKey.private_key.slice(40, 120));
   leaked.push(entra.info.clientSecret);
   hook = await startEksWebhook({
     dir,
@@ -55,6 +76,7 @@ before(async () => {
       arn.split(':')[4] === moto.info.accountId
         ? { username: 'eks:pullkeeper', groups: ['pullkeeper-eks'] }
         : undefined,
+    google: { tokeninfoUrl: google.info.tokeninfoUrl },
   });
   stops.push(() => hook.stop());
   const tid = entra.info.tenantId;
@@ -91,7 +113,10 @@ after(async () => {
 
 const ca = () => Buffer.from(cluster.info.caData, 'base64').toString();
 async function whoAmI(token: string): Promise<string> {
-  const c = new KubeClient({ server: cluster.info.server, ca: ca(), token: async () => token });
+  return whoIs(new KubeClient({ server: cluster.info.server, ca: ca(), token: async () => token }));
+}
+/** SelfSubjectReview through `c` (closed afterwards): the user name the apiserver sees. */
+async function whoIs(c: KubeClient): Promise<string> {
   try {
     const r = await c.request<{ status?: { userInfo?: { username?: string } } }>(
       'POST',
@@ -182,7 +207,72 @@ describe('AKS token', () => {
   });
 });
 
-describe('refresh through EKS and AKS identities', () => {
+describe('GKE token', () => {
+  const gkeCluster = (auth: Record<string, unknown>) =>
+    parseConfig({
+      clusters: [{ name: 'gke', gke: { server: cluster.info.server, caData: cluster.info.caData, ...auth } }],
+      registries: [
+        { name: 'r', kind: 'static', server: 'r.test', username: { value: 'u' }, password: { value: 'p' } },
+      ],
+    }).clusters[0]!;
+  const who = async (auth: Record<string, unknown>) =>
+    whoIs(await kubeClientFor(gkeCluster(auth), createSecretResolver()));
+  test('a service-account key (its token_uri honoured) authenticates as the account email', async () => {
+    assert.equal(await who({ serviceAccountKey: { value: JSON.stringify(gkeKey) } }), gkeKey.client_email);
+    assert.ok(hook.reviews().includes('ok google'));
+    assert.ok(
+      google.requests().some((r) => r.endpoint === 'token'),
+      'the key minted at the fake, not at Google',
+    );
+  });
+  test('workload identity federation (external_account): an OIDC token file exchanged at STS, then impersonation', async () => {
+    const sa = 'pullkeeper-wif@pk-test.iam.gserviceaccount.com';
+    google.addServiceAccount(sa);
+    const audience = google.addWorkloadIdentityProvider({
+      projectNumber: '123456789012',
+      pool: 'lambda',
+      provider: 'oidc',
+      issuer: idp.info.issuer,
+      jwksUri: idp.info.jwksUri,
+      serviceAccounts: { [sa]: ['pullkeeper-function'] },
+    });
+    const tokenFile = join(dir, 'gke-oidc-token');
+    await writeFile(
+      tokenFile,
+      await idp.sign({ sub: 'pullkeeper-function', aud: `https:${audience}` }, { ttlSec: 600 }),
+    );
+    const credentialConfig = {
+      type: 'external_account',
+      audience,
+      subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+      token_url: `${google.info.baseUrl}/v1/token`,
+      service_account_impersonation_url: `${google.info.baseUrl}/v1/projects/-/serviceAccounts/${sa}:generateAccessToken`,
+      credential_source: { file: tokenFile },
+    };
+    assert.equal(await who({ credentialConfig: { value: JSON.stringify(credentialConfig) } }), sa);
+  });
+  test('a disabled key or a hostile config is refused with what to do', async () => {
+    const off = await google.makeServiceAccountKey({
+      projectId: 'pk-test',
+      clientEmail: 'off@pk-test.iam.gserviceaccount.com',
+    });
+    google.disableKey(off.private_key_id);
+    await assert.rejects(
+      who({ serviceAccountKey: { value: JSON.stringify(off) } }),
+      /cluster gke: Google access token failed: invalid_grant: the key is disabled, deleted or wrong .*create a new key/,
+    );
+    await assert.rejects(
+      who({ credentialConfig: { value: JSON.stringify({ type: 'external_account', audience: 'x' }) } }),
+      (e) =>
+        e instanceof ClusterAccessError &&
+        /^cluster gke: credentialConfig \(external_account\) needs audience \/\/iam\.googleapis\.com\//.test(
+          e.message,
+        ),
+    );
+  });
+});
+
+describe('refresh through EKS, AKS and GKE identities', () => {
   test('each cluster entry mints its own token; Secrets land with the shipped RBAC bound to those users', async () => {
     // rbac.yaml's ClusterRoles, bound to the two cloud identities instead of the ServiceAccount.
     await cluster.createIdentity({ namespace: 'pullkeeper-system', name: 'pullkeeper', rbac: 'pullkeeper' });
@@ -207,6 +297,7 @@ describe('refresh through EKS and AKS identities', () => {
     for (const [user, tag] of [
       ['eks:pullkeeper', 'eks'],
       [aadUser, 'aks'],
+      [gkeKey.client_email, 'gke'],
     ] as const)
       for (const role of ['pullkeeper-inventory', 'pullkeeper-tenant-writer'])
         await cluster.admin.rbac.createClusterRoleBinding({
@@ -218,6 +309,7 @@ describe('refresh through EKS and AKS identities', () => {
         });
     await cluster.createNamespace('via-eks', { via: 'eks' });
     await cluster.createNamespace('via-aks', { via: 'aks' });
+    await cluster.createNamespace('via-gke', { via: 'gke' });
     const cfg = parseConfig({
       clusters: [
         {
@@ -244,6 +336,14 @@ describe('refresh through EKS and AKS identities', () => {
             credential: { clientId: entra.info.clientId, clientSecret: { value: entra.info.clientSecret } },
           },
         },
+        {
+          name: 'gke',
+          gke: {
+            server: cluster.info.server,
+            caData: cluster.info.caData,
+            serviceAccountKey: { value: JSON.stringify(gkeKey) },
+          },
+        },
       ],
       registries: [
         {
@@ -258,6 +358,7 @@ describe('refresh through EKS and AKS identities', () => {
       tenants: [
         { name: 'on-eks', cluster: 'eks', namespaces: { matchLabels: { via: 'eks' } }, registries: ['reg'] },
         { name: 'on-aks', cluster: 'aks', namespaces: { matchLabels: { via: 'aks' } }, registries: ['reg'] },
+        { name: 'on-gke', cluster: 'gke', namespaces: { matchLabels: { via: 'gke' } }, registries: ['reg'] },
       ],
     });
     // RBAC reaches the authorizer a moment after the bindings are written.
@@ -273,6 +374,7 @@ describe('refresh through EKS and AKS identities', () => {
       [
         ['on-eks', 'eks', ['via-eks']],
         ['on-aks', 'aks', ['via-aks']],
+        ['on-gke', 'gke', ['via-gke']],
       ],
     );
     const s = await cluster.admin.core.readNamespacedSecret({

@@ -12,6 +12,13 @@
  * token for another cluster, a tampered URL, a foreign query parameter or one
  * older than X-Amz-Date + 15 min is refused.
  *
+ * With `google`, the same webhook also stands in for GKE's authenticator: a
+ * token without the `k8s-aws-v1.` prefix is looked up at Google's tokeninfo
+ * endpoint (the Google fake's), and an unexpired one carrying the account's
+ * email (scope userinfo.email) authenticates as that email, as GKE maps
+ * Google accounts (cloud.google.com/kubernetes-engine/docs/how-to/iam: "the
+ * user name is the email address of the Google account").
+ *
  *   const hook = await startEksWebhook({ dir, clusterId: 'prod', stsEndpoint: moto.endpoint, keys: { test: 'test' },
  *     mapArn: (arn) => ({ username: 'pullkeeper', groups: ['pullkeeper'] }) });
  *   startCluster({ dir, authn: { tokenWebhook: { url: hook.url, caPem: hook.caPem } } })
@@ -47,6 +54,24 @@ export interface EksWebhookOptions {
   /** Canonical IAM ARN -> Kubernetes user (aws-auth mapRoles / access entries); undefined refuses. */
   mapArn: (arn: string) => { username: string; groups: string[] } | undefined;
   now?: () => Date;
+  /** GKE-style Google access tokens, checked at this tokeninfo URL. */
+  google?: { tokeninfoUrl: string };
+}
+
+/** GKE: who a Google access token belongs to (its email), or why it is refused. */
+async function verifyGoogleToken(
+  token: string,
+  tokeninfoUrl: string,
+): Promise<{ ok: true; email: string } | { ok: false; reason: string }> {
+  const res = await fetch(`${tokeninfoUrl}?access_token=${encodeURIComponent(token)}`, {
+    signal: AbortSignal.timeout(5000),
+  });
+  if (res.status !== 200) return { ok: false, reason: `google tokeninfo answered ${res.status}` };
+  const info = (await res.json()) as { email?: string; email_verified?: string; expires_in?: string };
+  if (!info.email || info.email_verified !== 'true')
+    return { ok: false, reason: 'google token carries no verified email (scope userinfo.email)' };
+  if (!(Number(info.expires_in) > 0)) return { ok: false, reason: 'google token expired' };
+  return { ok: true, email: info.email };
 }
 
 export interface EksWebhook {
@@ -174,7 +199,17 @@ export async function startEksWebhook(o: EksWebhookOptions): Promise<EksWebhook>
         reply({ authenticated: false, error: reason });
       };
       try {
-        const v = await verifyEksToken(review.spec?.token ?? '', o);
+        const token = review.spec?.token ?? '';
+        if (o.google && !token.startsWith(PREFIX)) {
+          const g = await verifyGoogleToken(token, o.google.tokeninfoUrl);
+          if (!g.ok) return refuse(g.reason);
+          log.push('ok google');
+          return reply({
+            authenticated: true,
+            user: { username: g.email, groups: ['system:authenticated'] },
+          });
+        }
+        const v = await verifyEksToken(token, o);
         if (!v.ok) return refuse(v.reason);
         // Ask STS who signed it, as the authenticator does.
         const r = await replay(v.url, o.clusterId);
