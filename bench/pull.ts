@@ -4,8 +4,8 @@
  *
  * Baseline, named: "skopeo copy + umoci unpack" (chained, the reference pull +
  * unpack in HARNESS.md). Candidate: `pullkeeper-node pull` (layers downloaded,
- * verified and unpacked concurrently, streamed), run as installed (an esbuild
- * bundle of src/cli/pullkeeper-node.ts, built here) and as the dev shim
+ * verified and unpacked concurrently, streamed), run as installed (`npm run
+ * build:node`: split ES modules, Node's compile cache) and as the dev shim
  * (bin/pullkeeper-node.js through tsx, which adds its start-up). Every timed
  * run writes into a fresh directory, nothing is deleted while timing, page
  * caches are dropped before each run, and the order alternates per round.
@@ -23,7 +23,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { build } from 'esbuild';
 import { ImageStore } from '../src/runner/store/store.js';
 import { buildImage, type FileEntry, pushImage, seededBytes } from '../test/harness/registry/images.js';
 import { startRegistry } from '../test/harness/registry/index.js';
@@ -91,25 +90,18 @@ try {
     `image: ${image.layers.length} layers, ${(bytes / 1e6).toFixed(1)} MB compressed, ~3,000 files`,
   );
 
-  const bundle = join(root, 'pullkeeper-node.mjs');
-  const entry = join(root, 'entry.ts');
-  await writeFile(
-    entry,
-    `import { main } from ${JSON.stringify(join(import.meta.dirname, '../src/cli/pullkeeper-node.ts'))};\n` +
-      'process.exitCode = await main(process.argv.slice(2));\n',
-  );
-  await build({
-    entryPoints: [entry],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node24',
-    outfile: bundle,
-    logLevel: 'warning',
-    banner: {
-      js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
+  // As installed on nodes: `npm run build:node` (split ES modules + Node's compile cache).
+  const built = join(root, 'pullkeeper-node');
+  execFileSync(
+    process.execPath,
+    [join(import.meta.dirname, '../scripts/build-node.mjs'), '--outdir', built],
+    {
+      stdio: 'ignore',
     },
-  });
+  );
+  const bundle = join(built, 'pullkeeper-node.mjs');
+  // Its compile cache lives with this run (the first, untimed run fills it, as the first use on a node does).
+  process.env.NODE_COMPILE_CACHE = join(root, 'compile-cache');
   const shim = join(import.meta.dirname, '../bin/pullkeeper-node.js');
   const kubelet = await fresh('kubelet');
   const auth = { auth: Buffer.from(`${USER}:${PASS}`).toString('base64') };
