@@ -173,8 +173,9 @@ export async function saveStatus(
           return { written: true };
         } catch (err) {
           // 409: another writer (a fan-out worker, the API) got there first; merge into theirs.
-          if (!(err instanceof KubeApiError && err.status === 409) || attempt >= 5) throw err;
-          await new Promise((r) => setTimeout(r, Math.random() * 50 * 2 ** attempt));
+          // Fan-out workers finish together: up to 8 tries, full jitter, at most 2 s apart.
+          if (!(err instanceof KubeApiError && err.status === 409) || attempt >= 8) throw err;
+          await new Promise((r) => setTimeout(r, Math.random() * Math.min(2000, 50 * 2 ** attempt)));
         }
       }
     });

@@ -143,13 +143,13 @@ test('a failed mint is shown with its error and the last good credential’s tim
 test('concurrent writers (fan-out workers) all land', { timeout: 60_000 }, async () => {
   const config = parseConfig(configJson());
   const results = await Promise.all(
-    Array.from({ length: 6 }, (_, i) =>
+    Array.from({ length: 12 }, (_, i) =>
       saveStatus(config, { nodes: [{ name: `worker-node-${i}`, status: 'written' }] }),
     ),
   );
   assert.deepEqual(
     results.map((x) => x.error),
-    Array(6).fill(undefined),
+    Array(12).fill(undefined),
   );
   const stored = await readStatusRecord(config);
   for (let i = 0; i < 6; i++)
