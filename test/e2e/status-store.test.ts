@@ -152,7 +152,7 @@ test('concurrent writers (fan-out workers) all land', { timeout: 60_000 }, async
     Array(12).fill(undefined),
   );
   const stored = await readStatusRecord(config);
-  for (let i = 0; i < 6; i++)
+  for (let i = 0; i < 12; i++)
     assert.equal(stored?.nodes[`worker-node-${i}`]?.status, 'written', `worker ${i}`);
   assert.ok(stored?.nodes['node-1'], 'the earlier entries stay');
 });
