@@ -14,10 +14,10 @@ import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../core/rotation-plan.js';
 import {
   emptyStatusRecord,
   mergeSeen,
+  needsSave,
   type SeenNode,
   type SeenRegistry,
   type StatusRecord,
-  sameRecord,
 } from '../core/status-record.js';
 import { KubeApiError, type KubeClient } from '../kube/client.js';
 import { kubeClientFor } from '../kube/connect.js';
@@ -61,6 +61,7 @@ const RecordSchema = z.object({
     z.string(),
     z.object({ status: z.string(), reason: z.string().optional(), at: z.string() }),
   ),
+  savedAt: z.string().optional(),
 });
 
 /** The stored record, or an empty one when its content is unreadable (an older or damaged record is then replaced). */
@@ -157,7 +158,8 @@ export async function saveStatus(
           );
         const prev = parseRecord(cur?.data);
         const next = mergeSeen(prev, seen, now);
-        if (cur && sameRecord(prev, next)) return { written: false };
+        // Only newer times, recently saved: not worth an etcd revision (a heartbeat keeps them fresh enough).
+        if (cur && !needsSave(prev, next, now)) return { written: false };
         try {
           await putConfigMap(
             k,
@@ -165,7 +167,7 @@ export async function saveStatus(
               namespace: ref.namespace,
               name: ref.name,
               labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
-              data: { [STATUS_KEY]: JSON.stringify(next) },
+              data: { [STATUS_KEY]: JSON.stringify({ ...next, savedAt: now.toISOString() }) },
             },
             cur?.resourceVersion || undefined,
             signal,

@@ -6,7 +6,9 @@ import {
   MAX_TEXT,
   mergeSeen,
   NODE_ENTRY_TTL_MS,
+  needsSave,
   newestOf,
+  STATUS_HEARTBEAT_MS,
   type StatusRecord,
   sameRecord,
 } from './status-record.js';
@@ -203,4 +205,52 @@ test('newestOf: per entry, the newer attempt wins; sameRecord ignores key order'
   };
   assert.ok(sameRecord(both, reordered));
   assert.ok(!sameRecord(both, stored));
+});
+
+test('needsSave: states, expiries and errors are written at once; newer times only after the heartbeat', () => {
+  const seen = {
+    registries: [{ name: 'ecr', kind: 'ecr', status: 'minted' as const, expiresAt: EXP }],
+    nodes: [{ name: 'n1', status: 'written' }],
+  };
+  const stored = { ...mergeSeen(emptyStatusRecord(), seen, T0), savedAt: T0.toISOString() };
+  const soon = new Date(T0.getTime() + 5 * 60_000);
+  const late = new Date(T0.getTime() + STATUS_HEARTBEAT_MS + 1);
+  const cases: Array<[string, StatusRecord, Date, boolean]> = [
+    ['nothing seen', mergeSeen(stored, {}, soon), soon, false],
+    ['the same results, 5 min later', mergeSeen(stored, seen, soon), soon, false],
+    ['the same results, after the heartbeat', mergeSeen(stored, seen, late), late, true],
+    [
+      'a node changed state',
+      mergeSeen(stored, { nodes: [{ name: 'n1', status: 'unchanged' }] }, soon),
+      soon,
+      true,
+    ],
+    ['a new node', mergeSeen(stored, { nodes: [{ name: 'n2', status: 'written' }] }, soon), soon, true],
+    [
+      'a new expiry',
+      mergeSeen(
+        stored,
+        { registries: [{ ...seen.registries[0]!, expiresAt: '2026-11-30T00:00:00.000Z' }] },
+        soon,
+      ),
+      soon,
+      true,
+    ],
+    [
+      'a failure',
+      mergeSeen(
+        stored,
+        { registries: [{ ...seen.registries[0]!, status: 'failed', expiresAt: null, error: 'x' }] },
+        soon,
+      ),
+      soon,
+      true,
+    ],
+  ];
+  for (const [why, next, now, want] of cases) assert.equal(needsSave(stored, next, now), want, why);
+  assert.equal(
+    needsSave(emptyStatusRecord(), mergeSeen(emptyStatusRecord(), seen, T0), T0),
+    true,
+    'first save',
+  );
 });

@@ -29,6 +29,8 @@ export interface NodeStatusEntry {
 export interface StatusRecord {
   registries: Record<string, RegistryStatusEntry>;
   nodes: Record<string, NodeStatusEntry>;
+  /** When the stored copy was last written (set by the store). */
+  savedAt?: string;
 }
 
 export interface SeenRegistry {
@@ -93,7 +95,7 @@ export function mergeSeen(
     names.sort((a, b) => rank(nodes[b]!) - rank(nodes[a]!) || nodes[b]!.at.localeCompare(nodes[a]!.at));
     nodes = Object.fromEntries(names.slice(0, MAX_NODE_ENTRIES).map((n) => [n, nodes[n]!]));
   }
-  return { registries, nodes };
+  return { registries, nodes, ...(prev.savedAt ? { savedAt: prev.savedAt } : {}) };
 }
 
 /** Two records of the same fleet (the stored one and this process's): per entry, the newer attempt wins. */
@@ -104,6 +106,30 @@ export function newestOf(a: StatusRecord, b: StatusRecord): StatusRecord {
     return out;
   };
   return { registries: pick(a.registries, b.registries), nodes: pick(a.nodes, b.nodes) };
+}
+
+/** A stored record that only got newer times is rewritten at most this often (etcd history grows per write). */
+export const STATUS_HEARTBEAT_MS = 15 * 60 * 1000;
+
+/**
+ * Whether `next` must be written over `prev` (stored at `prev.savedAt`): when a
+ * state, expiry, error or entry changed, or the stored times are older than the heartbeat.
+ */
+export function needsSave(prev: StatusRecord, next: StatusRecord, now: Date): boolean {
+  const states = (r: StatusRecord) =>
+    canonical({
+      registries: Object.fromEntries(
+        Object.entries(r.registries).map(([k, e]) => [
+          k,
+          { ...e, at: '', lastSuccess: e.lastSuccess ? 'yes' : null },
+        ]),
+      ),
+      nodes: Object.fromEntries(Object.entries(r.nodes).map(([k, e]) => [k, { ...e, at: '' }])),
+    });
+  if (states(prev) !== states(next)) return true;
+  if (sameRecord(prev, next)) return false;
+  const saved = prev.savedAt ? Date.parse(prev.savedAt) : Number.NaN;
+  return !(now.getTime() - saved < STATUS_HEARTBEAT_MS);
 }
 
 /** Whether two records say the same thing (a write that changes nothing is skipped). */

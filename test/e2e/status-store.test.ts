@@ -119,12 +119,16 @@ test('a refresh in one process is what the status report shows in another', {
   assert.equal(cm.metadata?.labels?.['app.kubernetes.io/managed-by'], 'pullkeeper');
   assert.ok(!JSON.stringify(cm).includes(PASS), 'no secret in the ConfigMap');
 
-  // A second run that changes nothing on the nodes still records when they were last checked.
+  // A second run: the nodes' result changed (written -> unchanged), so the record is rewritten.
   const rv = cm.metadata?.resourceVersion;
   assert.equal(cli(['refresh', '--config', file]).code, 0);
   const again = await readStatusRecord(config);
   assert.equal(again?.nodes['node-1']?.status, 'unchanged');
-  assert.notEqual((await storedMap()).metadata?.resourceVersion, rv);
+  const rv2 = (await storedMap()).metadata?.resourceVersion;
+  assert.notEqual(rv2, rv);
+  // A third run with the same results and only newer times does not rewrite it (etcd history).
+  assert.equal(cli(['refresh', '--config', file]).code, 0);
+  assert.equal((await storedMap()).metadata?.resourceVersion, rv2);
 });
 
 test('a failed mint is shown with its error and the last good credential’s time', {
