@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { createServer, connect as netConnect, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -100,7 +100,6 @@ before(async () => {
   );
   image = pushed.reference;
   digest = pushed.digest;
-  const { writeFile } = await import('node:fs/promises');
   await writeFile(
     join(h.dir, 'known_hosts'),
     `${h.nodes!.info.nodes.map((n) => n.hostKeyLine).join('\n')}\n`,
