@@ -27,6 +27,7 @@ import {
   type SecretState,
   type ServiceAccountState,
   secretRefreshDue,
+  serviceAccountPlan,
   TENANT_LABEL,
 } from '../core/rotation-plan.js';
 import { KubeApiError, type KubeClient } from '../kube/client.js';
@@ -37,11 +38,14 @@ import {
   createEvent,
   createSecret,
   deleteSecret,
+  getSecret,
   getServiceAccount,
   listNamespaces,
-  listSecrets,
+  listSecretsNamed,
   listServiceAccounts,
   type NamespaceObj,
+  type SecretBody,
+  toSecretState,
 } from '../kube/resources.js';
 import { type CredentialCache, type MintReportEntry, mapBounded, mintCredentials } from './mint.js';
 
@@ -168,11 +172,77 @@ function describeKubeError(err: unknown): string {
 
 interface ClusterState {
   namespaces: NamespaceObj[];
-  /** Secrets by tenant: same-named ones (any owner) plus ours labelled with the tenant. */
+  /** Secrets by tenant: those under the tenant's Secret name (any owner, any namespace) plus ours labelled with the tenant. */
   secrets: Map<string, SecretState[]>;
   serviceAccounts: Map<string, ServiceAccountState[]>;
   /** Namespaces whose state could not be read (403...), with the reason. */
   unreadable: Map<string, string>;
+}
+
+const isForbidden = (err: unknown) => err instanceof KubeApiError && err.status === 403;
+
+/**
+ * Reads what RBAC limited to names allows (`pullkeeper rbac`): one cluster-wide list per
+ * name (`fieldSelector=metadata.name=NAME`); where that is forbidden (RoleBindings per
+ * namespace), the same list in each namespace, and a namespace that is forbidden too is
+ * recorded in `unreadable`. `perNamespace` skips the cluster-wide try (ensure: a few namespaces).
+ */
+async function readByName<T>(
+  names: string[],
+  namespaces: string[],
+  wide: ((name: string) => Promise<T[]>) | undefined,
+  inNamespace: (ns: string) => Promise<T[]>,
+  unreadable: Map<string, string>,
+): Promise<T[]> {
+  if (wide) {
+    try {
+      return (await Promise.all(names.map(wide))).flat();
+    } catch (err) {
+      if (!isForbidden(err)) throw err;
+    }
+  }
+  const out: T[] = [];
+  await mapBounded(namespaces, 16, async (ns) => {
+    try {
+      out.push(...(await inNamespace(ns)));
+    } catch (e) {
+      unreadable.set(ns, describeKubeError(e));
+    }
+  });
+  return out;
+}
+
+/**
+ * The pull Secrets under the tenants' names: everywhere (cluster-wide lists), or in the given
+ * namespaces when only those may be read. Never a Secret list without a name (status report).
+ */
+export async function readPullSecrets(
+  k: KubeClient,
+  tenants: TenantConfig[],
+  namespacesOf: (t: TenantConfig) => string[],
+  signal: AbortSignal,
+  unreadable = new Map<string, string>(),
+  narrow = false,
+): Promise<SecretState[]> {
+  const nsNames = new Map<string, Set<string>>();
+  for (const t of tenants)
+    for (const ns of namespacesOf(t))
+      nsNames.set(ns, (nsNames.get(ns) ?? new Set()).add(defaultSecretName(t)));
+  const all = await readByName(
+    [...new Set(tenants.map(defaultSecretName))],
+    [...nsNames.keys()],
+    narrow ? undefined : (n) => listSecretsNamed(k, n, undefined, signal),
+    async (ns) =>
+      (await Promise.all([...nsNames.get(ns)!].map((n) => listSecretsNamed(k, n, ns, signal)))).flat(),
+    unreadable,
+  );
+  const seen = new Set<string>();
+  return all.filter((s) => {
+    const key = `${s.namespace}/${s.name}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 async function readClusterState(
@@ -182,86 +252,80 @@ async function readClusterState(
   signal: AbortSignal,
 ): Promise<ClusterState> {
   const namespaces = await listNamespaces(k, signal);
-  const wanted = new Set<string>();
-  for (const t of tenants)
-    for (const n of tenantNamespaces(t, namespaces).names) if (!nsFilter || nsFilter.has(n)) wanted.add(n);
+  const nsOf = (t: TenantConfig) =>
+    tenantNamespaces(t, namespaces).names.filter((n) => !nsFilter || nsFilter.has(n));
+  const wanted = new Set(tenants.flatMap(nsOf));
   const unreadable = new Map<string, string>();
+  // ensure: a few namespaces are read one by one (what per-namespace RoleBindings allow, and cheaper).
+  const narrow = nsFilter !== undefined && wanted.size <= 5;
+  const all = await readPullSecrets(k, tenants, nsOf, signal, unreadable, narrow);
+  // ServiceAccounts: by name where the tenants list them; every one where a tenant says '*'.
+  const starNs = new Set(tenants.filter((t) => t.serviceAccounts === '*').flatMap(nsOf));
+  const saNames = [...new Set(tenants.flatMap((t) => (t.serviceAccounts === '*' ? [] : t.serviceAccounts)))];
+  const sas = (
+    await readByName(
+      starNs.size ? ['*'] : saNames,
+      [...wanted].filter((ns) => !unreadable.has(ns)),
+      narrow ? undefined : (n) => listServiceAccounts(k, undefined, signal, n === '*' ? undefined : n),
+      async (ns) =>
+        starNs.has(ns)
+          ? listServiceAccounts(k, ns, signal)
+          : (await Promise.all(saNames.map((n) => listServiceAccounts(k, ns, signal, n)))).flat(),
+      unreadable,
+    )
+  ).filter((s) => wanted.has(s.namespace));
   const secrets = new Map<string, SecretState[]>();
-  const serviceAccounts = new Map<string, ServiceAccountState[]>();
-  const ourSelector = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
-  const names = [...new Set(tenants.map(defaultSecretName))];
-  let all: SecretState[] = [];
-  let sas: ServiceAccountState[] = [];
-  const few = nsFilter !== undefined && wanted.size <= 5;
-  try {
-    if (few) throw new KubeApiError(403, 'narrow', '', 'GET', '');
-    // Cluster-wide: 1 list of ours + 1 list per secret name (finds foreign Secrets with our name) + 1 of ServiceAccounts.
-    const lists = await Promise.all([
-      listSecrets(k, { labelSelector: ourSelector }, signal),
-      ...names.map((n) => listSecrets(k, { fieldSelector: `metadata.name=${n}` }, signal)),
-    ]);
-    all = lists.flat();
-    sas = (await listServiceAccounts(k, undefined, signal)).filter((s) => wanted.has(s.namespace));
-  } catch (err) {
-    if (!(err instanceof KubeApiError) || err.status !== 403) throw err;
-    // Namespace-scoped RBAC: read each namespace on its own; one that is forbidden is reported, the rest go on.
-    all = [];
-    sas = [];
-    await mapBounded([...wanted], 16, async (ns) => {
-      try {
-        const [s, a] = await Promise.all([
-          listSecrets(k, { namespace: ns }, signal),
-          listServiceAccounts(k, ns, signal),
-        ]);
-        all.push(...s.filter((x) => names.includes(x.name) || isOurs(x)));
-        sas.push(...a);
-      } catch (e) {
-        unreadable.set(ns, describeKubeError(e));
-      }
-    });
-  }
-  const seen = new Set<string>();
-  const unique = all.filter((s) => {
-    const key = `${s.namespace}/${s.name}`;
-    if (seen.has(key)) return false;
-    seen.add(key);
-    return true;
-  });
   for (const t of tenants) {
     const name = defaultSecretName(t);
     secrets.set(
       t.name,
-      unique.filter((s) => s.name === name || isOurs(s, t.name)),
+      all.filter((s) => s.name === name || isOurs(s, t.name)),
     );
   }
+  const serviceAccounts = new Map<string, ServiceAccountState[]>();
   for (const sa of sas) serviceAccounts.set(sa.namespace, [...(serviceAccounts.get(sa.namespace) ?? []), sa]);
   return { namespaces, secrets, serviceAccounts, unreadable };
 }
 
-/** A tenant is fresh when each of its namespaces has our Secret, built from the same config, not yet due, and its ServiceAccounts point at it. */
-function tenantFresh(
+/** ServiceAccounts a tenant wants in a namespace: those it lists, or every one there with '*'. */
+function wantedServiceAccounts(t: TenantConfig, ns: string, state: ClusterState): string[] {
+  return t.serviceAccounts === '*'
+    ? (state.serviceAccounts.get(ns) ?? []).map((x) => x.name)
+    : t.serviceAccounts;
+}
+
+/**
+ * Freshness of a tenant's namespaces. `secrets`: each has our Secret, built from the same
+ * config and not yet due (nothing to mint). `serviceAccounts`: every wanted ServiceAccount
+ * exists and carries our entry (a missing one, or one without the entry, is due: it is
+ * patched on this run even when the Secrets are fresh).
+ */
+function tenantFreshness(
   t: TenantConfig,
   config: PullkeeperConfig,
   nsNames: string[],
   state: ClusterState,
   now: Date,
-): boolean {
+): { secrets: boolean; serviceAccounts: boolean } {
   const name = defaultSecretName(t);
   const cfgHash = tenantConfigHash(t, config);
   const secrets = state.secrets.get(t.name) ?? [];
-  return nsNames.every((ns) => {
+  const secretsFresh = nsNames.every((ns) => {
     const s = secrets.find((x) => x.namespace === ns && x.name === name);
-    if (
-      !s ||
-      !isOurs(s, t.name) ||
-      s.annotations[CONFIG_HASH_ANNOTATION] !== cfgHash ||
-      secretRefreshDue(s, now)
-    )
-      return false;
-    const sas = state.serviceAccounts.get(ns) ?? [];
-    const wanted = t.serviceAccounts === '*' ? sas.map((x) => x.name) : t.serviceAccounts;
-    return wanted.every((w) => sas.find((x) => x.name === w)?.imagePullSecrets?.includes(name) ?? true);
+    return (
+      !!s &&
+      isOurs(s, t.name) &&
+      s.annotations[CONFIG_HASH_ANNOTATION] === cfgHash &&
+      !secretRefreshDue(s, now)
+    );
   });
+  const serviceAccountsFresh = nsNames.every((ns) => {
+    const sas = state.serviceAccounts.get(ns) ?? [];
+    return wantedServiceAccounts(t, ns, state).every(
+      (w) => sas.find((x) => x.name === w)?.imagePullSecrets?.includes(name) ?? false,
+    );
+  });
+  return { secrets: secretsFresh, serviceAccounts: serviceAccountsFresh };
 }
 
 export async function refresh(config: PullkeeperConfig, opts: RefreshOptions = {}): Promise<RefreshReport> {
@@ -330,6 +394,8 @@ export async function refresh(config: PullkeeperConfig, opts: RefreshOptions = {
 
     // 2. Decide what is due; mint only the registries of tenants that are not fresh.
     const due: TenantConfig[] = [];
+    /** Secrets fresh, but a ServiceAccount lacks our entry: patched without minting. */
+    const serviceAccountsDue = new Set<TenantConfig>();
     const nsOf = new Map<string, ReturnType<typeof tenantNamespaces>>();
     for (const t of tenants) {
       const st = states.get(clusterOf(t, config));
@@ -341,17 +407,15 @@ export async function refresh(config: PullkeeperConfig, opts: RefreshOptions = {
         sel.absent = sel.absent.filter((n) => nsFilter.has(n));
       }
       nsOf.set(t.name, sel);
-      if (
-        opts.force ||
-        !tenantFresh(
-          t,
-          config,
-          sel.names.filter((n) => !sel.terminating.includes(n)),
-          st,
-          now(),
-        )
-      )
-        due.push(t);
+      const fresh = tenantFreshness(
+        t,
+        config,
+        sel.names.filter((n) => !sel.terminating.includes(n)),
+        st,
+        now(),
+      );
+      if (opts.force || !fresh.secrets) due.push(t);
+      else if (!fresh.serviceAccounts) serviceAccountsDue.add(t);
     }
     const pushNodesToo = opts.nodes ?? (!!config.nodes && !opts.tenants?.length && !opts.namespaces);
     if (pushNodesToo && !config.nodes)
@@ -390,6 +454,15 @@ export async function refresh(config: PullkeeperConfig, opts: RefreshOptions = {
           serviceAccounts: 'failed',
           reason: 'namespace does not exist',
         });
+      if (serviceAccountsDue.has(t)) {
+        await applyServiceAccounts(t, await clientOf(cl), st, sel, tr, report, {
+          dryRun,
+          signal,
+          concurrency: opts.concurrency ?? 32,
+        });
+        opts.onProgress?.(++done, tenants.length, t.name, tr);
+        continue;
+      }
       if (!due.includes(t)) {
         tr.fresh = true;
         for (const ns of sel.names)
@@ -516,41 +589,43 @@ async function applyTenant(
       try {
         switch (s.kind) {
           case 'create':
-            report.plan?.push(`+ create ${p.namespace}/${secretName}`);
-            if (!o.dryRun) {
-              try {
-                await createSecret(k, body(p.namespace), o.signal);
-              } catch (err) {
-                if (err instanceof KubeApiError && err.status === 409) {
-                  r.secret = 'conflict';
-                  r.reason = `Secret ${secretName} appeared while pullkeeper was writing; the next run decides who owns it`;
-                  break;
-                }
-                throw err;
-              }
+          case 'update': {
+            const adopt = s.kind === 'update' && s.adopt;
+            report.plan?.push(
+              s.kind === 'create'
+                ? `+ create ${p.namespace}/${secretName}`
+                : `~ update ${p.namespace}/${secretName}${adopt ? ' (adopt)' : ''}`,
+            );
+            if (o.dryRun) {
+              r.secret = s.kind === 'create' ? 'created' : 'updated';
+              break;
+            }
+            const b = body(p.namespace);
+            const w = await writeSecret(k, b, s, { tenant: t.name, adopt: t.adopt, hash: hash! }, o.signal);
+            if (w.outcome === 'conflict') {
+              r.secret = 'conflict';
+              r.reason = w.reason;
+              await event(p.namespace, 'Warning', 'PullSecretConflict', w.reason);
+              break;
+            }
+            r.secret = w.outcome;
+            if (w.outcome === 'created')
               await event(
                 p.namespace,
                 'Normal',
                 'PullSecretCreated',
-                `pullkeeper created ${secretName} for tenant ${t.name} (${body(p.namespace).annotations[REGISTRIES_ANNOTATION]}; expires ${body(p.namespace).annotations[EXPIRES_ANNOTATION]})`,
+                `pullkeeper created ${secretName} for tenant ${t.name} (${b.annotations[REGISTRIES_ANNOTATION]}; expires ${b.annotations[EXPIRES_ANNOTATION]})`,
               );
-            }
-            r.secret = 'created';
-            if (missing.length) r.reason = `created without ${failedWhy}`;
-            break;
-          case 'update':
-            report.plan?.push(`~ update ${p.namespace}/${secretName}${s.adopt ? ' (adopt)' : ''}`);
-            if (!o.dryRun) {
-              await applySecret(k, body(p.namespace), s.resourceVersion, o.signal);
+            else if (w.outcome === 'updated')
               await event(
                 p.namespace,
                 'Normal',
                 'PullSecretRotated',
-                `pullkeeper rotated ${secretName} for tenant ${t.name} (expires ${body(p.namespace).annotations[EXPIRES_ANNOTATION]})`,
+                `pullkeeper rotated ${secretName} for tenant ${t.name} (expires ${b.annotations[EXPIRES_ANNOTATION]})`,
               );
-            }
-            r.secret = 'updated';
+            if (w.outcome === 'created' && missing.length) r.reason = `created without ${failedWhy}`;
             break;
+          }
           case 'unchanged':
             break;
           case 'conflict':
@@ -577,41 +652,7 @@ async function applyTenant(
         );
         return r;
       }
-      if (p.missingServiceAccounts.length) {
-        r.serviceAccounts = 'failed';
-        r.reason = [r.reason, `ServiceAccount ${p.missingServiceAccounts.join(', ')} not found`]
-          .filter(Boolean)
-          .join('; ');
-      }
-      for (const sa of p.patchServiceAccounts) {
-        report.plan?.push(
-          `~ patch ${p.namespace}/serviceaccount/${sa.name}: imagePullSecrets += ${secretName}`,
-        );
-        if (o.dryRun) {
-          if (r.serviceAccounts !== 'failed') r.serviceAccounts = 'patched';
-          continue;
-        }
-        try {
-          let cur: ServiceAccountState | undefined = sa;
-          for (let attempt = 1; cur && !(cur.imagePullSecrets ?? []).includes(secretName); attempt++) {
-            try {
-              await addImagePullSecret(k, cur, secretName, o.signal);
-              break;
-            } catch (err) {
-              // 409/422: the test op failed (someone changed the list): re-read and try again.
-              if (!(err instanceof KubeApiError) || ![409, 422].includes(err.status) || attempt >= 4)
-                throw err;
-              cur = await getServiceAccount(k, sa.namespace, sa.name, o.signal);
-            }
-          }
-          if (r.serviceAccounts !== 'failed') r.serviceAccounts = 'patched';
-        } catch (err) {
-          r.serviceAccounts = 'failed';
-          r.reason = [r.reason, `ServiceAccount ${sa.name}: ${describeKubeError(err)}`]
-            .filter(Boolean)
-            .join('; ');
-        }
-      }
+      await patchServiceAccounts(k, p, secretName, r, report, o);
       return r;
     },
   );
@@ -642,6 +683,164 @@ async function applyTenant(
       serviceAccounts: 'unchanged',
       reason: `Secret ${s.name} is ours but the namespace no longer belongs to tenant ${t.name}; set prune: true to delete it`,
     });
+}
+
+/** Writes tried per Secret or ServiceAccount when others keep changing it under us. */
+export const WRITE_ATTEMPTS = 5;
+
+type SecretWrite = { outcome: 'created' | 'updated' | 'unchanged' } | { outcome: 'conflict'; reason: string };
+
+/**
+ * Creates or updates one pull Secret so that concurrent refreshes converge: a 409 (someone
+ * created or changed it since we read) re-reads it. Holding what we would write (ours, this
+ * tenant's, same data) it is `unchanged`; still ours but different, the write is retried
+ * with the fresh resourceVersion (at most WRITE_ATTEMPTS writes); not ours (and no adopt) or
+ * another tenant's, it is a genuine conflict.
+ */
+async function writeSecret(
+  k: KubeClient,
+  b: SecretBody,
+  first: { kind: 'create' } | { kind: 'update'; resourceVersion: string },
+  want: { tenant: string; adopt: boolean; hash: string },
+  signal: AbortSignal,
+): Promise<SecretWrite> {
+  let next = first;
+  let wrote: 'created' | 'updated' = first.kind === 'create' ? 'created' : 'updated';
+  for (let attempt = 1; ; attempt++) {
+    try {
+      if (next.kind === 'create') await createSecret(k, b, signal);
+      else await applySecret(k, b, next.resourceVersion, signal);
+      return { outcome: wrote };
+    } catch (err) {
+      const retry =
+        err instanceof KubeApiError && (err.status === 409 || (err.status === 404 && next.kind === 'update'));
+      if (!retry || attempt >= WRITE_ATTEMPTS) throw err;
+    }
+    const cur = await getSecret(k, b.namespace, b.name, signal);
+    if (!cur) {
+      next = { kind: 'create' };
+      wrote = 'created';
+      continue;
+    }
+    const s = toSecretState(cur);
+    const data = cur.data?.['.dockerconfigjson'];
+    if (!isOurs(s) && !want.adopt)
+      return {
+        outcome: 'conflict',
+        reason: `a Secret named ${b.name} appeared while pullkeeper was writing and is not managed by pullkeeper; set adopt: true on the tenant to take it over, or choose another secretName`,
+      };
+    if (isOurs(s) && !isOurs(s, want.tenant))
+      return {
+        outcome: 'conflict',
+        reason: `Secret ${b.name} belongs to tenant ${s.labels[TENANT_LABEL] ?? '?'}; give the tenants different secretNames`,
+      };
+    if (
+      isOurs(s, want.tenant) &&
+      cur.type === 'kubernetes.io/dockerconfigjson' &&
+      data !== undefined &&
+      sha256(Buffer.from(data, 'base64').toString('utf8')) === want.hash
+    )
+      return { outcome: 'unchanged' };
+    next = { kind: 'update', resourceVersion: s.resourceVersion };
+    wrote = 'updated';
+  }
+}
+
+/**
+ * Adds the Secret to one ServiceAccount's imagePullSecrets; the patch is guarded by what we
+ * read, so a concurrent change (409/422) re-reads it and tries again. `unchanged` when the
+ * entry is already there (another refresh put it) or the ServiceAccount is gone.
+ */
+async function patchServiceAccount(
+  k: KubeClient,
+  sa: ServiceAccountState,
+  secretName: string,
+  signal: AbortSignal,
+): Promise<'patched' | 'unchanged'> {
+  let cur: ServiceAccountState | undefined = sa;
+  for (let attempt = 1; cur && !(cur.imagePullSecrets ?? []).includes(secretName); attempt++) {
+    try {
+      await addImagePullSecret(k, cur, secretName, signal);
+      return 'patched';
+    } catch (err) {
+      if (!(err instanceof KubeApiError) || ![409, 422].includes(err.status) || attempt >= WRITE_ATTEMPTS)
+        throw err;
+      cur = await getServiceAccount(k, sa.namespace, sa.name, signal);
+    }
+  }
+  return 'unchanged';
+}
+
+/** One namespace's ServiceAccount patches (and the listed ones that do not exist), into its report entry. */
+async function patchServiceAccounts(
+  k: KubeClient,
+  p: Pick<NamespacePlan, 'namespace' | 'patchServiceAccounts' | 'missingServiceAccounts'>,
+  secretName: string,
+  r: NamespaceReport,
+  report: RefreshReport,
+  o: { dryRun: boolean; signal: AbortSignal },
+): Promise<void> {
+  const fail = (why: string) => {
+    r.serviceAccounts = 'failed';
+    r.reason = [r.reason, why].filter(Boolean).join('; ');
+  };
+  if (p.missingServiceAccounts.length)
+    fail(`ServiceAccount ${p.missingServiceAccounts.join(', ')} not found`);
+  for (const sa of p.patchServiceAccounts) {
+    report.plan?.push(`~ patch ${p.namespace}/serviceaccount/${sa.name}: imagePullSecrets += ${secretName}`);
+    try {
+      const done = o.dryRun ? 'patched' : await patchServiceAccount(k, sa, secretName, o.signal);
+      if (done === 'patched' && r.serviceAccounts !== 'failed') r.serviceAccounts = 'patched';
+    } catch (err) {
+      fail(`ServiceAccount ${sa.name}: ${describeKubeError(err)}`);
+    }
+  }
+}
+
+/**
+ * A tenant whose Secrets are fresh but some ServiceAccount lacks our entry (recreated by its
+ * controller, new under '*'): only those ServiceAccounts are patched; nothing is minted and
+ * no Secret is written.
+ */
+async function applyServiceAccounts(
+  t: TenantConfig,
+  k: KubeClient,
+  st: ClusterState,
+  sel: ReturnType<typeof tenantNamespaces>,
+  tr: TenantReport,
+  report: RefreshReport,
+  o: { dryRun: boolean; signal: AbortSignal; concurrency: number },
+): Promise<void> {
+  const secretName = defaultSecretName(t);
+  for (const ns of sel.absent)
+    tr.namespaces.push({
+      name: ns,
+      secret: 'failed',
+      serviceAccounts: 'failed',
+      reason: 'namespace does not exist',
+    });
+  const live = sel.names.filter((n) => !sel.terminating.includes(n));
+  const results = await mapBounded(live, o.concurrency, async (ns): Promise<NamespaceReport> => {
+    const r: NamespaceReport = { name: ns, secret: 'unchanged', serviceAccounts: 'unchanged' };
+    await patchServiceAccounts(
+      k,
+      {
+        namespace: ns,
+        ...serviceAccountPlan(t.serviceAccounts, secretName, st.serviceAccounts.get(ns) ?? []),
+      },
+      secretName,
+      r,
+      report,
+      o,
+    );
+    return r;
+  });
+  tr.namespaces.push(
+    ...results,
+    ...sel.terminating.map(
+      (name): NamespaceReport => ({ name, secret: 'unchanged', serviceAccounts: 'unchanged' }),
+    ),
+  );
 }
 
 /** True when anything in the report failed (exit 1). */

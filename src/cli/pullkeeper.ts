@@ -27,6 +27,7 @@ import { type CliIO, processIO, withJsonErrors } from './io.js';
 import { configCheckCommand, EXIT, mintCommand } from './mint-command.js';
 import { readCredentialFile } from './pull-secret-file.js';
 import { pushCommand } from './push-command.js';
+import { rbacCommand } from './rbac-command.js';
 import { ensureCommand, refreshCommand } from './refresh-command.js';
 import { serveCommand } from './serve-command.js';
 
@@ -41,6 +42,7 @@ export const COMMANDS: Readonly<Record<string, Handler>> = {
   refresh: refreshCommand,
   ensure: ensureCommand,
   doctor: doctorCommand,
+  rbac: rbacCommand,
   serve: (args, io) => serveCommand(args, io),
   push: (args, io) => pushCommand(args, io),
   demo: (_args, io) => runDemo(io),
