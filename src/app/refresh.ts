@@ -258,28 +258,42 @@ async function readClusterState(
   const unreadable = new Map<string, string>();
   // ensure: a few namespaces are read one by one (what per-namespace RoleBindings allow, and cheaper).
   const narrow = nsFilter !== undefined && wanted.size <= 5;
-  const all = await readPullSecrets(k, tenants, nsOf, signal, unreadable, narrow);
-  // ServiceAccounts: by name where the tenants list them; every one where a tenant says '*'.
-  const starNs = new Set(tenants.filter((t) => t.serviceAccounts === '*').flatMap(nsOf));
+  const pull = await readPullSecrets(k, tenants, nsOf, signal, unreadable, narrow);
+  // ServiceAccounts: by name where the tenants list them (cluster-wide lists, one per name);
+  // every one in the namespaces of tenants with '*' (RBAC grants that per namespace, or
+  // cluster-wide when such a tenant selects namespaces by label).
+  const readable = [...wanted].filter((ns) => !unreadable.has(ns));
+  const star = tenants.filter((t) => t.serviceAccounts === '*');
+  const starNs = new Set(star.flatMap(nsOf));
   const saNames = [...new Set(tenants.flatMap((t) => (t.serviceAccounts === '*' ? [] : t.serviceAccounts)))];
-  const sas = (
-    await readByName(
-      starNs.size ? ['*'] : saNames,
-      [...wanted].filter((ns) => !unreadable.has(ns)),
-      narrow ? undefined : (n) => listServiceAccounts(k, undefined, signal, n === '*' ? undefined : n),
-      async (ns) =>
-        starNs.has(ns)
-          ? listServiceAccounts(k, ns, signal)
-          : (await Promise.all(saNames.map((n) => listServiceAccounts(k, ns, signal, n)))).flat(),
+  const [named, all] = await Promise.all([
+    readByName(
+      saNames,
+      readable.filter((ns) => !starNs.has(ns)),
+      narrow ? undefined : (n) => listServiceAccounts(k, undefined, signal, n),
+      async (ns) => (await Promise.all(saNames.map((n) => listServiceAccounts(k, ns, signal, n)))).flat(),
       unreadable,
-    )
-  ).filter((s) => wanted.has(s.namespace));
+    ),
+    readByName(
+      ['*'],
+      readable.filter((ns) => starNs.has(ns)),
+      narrow || !star.some((t) => 'matchLabels' in t.namespaces)
+        ? undefined
+        : () => listServiceAccounts(k, undefined, signal),
+      (ns) => listServiceAccounts(k, ns, signal),
+      unreadable,
+    ),
+  ]);
+  const sas = [
+    ...named.filter((s) => wanted.has(s.namespace) && !starNs.has(s.namespace)),
+    ...all.filter((s) => starNs.has(s.namespace)),
+  ];
   const secrets = new Map<string, SecretState[]>();
   for (const t of tenants) {
     const name = defaultSecretName(t);
     secrets.set(
       t.name,
-      all.filter((s) => s.name === name || isOurs(s, t.name)),
+      pull.filter((s) => s.name === name || isOurs(s, t.name)),
     );
   }
   const serviceAccounts = new Map<string, ServiceAccountState[]>();

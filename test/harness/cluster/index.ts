@@ -91,6 +91,8 @@ export interface CreateIdentityOptions {
   rbac: 'pullkeeper' | V1PolicyRule[];
   /** With rbac 'pullkeeper': the test's pullkeeper config (the object written to its config file). */
   config?: unknown;
+  /** With rbac 'pullkeeper': apply this YAML instead (what `pullkeeper rbac --service-account NS/NAME` printed). */
+  yaml?: string;
   /**
    * Only with rbac 'pullkeeper': the per-namespace variant (`pullkeeper rbac --per-namespace`).
    * The tenant-writer role is bound with one RoleBinding in each of these namespaces only.
@@ -613,7 +615,7 @@ function makeCluster(p: {
     await ensureNamespace(o.namespace);
     const manifests =
       o.rbac === 'pullkeeper'
-        ? await pullkeeperManifests(o.namespace, o.name, o.tenantNamespaces, o.config)
+        ? await pullkeeperManifests(o.namespace, o.name, o.tenantNamespaces, o.config, o.yaml)
         : customManifests(o.namespace, o.name, o.rbac);
     for (const m of manifests) {
       await admin.objects.patch(
@@ -706,9 +708,18 @@ export async function pullkeeperManifests(
   name: string,
   tenantNamespaces?: string[],
   config?: unknown,
+  yaml?: string,
 ): Promise<KubernetesObject[]> {
   let objs: Obj[];
-  if (config !== undefined) {
+  const generated = config !== undefined || yaml !== undefined;
+  if (yaml !== undefined) {
+    objs = parseAllDocuments(yaml)
+      .map((d) => {
+        if (d.errors.length) throw new HarnessError(`pullkeeper rbac output: ${d.errors[0]!.message}`);
+        return d.toJS() as Obj | null;
+      })
+      .filter((o): o is Obj => o !== null);
+  } else if (config !== undefined) {
     const { parseConfig } = await import('../../../src/config/load.js');
     const { generateRbac } = await import('../../../src/app/rbac.js');
     objs = generateRbac(parseConfig(config, '<test config>'), {
@@ -731,7 +742,8 @@ export async function pullkeeperManifests(
   const shipped = { namespace: sa.metadata.namespace, name: sa.metadata.name };
   const shippedUser = `system:serviceaccount:${shipped.namespace}:${shipped.name}`;
   const user = `system:serviceaccount:${namespace}:${name}`;
-  const same = shipped.namespace === namespace && shipped.name === name;
+  // Objects keep their names only for the shipped identity (pullkeeper-system/pullkeeper).
+  const same = namespace === 'pullkeeper-system' && name === 'pullkeeper';
   const own = (n: string) => (same ? n : `${n}.${namespace}.${name}`);
   const retarget = (subjects: Subject[] = []) =>
     subjects.map((s) =>
@@ -823,7 +835,7 @@ export async function pullkeeperManifests(
         out.push(o);
     }
   }
-  if (tenantNamespaces && config !== undefined) {
+  if (tenantNamespaces && generated) {
     // Label-selected tenants: the RoleBindings `pullkeeper rbac --per-namespace` says to add by hand.
     tenantBindingSeen = true;
     for (const ns of tenantNamespaces.filter((n) => !boundIn.has(n)))
