@@ -153,7 +153,7 @@ function clusterOf(t: TenantConfig, config: PullkeeperConfig): string {
 function describeKubeError(err: unknown): string {
   if (err instanceof KubeApiError) {
     if (err.status === 403)
-      return `forbidden (403): ${err.apiMessage || err.reason}; check the RBAC of infra/kubernetes/rbac.yaml for this namespace`;
+      return `forbidden (403): ${err.apiMessage || err.reason}; apply the output of "pullkeeper rbac --config FILE" for this cluster (with --per-namespace: a RoleBinding in this namespace)`;
     if (err.status === 404) return `not found (404): ${err.apiMessage || err.reason}`;
     return `${err.status} ${err.reason}${err.apiMessage ? `: ${err.apiMessage}` : ''}`;
   }

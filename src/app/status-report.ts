@@ -7,12 +7,7 @@
  */
 import type { PullkeeperConfig } from '../config/schema.js';
 import { createSecretResolver } from '../config/secret-ref.js';
-import {
-  EXPIRES_ANNOTATION,
-  HASH_ANNOTATION,
-  isOurs,
-  REFRESH_ANNOTATION,
-} from '../core/rotation-plan.js';
+import { EXPIRES_ANNOTATION, HASH_ANNOTATION, isOurs, REFRESH_ANNOTATION } from '../core/rotation-plan.js';
 import {
   emptyStatusRecord,
   mergeSeen,

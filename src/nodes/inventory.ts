@@ -67,7 +67,7 @@ export function kubernetesNodeLister(cluster: ClusterConfig): NodeLister {
       } catch (err) {
         const code = (err as { code?: number }).code;
         throw new InventoryError(
-          `cluster ${cluster.name}: listing Nodes failed${code ? ` (HTTP ${code})` : ''}: pullkeeper needs "list" on nodes (infra/kubernetes/rbac.yaml)`,
+          `cluster ${cluster.name}: listing Nodes failed${code ? ` (HTTP ${code})` : ''}: pullkeeper needs "list" on nodes ("pullkeeper rbac" grants it with inventory: kubernetes)`,
           { cause: err },
         );
       }

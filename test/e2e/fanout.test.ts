@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { enqueueFanout, fanoutMessages, pollQueue, type SqsEvent } from '../../src/app/fanout.js';
 import { fanoutWorker } from '../../src/app/scheduled.js';
-import { writeTokenKubeconfig } from '../harness/cluster/index.js';
+import { rbacConfigFor, writeTokenKubeconfig } from '../harness/cluster/index.js';
 import { type Harness, startHarness } from '../harness/index.js';
 
 let h: Harness;
@@ -28,6 +28,7 @@ before(async () => {
     namespace: 'pullkeeper-system',
     name: 'pullkeeper',
     rbac: 'pullkeeper',
+    config: rbacConfigFor(TENANTS.map((t) => ({ name: t, namespaces: { names: [`${t}-ns`] } }))),
   });
   const kubeconfig = join(dir, 'kubeconfig');
   writeTokenKubeconfig(kubeconfig, h.cluster!.info, id.token);

@@ -66,6 +66,7 @@ before(async () => {
     namespace: 'pullkeeper',
     name: 'pullkeeper',
     rbac: 'pullkeeper',
+    config: config(), // nodes.inventory: kubernetes -> node reads
   });
   kubeconfig = join(h.dir, 'pullkeeper.kubeconfig');
   await writeFile(kubeconfig, id.kubeConfig.exportConfig(), { mode: 0o600 });

@@ -266,6 +266,29 @@ describe('the output of `pullkeeper rbac`, bound cluster-wide', () => {
   });
 });
 
+test('doctor warns when the identity can read Secrets it does not need (the old shipped rules)', async () => {
+  const broad = await h.cluster!.createIdentity({
+    namespace: 'pullkeeper-system',
+    name: 'pk-broad',
+    rbac: [
+      { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'create', 'patch'] },
+    ],
+  });
+  const file = writeConfig(
+    'broad.json',
+    writeTokenKubeconfig(join(dir, 'broad.kubeconfig'), h.cluster!.info, broad.token),
+    [{ name: 'wa', namespaces: { names: ['wa-1'] }, registries: ['reg'] }],
+  );
+  const io = bufferIO();
+  await main(['doctor', '--config', file], io);
+  const text = io.stdout.join('\n');
+  assert.match(
+    text,
+    /WARN cluster +test Secret access: the identity can read Secrets it does not need: get Secrets in kube-system; list every Secret in the cluster\n +fix: apply `pullkeeper rbac --config FILE`/,
+  );
+});
+
 describe('the output of `pullkeeper rbac --per-namespace`', () => {
   let id: Identity;
   let file: string;

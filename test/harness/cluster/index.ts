@@ -693,6 +693,30 @@ interface Subject {
 }
 
 /**
+ * A config that only serves `createIdentity({rbac: 'pullkeeper', config})`: the tenants as
+ * given (with `registries` defaulting to one placeholder), placeholder cluster and registries.
+ */
+export function rbacConfigFor(
+  tenants: Array<{ name: string; namespaces: unknown; registries?: string[]; [k: string]: unknown }>,
+  extra: Record<string, unknown> = {},
+): unknown {
+  const ts = tenants.map((t) => ({ ...t, registries: t.registries ?? ['placeholder'] }));
+  const regs = [...new Set(ts.flatMap((t) => t.registries))];
+  return {
+    clusters: [{ name: 'test', kubeconfig: '-' }],
+    registries: regs.map((name) => ({
+      name,
+      kind: 'static',
+      server: `${name}.registry.test`,
+      username: { value: 'u' },
+      password: { value: 'p' },
+    })),
+    tenants: ts,
+    ...extra,
+  };
+}
+
+/**
  * What `pullkeeper rbac` prints (src/app/rbac.ts), re-targeted at the ServiceAccount
  * namespace/name: for `config` generated for that identity, else infra/kubernetes/rbac.yaml
  * (generated for infra/examples/plain.yaml). The ServiceAccount, the binding subjects and the
