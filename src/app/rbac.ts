@@ -114,6 +114,49 @@ function tenantLabelKeys(tenants: TenantConfig[]): string[] {
   );
 }
 
+/** A ValidatingAdmissionPolicy that denies CREATE/UPDATE of `resource` matching `match` unless every validation holds, and its Deny binding. */
+function denyPolicy(
+  name: string,
+  resource: string,
+  match: { name: string; expression: string },
+  validations: Array<{ expression: string; message: string }>,
+  comment: string,
+): RbacObject[] {
+  return [
+    {
+      comment,
+      object: {
+        apiVersion: ADMISSION,
+        kind: 'ValidatingAdmissionPolicy',
+        metadata: { name, labels },
+        spec: {
+          failurePolicy: 'Fail',
+          matchConstraints: {
+            resourceRules: [
+              {
+                apiGroups: [''],
+                apiVersions: ['v1'],
+                operations: ['CREATE', 'UPDATE'],
+                resources: [resource],
+              },
+            ],
+          },
+          matchConditions: [match],
+          validations,
+        },
+      },
+    },
+    {
+      object: {
+        apiVersion: ADMISSION,
+        kind: 'ValidatingAdmissionPolicyBinding',
+        metadata: { name, labels },
+        spec: { policyName: name, validationActions: ['Deny'] },
+      },
+    },
+  ];
+}
+
 /** Everything one cluster needs for `config`, as objects in apply order. */
 export function generateRbac(config: PullkeeperConfig, o: RbacOptions = {}): RbacOutput {
   const cluster = o.cluster ?? config.clusters[0]?.name;
@@ -260,57 +303,34 @@ export function generateRbac(config: PullkeeperConfig, o: RbacOptions = {}): Rba
     push(binding('pullkeeper-status', subject, storeHere.namespace));
   }
 
-  if (tenants.length) {
-    push(
-      {
-        apiVersion: ADMISSION,
-        kind: 'ValidatingAdmissionPolicy',
-        metadata: { name: 'pullkeeper-secret-writes', labels },
-        spec: {
-          failurePolicy: 'Fail',
-          matchConstraints: {
-            resourceRules: [
-              {
-                apiGroups: [''],
-                apiVersions: ['v1'],
-                operations: ['CREATE', 'UPDATE'],
-                resources: ['secrets'],
-              },
-            ],
+  if (tenants.length)
+    objects.push(
+      ...denyPolicy(
+        'pullkeeper-secret-writes',
+        'secrets',
+        { name: 'pullkeeper-identity', expression: `request.userInfo.username == '${username}'` },
+        [
+          {
+            expression: "object.type == 'kubernetes.io/dockerconfigjson'",
+            message: 'pullkeeper may only write Secrets of type kubernetes.io/dockerconfigjson',
           },
-          matchConditions: [
-            { name: 'pullkeeper-identity', expression: `request.userInfo.username == '${username}'` },
-          ],
-          validations: [
-            {
-              expression: "object.type == 'kubernetes.io/dockerconfigjson'",
-              message: 'pullkeeper may only write Secrets of type kubernetes.io/dockerconfigjson',
-            },
-            {
-              expression: `has(object.metadata.labels) && '${MANAGED_BY_LABEL}' in object.metadata.labels && object.metadata.labels['${MANAGED_BY_LABEL}'] == '${MANAGED_BY_VALUE}'`,
-              message: `pullkeeper may only write Secrets labelled ${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`,
-            },
-            {
-              expression: `object.metadata.name in ${celList(secretNames)}`,
-              message: `pullkeeper may only write the tenants' Secret names (${secretNames.join(', ')})`,
-            },
-          ],
-        },
-      },
-      [
-        'RBAC cannot limit `create`: without this policy the identity could create a',
-        'kubernetes.io/service-account-token Secret under a name it may read and get a',
-        'token for any ServiceAccount. Denies its Secret writes that are not',
-        'kubernetes.io/dockerconfigjson, lack the managed-by label, or use another name.',
-      ].join('\n'),
+          {
+            expression: `has(object.metadata.labels) && '${MANAGED_BY_LABEL}' in object.metadata.labels && object.metadata.labels['${MANAGED_BY_LABEL}'] == '${MANAGED_BY_VALUE}'`,
+            message: `pullkeeper may only write Secrets labelled ${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`,
+          },
+          {
+            expression: `object.metadata.name in ${celList(secretNames)}`,
+            message: `pullkeeper may only write the tenants' Secret names (${secretNames.join(', ')})`,
+          },
+        ],
+        [
+          'RBAC cannot limit `create`: without this policy the identity could create a',
+          'kubernetes.io/service-account-token Secret under a name it may read and get a',
+          'token for any ServiceAccount. Denies its Secret writes that are not',
+          'kubernetes.io/dockerconfigjson, lack the managed-by label, or use another name.',
+        ].join('\n'),
+      ),
     );
-    push({
-      apiVersion: ADMISSION,
-      kind: 'ValidatingAdmissionPolicyBinding',
-      metadata: { name: 'pullkeeper-secret-writes', labels },
-      spec: { policyName: 'pullkeeper-secret-writes', validationActions: ['Deny'] },
-    });
-  }
 
   if (o.guardTenantLabels) {
     const keys = tenantLabelKeys(tenants);
@@ -319,49 +339,27 @@ export function generateRbac(config: PullkeeperConfig, o: RbacOptions = {}): Rba
     else {
       const value = (obj: string) =>
         `(${obj} != null && has(${obj}.metadata.labels) && k in ${obj}.metadata.labels ? ${obj}.metadata.labels[k] : '')`;
-      push(
-        {
-          apiVersion: ADMISSION,
-          kind: 'ValidatingAdmissionPolicy',
-          metadata: { name: 'pullkeeper-tenant-labels', labels },
-          spec: {
-            failurePolicy: 'Fail',
-            matchConstraints: {
-              resourceRules: [
-                {
-                  apiGroups: [''],
-                  apiVersions: ['v1'],
-                  operations: ['CREATE', 'UPDATE'],
-                  resources: ['namespaces'],
-                },
-              ],
-            },
-            matchConditions: [
-              {
-                name: 'not-a-tenant-admin',
-                expression: `!request.userInfo.groups.exists(g, g in ['system:masters', '${TENANT_ADMINS_GROUP}'])`,
-              },
-            ],
-            validations: [
-              {
-                expression: `${celList(keys)}.all(k, ${value('object')} == ${value('oldObject')})`,
-                message: `only members of ${TENANT_ADMINS_GROUP} may set or change the labels pullkeeper tenants select namespaces by (${keys.join(', ')})`,
-              },
-            ],
+      objects.push(
+        ...denyPolicy(
+          'pullkeeper-tenant-labels',
+          'namespaces',
+          {
+            name: 'not-a-tenant-admin',
+            expression: `!request.userInfo.groups.exists(g, g in ['system:masters', '${TENANT_ADMINS_GROUP}'])`,
           },
-        },
-        [
-          'Optional (--guard-tenant-labels): a namespace joins a tenant by label, and the',
-          "tenant's pull Secret follows on the next refresh. Only system:masters and the",
-          `group ${TENANT_ADMINS_GROUP} may set or change ${keys.join(', ')} on namespaces.`,
-        ].join('\n'),
+          [
+            {
+              expression: `${celList(keys)}.all(k, ${value('object')} == ${value('oldObject')})`,
+              message: `only members of ${TENANT_ADMINS_GROUP} may set or change the labels pullkeeper tenants select namespaces by (${keys.join(', ')})`,
+            },
+          ],
+          [
+            'Optional (--guard-tenant-labels): a namespace joins a tenant by label, and the',
+            "tenant's pull Secret follows on the next refresh. Only system:masters and the",
+            `group ${TENANT_ADMINS_GROUP} may set or change ${keys.join(', ')} on namespaces.`,
+          ].join('\n'),
+        ),
       );
-      push({
-        apiVersion: ADMISSION,
-        kind: 'ValidatingAdmissionPolicyBinding',
-        metadata: { name: 'pullkeeper-tenant-labels', labels },
-        spec: { policyName: 'pullkeeper-tenant-labels', validationActions: ['Deny'] },
-      });
     }
   }
   return { cluster, username, objects, notes };

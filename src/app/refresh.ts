@@ -301,6 +301,16 @@ async function readClusterState(
   return { namespaces, secrets, serviceAccounts, unreadable };
 }
 
+/** A tenant's namespaces that are configured by name but do not exist: failed, with the reason. */
+function absentNamespaces(sel: { absent: string[] }): NamespaceReport[] {
+  return sel.absent.map((name) => ({
+    name,
+    secret: 'failed',
+    serviceAccounts: 'failed',
+    reason: 'namespace does not exist',
+  }));
+}
+
 /** ServiceAccounts a tenant wants in a namespace: those it lists, or every one there with '*'. */
 function wantedServiceAccounts(t: TenantConfig, ns: string, state: ClusterState): string[] {
   return t.serviceAccounts === '*'
@@ -461,13 +471,7 @@ export async function refresh(config: PullkeeperConfig, opts: RefreshOptions = {
         continue;
       }
       const sel = nsOf.get(t.name)!;
-      for (const ns of sel.absent)
-        tr.namespaces.push({
-          name: ns,
-          secret: 'failed',
-          serviceAccounts: 'failed',
-          reason: 'namespace does not exist',
-        });
+      tr.namespaces.push(...absentNamespaces(sel));
       if (serviceAccountsDue.has(t)) {
         await applyServiceAccounts(t, await clientOf(cl), st, sel, tr, report, {
           dryRun,
@@ -826,13 +830,7 @@ async function applyServiceAccounts(
   o: { dryRun: boolean; signal: AbortSignal; concurrency: number },
 ): Promise<void> {
   const secretName = defaultSecretName(t);
-  for (const ns of sel.absent)
-    tr.namespaces.push({
-      name: ns,
-      secret: 'failed',
-      serviceAccounts: 'failed',
-      reason: 'namespace does not exist',
-    });
+  tr.namespaces.push(...absentNamespaces(sel));
   const live = sel.names.filter((n) => !sel.terminating.includes(n));
   const results = await mapBounded(live, o.concurrency, async (ns): Promise<NamespaceReport> => {
     const r: NamespaceReport = { name: ns, secret: 'unchanged', serviceAccounts: 'unchanged' };

@@ -12,6 +12,7 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import type { DoctorFinding } from '../../src/app/doctor.js';
 import { bufferIO } from '../../src/cli/io.js';
 import { main } from '../../src/cli/pullkeeper.js';
 import { rbacConfigFor, writeTokenKubeconfig } from '../harness/cluster/index.js';
@@ -124,14 +125,7 @@ test('each broken piece is reported with its fix; the working ones say ok; exit 
   assert.equal(code, 1, io.stderr.join('\n'));
   const { ok, findings } = JSON.parse(io.stdout.join('\n')) as {
     ok: boolean;
-    findings: Array<{
-      area: string;
-      subject: string;
-      ok: boolean;
-      detail: string;
-      fix?: string;
-      warning?: boolean;
-    }>;
+    findings: DoctorFinding[];
   };
   assert.equal(ok, false);
   const find = (area: string, subject: RegExp) => {

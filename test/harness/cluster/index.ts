@@ -701,7 +701,7 @@ export function rbacConfigFor(
   extra: Record<string, unknown> = {},
 ): unknown {
   const ts = tenants.map((t) => ({ ...t, registries: t.registries ?? ['placeholder'] }));
-  const regs = [...new Set(ts.flatMap((t) => t.registries))];
+  const regs = [...new Set(['placeholder', ...ts.flatMap((t) => t.registries)])];
   return {
     clusters: [{ name: 'test', kubeconfig: '-' }],
     registries: regs.map((name) => ({
