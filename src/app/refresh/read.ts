@@ -101,9 +101,34 @@ export async function readClusterState(
   // ensure: a few namespaces are read one by one (what per-namespace RoleBindings allow, and cheaper).
   const narrow = nsFilter !== undefined && wanted.size <= 5;
   const pull = await readPullSecrets(k, tenants, nsOf, signal, unreadable, narrow);
-  // ServiceAccounts: by name where the tenants list them (cluster-wide lists, one per name);
-  // every one in the namespaces of tenants with '*' (RBAC grants that per namespace, or
-  // cluster-wide when such a tenant selects namespaces by label).
+  const sas = await readServiceAccounts(k, tenants, nsOf, wanted, unreadable, narrow, signal);
+  const secrets = new Map<string, SecretState[]>();
+  for (const t of tenants) {
+    const name = defaultSecretName(t);
+    secrets.set(
+      t.name,
+      pull.filter((s) => s.name === name || isOurs(s, t.name)),
+    );
+  }
+  const serviceAccounts = new Map<string, ServiceAccountState[]>();
+  for (const sa of sas) serviceAccounts.set(sa.namespace, [...(serviceAccounts.get(sa.namespace) ?? []), sa]);
+  return { namespaces, secrets, serviceAccounts, unreadable };
+}
+
+/**
+ * ServiceAccounts: by name where the tenants list them (cluster-wide lists, one per name);
+ * every one in the namespaces of tenants with '*' (RBAC grants that per namespace, or
+ * cluster-wide when such a tenant selects namespaces by label).
+ */
+async function readServiceAccounts(
+  k: KubeClient,
+  tenants: TenantConfig[],
+  nsOf: (t: TenantConfig) => string[],
+  wanted: Set<string>,
+  unreadable: Map<string, string>,
+  narrow: boolean,
+  signal: AbortSignal,
+): Promise<ServiceAccountState[]> {
   const readable = [...wanted].filter((ns) => !unreadable.has(ns));
   const star = tenants.filter((t) => t.serviceAccounts === '*');
   const starNs = new Set(star.flatMap(nsOf));
@@ -126,21 +151,10 @@ export async function readClusterState(
       unreadable,
     ),
   ]);
-  const sas = [
+  return [
     ...named.filter((s) => wanted.has(s.namespace) && !starNs.has(s.namespace)),
     ...all.filter((s) => starNs.has(s.namespace)),
   ];
-  const secrets = new Map<string, SecretState[]>();
-  for (const t of tenants) {
-    const name = defaultSecretName(t);
-    secrets.set(
-      t.name,
-      pull.filter((s) => s.name === name || isOurs(s, t.name)),
-    );
-  }
-  const serviceAccounts = new Map<string, ServiceAccountState[]>();
-  for (const sa of sas) serviceAccounts.set(sa.namespace, [...(serviceAccounts.get(sa.namespace) ?? []), sa]);
-  return { namespaces, secrets, serviceAccounts, unreadable };
 }
 
 /** Every cluster of the run's tenants, read in parallel; a cluster that fails is kept with its reason. */
