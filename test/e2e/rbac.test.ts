@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { PatchStrategy } from '@kubernetes/client-node';
 import { CredentialCache } from '../../src/app/mint.js';
 import { type RefreshReport, refresh, refreshFailed } from '../../src/app/refresh.js';
 import { bufferIO } from '../../src/cli/io.js';
@@ -484,5 +485,91 @@ describe('concurrent refreshes of 50 namespaces (separate processes)', () => {
     const quiet = await round([], 'cc-pass-2');
     assert.deepEqual([quiet.secretAdded, quiet.secretModified, quiet.saModified], [0, 0, 0]);
     assert.deepEqual(quiet.writes, [0, 0, 0, 0, 0]);
+  });
+});
+
+describe('--guard-tenant-labels', () => {
+  test('only tenant admins may set or change a tenant label on a namespace', {
+    timeout: 120_000,
+  }, async () => {
+    const io = bufferIO();
+    const gen = writeConfig('guard-gen.json', '-', [
+      { name: 'gt', namespaces: { matchLabels: { 'team.example/tenant': 'gt' } }, registries: ['reg'] },
+    ]);
+    assert.equal(await main(['rbac', '--config', gen, '--guard-tenant-labels', '--json'], io), 0);
+    const { objects } = JSON.parse(io.stdout.join('\n')) as {
+      objects: Array<{ object: { kind: string; metadata: { name: string } } }>;
+    };
+    const guard = objects.map((o) => o.object).filter((o) => o.metadata.name === 'pullkeeper-tenant-labels');
+    assert.deepEqual(
+      guard.map((o) => o.kind),
+      ['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'],
+    );
+    const admin = h.cluster!.admin;
+    for (const o of guard)
+      await admin.objects.patch(
+        o as never,
+        undefined,
+        undefined,
+        'pullkeeper-test',
+        true,
+        PatchStrategy.ServerSideApply,
+      );
+    try {
+      // Someone who may manage namespaces, but is not a tenant admin.
+      const ops = await h.cluster!.createIdentity({
+        namespace: 'pullkeeper-system',
+        name: 'ns-operator',
+        rbac: [{ apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'create', 'patch'] }],
+      });
+      const label = (name: string, value: string | null) =>
+        outcome(
+          ops.client.core.patchNamespace({
+            name,
+            body: [
+              {
+                op: value === null ? 'remove' : 'add',
+                path: '/metadata/labels/team.example~1tenant',
+                ...(value === null ? {} : { value }),
+              },
+            ],
+          }),
+        );
+      await h.cluster!.createNamespace('gt-1', { 'team.example/tenant': 'gt' });
+      await h.cluster!.createNamespace('gt-plain', { other: 'x' });
+      // The policy reaches the API server through an informer: wait until it denies.
+      let joined = await label('gt-plain', 'gt');
+      for (let i = 0; i < 50 && joined.code === 200; i++) {
+        await label('gt-plain', null);
+        await new Promise((res) => setTimeout(res, 200));
+        joined = await label('gt-plain', 'gt');
+      }
+      assert.equal(joined.code, 422, `joining a tenant by label: ${joined.message}`);
+      assert.match(joined.message, /only members of pullkeeper:tenant-admins may set or change/);
+      assert.equal((await label('gt-1', 'other-tenant')).code, 422, 'changing the tenant label');
+      assert.equal((await label('gt-1', null)).code, 422, 'removing the tenant label');
+      const created = await outcome(
+        ops.client.core.createNamespace({
+          body: { metadata: { name: 'gt-new', labels: { 'team.example/tenant': 'gt' } } },
+        }),
+      );
+      assert.equal(created.code, 422, 'a new namespace with the tenant label');
+      assert.equal(
+        (
+          await outcome(
+            ops.client.core.createNamespace({
+              body: { metadata: { name: 'gt-unlabelled', labels: { other: 'y' } } },
+            }),
+          )
+        ).code,
+        200,
+        'other namespaces and labels are not affected',
+      );
+      // A tenant admin (system:masters here) still may.
+      await h.cluster!.createNamespace('gt-2', { 'team.example/tenant': 'gt' });
+    } finally {
+      await admin.objects.delete(guard[1] as never);
+      await admin.objects.delete(guard[0] as never);
+    }
   });
 });

@@ -617,6 +617,10 @@ function makeCluster(p: {
       o.rbac === 'pullkeeper'
         ? await pullkeeperManifests(o.namespace, o.name, o.tenantNamespaces, o.config, o.yaml)
         : customManifests(o.namespace, o.name, o.rbac);
+    // The status store's namespace (pullkeeper-system by default) exists, as `pullkeeper rbac` output makes it.
+    for (const m of manifests as Obj[])
+      if (m.kind === 'RoleBinding' && (m.roleRef as { name: string }).name.startsWith('pullkeeper-status'))
+        await ensureNamespace(m.metadata!.namespace!);
     for (const m of manifests) {
       await admin.objects.patch(
         m,
