@@ -217,7 +217,11 @@ export interface RuntimeClassObject {
 /** The objects a pod refers to, by name, in the pod's namespace (Services: all namespaces). */
 export interface PodObjects {
   configMaps: Record<string, Record<string, string>>;
-  /** Values already decoded from base64 (`stringData` merged over `data`); `uid` when the object had one. */
+  /**
+   * Values already decoded from base64 (`stringData` merged over `data`).
+   * `uid` only from the API server: KEP-2535 trusts a Secret by uid, and a
+   * manifest's `metadata.uid` could be anyone's claim.
+   */
   secrets: Record<string, { type: string; data: Record<string, string>; uid?: string }>;
   services: NamespacedServiceLink[];
   runtimeClasses: Record<string, RuntimeClassObject>;
@@ -245,7 +249,7 @@ const configMapSchema = z.object({
   binaryData: z.record(z.string(), z.string()).optional(),
 });
 const secretSchema = z.object({
-  metadata: z.object({ name: z.string(), namespace: z.string().optional(), uid: z.string().optional() }),
+  metadata: z.object({ name: z.string(), namespace: z.string().optional() }),
   type: z.string().default('Opaque'),
   data: z.record(z.string(), z.string()).optional(),
   stringData: z.record(z.string(), z.string()).optional(),
@@ -288,11 +292,7 @@ export function addObject(objects: PodObjects, doc: Record<string, unknown>, whe
       const data: Record<string, string> = {};
       for (const [k, v] of Object.entries(s.data ?? {})) data[k] = Buffer.from(v, 'base64').toString('utf8');
       Object.assign(data, s.stringData);
-      objects.secrets[s.metadata.name] = {
-        type: s.type,
-        data,
-        ...(s.metadata.uid ? { uid: s.metadata.uid } : {}),
-      };
+      objects.secrets[s.metadata.name] = { type: s.type, data };
       return true;
     }
     case 'Service': {

@@ -87,8 +87,17 @@ function nodeConfig(name: string, extra: string[] = []): string {
   return path;
 }
 
-/** A pod of `tenant` in namespace team-<tenant>, naming `image` with IfNotPresent, with its pull Secret. */
-function podFile(tenant: 'a' | 'b', name: string, image = `${host}/team-a/app:v1`): string {
+/**
+ * A pod holding `tenant`'s credential, naming `image` with IfNotPresent. By
+ * default in namespace team-<tenant> with Secret regcred-<tenant>; `as` writes
+ * another namespace and Secret name (what a manifest may claim).
+ */
+function podFile(
+  tenant: 'a' | 'b',
+  name: string,
+  image = `${host}/team-a/app:v1`,
+  as: 'a' | 'b' = tenant,
+): string {
   // The Secret is valid for the whole registry host; the registry limits what it may read.
   const auth = JSON.stringify({
     auths: { [host]: { username: `tenant-${tenant}`, password: PASS[tenant] } },
@@ -98,11 +107,11 @@ function podFile(tenant: 'a' | 'b', name: string, image = `${host}/team-a/app:v1
     path,
     `apiVersion: v1
 kind: Pod
-metadata: { name: ${name}, namespace: team-${tenant} }
+metadata: { name: ${name}, namespace: team-${as} }
 spec:
   restartPolicy: Never
   terminationGracePeriodSeconds: 2
-  imagePullSecrets: [{ name: regcred-${tenant} }]
+  imagePullSecrets: [{ name: regcred-${as} }]
   containers:
     - name: app
       image: ${image}
@@ -111,7 +120,7 @@ spec:
 ---
 apiVersion: v1
 kind: Secret
-metadata: { name: regcred-${tenant}, uid: uid-regcred-${tenant} }
+metadata: { name: regcred-${as}, uid: claimed-uid-${as} }
 type: kubernetes.io/dockerconfigjson
 data: { .dockerconfigjson: ${Buffer.from(auth).toString('base64')} }
 `,
@@ -171,9 +180,10 @@ describe('KEP-2535 on the pod runner (real runc, token registry with per-tenant 
       credentials: { nodeAccessible: boolean; secrets: Array<{ source: { name: string }; hash: string }> };
     };
     assert.equal(rec.credentials.nodeAccessible, false);
+    // By namespace/name; a manifest's metadata.uid is a claim, not recorded.
     assert.deepEqual(
-      rec.credentials.secrets.map((s) => s.source.name),
-      ['team-a/regcred-a'],
+      rec.credentials.secrets.map((s) => s.source),
+      [{ kind: 'secret', name: 'team-a/regcred-a' }],
     );
     assert.match(rec.credentials.secrets[0]!.hash, /^hmac-sha256:[0-9a-f]{64}$/);
     assert.ok(
@@ -214,6 +224,17 @@ describe('KEP-2535 on the pod runner (real runc, token registry with per-tenant 
     assert.deepEqual(registrySeen(), before, "A's second pod made no registry request");
     await stop('a-first', 'team-a');
     await stop('a-second', 'team-a');
+  });
+
+  test("a manifest naming A's namespace, Secret name and uid with B's credential is still checked and refused", async () => {
+    const impostor = await run(podFile('b', 'a-impostor', undefined, 'a'), nodeConfig('default-impostor'));
+    assert.equal(impostor.phase, 'Failed');
+    assert.ok(
+      impostor.events.some((e) =>
+        /Secret "team-a\/regcred-a": manifest .*pull access denied/.test(e.message),
+      ),
+      JSON.stringify(impostor.events),
+    );
   });
 
   test('AlwaysVerify checks even a preloaded image once (then the record serves A); the default trusts preloaded images', async () => {
