@@ -87,6 +87,11 @@ const rows: Row[] = [
     { action: 'use-cached', why: 'same Secret', message: USE, remember: rotatedA },
   ],
   [
+    'default: same credential, same namespace/name, no uid: used, nothing to remember',
+    { record: byANoUid, podCredentials: [{ ...noUidA, hash: 'hash-a' }] },
+    { action: 'use-cached', why: 'same credential', message: USE },
+  ],
+  [
     'default: same namespace/name without a uid is not the same Secret',
     { record: byANoUid, podCredentials: [noUidA] },
     { action: 'verify', why: 'no matching credential' },

@@ -159,6 +159,12 @@ export type CachedImageDecision =
     }
   | { action: 'verify'; why: 'no pull record' | 'no matching credential' };
 
+/** Same kind, name and uid (both absent counts): nothing new to record. */
+function sameCoordinates(a: CredentialSource, b: CredentialSource): boolean {
+  return a.kind === b.kind && a.name === b.name && (a.uid ?? '') === (b.uid ?? '');
+}
+
+/** The same Secret object: trusted only with a uid on both sides (a name alone can be reused). */
 function sameSecret(a: CredentialSource, b: CredentialSource): boolean {
   return a.kind === b.kind && a.name === b.name && a.uid !== undefined && a.uid !== '' && a.uid === b.uid;
 }
@@ -223,7 +229,7 @@ function matchRecord(
     for (const r of record.secrets) {
       if (r.hash !== '' && p.hash === r.hash) {
         // Another Secret with the same content: remember it too (kubelet does).
-        return sameSecret(p.source, r.source)
+        return sameCoordinates(p.source, r.source)
           ? { action: 'use-cached', why: 'same credential' }
           : { action: 'use-cached', why: 'same credential', remember: p };
       }
