@@ -10,7 +10,6 @@
  * there) and docker-registry's own request log.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -18,10 +17,11 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { bufferIO } from '../../src/cli/io.js';
 import { makeRunCommands, type RunCommand } from '../../src/cli/pullkeeper-node-run.js';
-import { listPods, stopPod } from '../../src/runner/pods.js';
+import { stopPod } from '../../src/runner/pods.js';
 import { ImageStore } from '../../src/runner/store/store.js';
 import { type Harness, startHarness } from '../harness/index.js';
 import { buildImage, pushImage } from '../harness/registry/images.js';
+import { stopPodsAndBridge } from './support/node-cleanup.js';
 
 const BRIDGE = 'pkr-kep2535';
 const PASS = { a: 'tenant-a-pass-8c1e', b: 'tenant-b-pass-2f9d', pusher: 'pusher-pass-6a07' };
@@ -60,11 +60,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const p of await listPods(state).catch(() => []))
-    await stopPod(state, `${p.namespace}/${p.name}`).catch(() => {});
-  try {
-    execFileSync('ip', ['link', 'del', BRIDGE], { stdio: 'ignore' });
-  } catch {}
+  await stopPodsAndBridge(state, BRIDGE);
   await h?.stop();
   await rm(root, { recursive: true, force: true });
 });
