@@ -146,10 +146,15 @@ function triedLabel(cred: KeyringCredential | undefined): string {
   return `${JSON.stringify(cred.key)} (${describeCredentialSource(cred.source)})`;
 }
 
+/** One credential's failure, named by where the credential came from; `cause` is the registry's answer. */
+export class CredentialRefusedError extends PullkeeperError {}
+
 /** The registry's answer for one credential, prefixed with the credential's name (Secret, file). */
 function namedError(cred: KeyringCredential | undefined, err: Error): Error {
   if (!cred?.source) return err;
-  return new Error(`${describeCredentialSource(cred.source)}: ${err.message}`, { cause: err });
+  return new CredentialRefusedError(`${describeCredentialSource(cred.source)}: ${err.message}`, {
+    cause: err,
+  });
 }
 
 function formatDuration(ms: number): string {
