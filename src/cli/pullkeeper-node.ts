@@ -109,6 +109,11 @@ const pull: NodeCommand = async (args, io) => {
     return code;
   };
   const verification = pullVerification(values);
+  if (values['verify-cached-credentials']) {
+    io.err(
+      'pullkeeper-node: warning: --verify-cached-credentials is deprecated; it means --image-pull-credentials-verification-policy AlwaysVerify',
+    );
+  }
   let podSecrets: SourcedDockerConfig[];
   try {
     podSecrets = [];

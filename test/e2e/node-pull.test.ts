@@ -355,6 +355,7 @@ describe('pullkeeper-node pull (registry in token mode)', { timeout: 300_000 }, 
     assert.equal(bStrict.json.error.reason, 'ErrImagePull');
     const aStrict = await cli(['pull', ref, '--secret', secretA, '--verify-cached-credentials', ...base]);
     assert.equal(aStrict.code, 0, aStrict.err);
+    assert.match(aStrict.err, /--verify-cached-credentials is deprecated; it means .* AlwaysVerify/);
     assert.equal(aStrict.json.pulled, false, 'tenant A keeps using the cache');
     const both = await cli([
       'pull',
