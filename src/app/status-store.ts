@@ -167,7 +167,11 @@ export async function saveStatus(
               namespace: ref.namespace,
               name: ref.name,
               labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
-              data: { [STATUS_KEY]: JSON.stringify({ ...next, savedAt: now.toISOString() }) },
+              // Other keys (the host keys trusted on first use, src/app/host-key-store.ts) are kept as they are.
+              data: {
+                ...(cur?.data ?? {}),
+                [STATUS_KEY]: JSON.stringify({ ...next, savedAt: now.toISOString() }),
+              },
             },
             cur?.resourceVersion || undefined,
             signal,
