@@ -394,6 +394,17 @@ export const ApiSchema = z.strictObject({
       public: z.boolean().default(false),
     })
     .default({ public: false }),
+  /** GET /metrics of `pullkeeper serve` (docs/deploy.md). */
+  metrics: z
+    .strictObject({
+      /**
+       * Serve /metrics without auth (a Prometheus on the same machine). Honoured only when
+       * `pullkeeper serve` listens on a loopback address; it refuses to start otherwise.
+       * Default: the API's bearer auth, by a caller granted every tenant.
+       */
+      public: z.boolean().default(false),
+    })
+    .default({ public: false }),
 });
 export type ApiConfig = z.infer<typeof ApiSchema>;
 
