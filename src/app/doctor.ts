@@ -283,7 +283,9 @@ export const checkNodes: DoctorCheck = async (config, signal) => {
     detail:
       n.status === 'failed'
         ? (n.reason ?? 'failed')
-        : `reachable, host key matches the pin; config.json ${n.status}`,
+        : n.notes?.some((x) => x.startsWith('host key would be trusted on first use'))
+          ? `reachable, no pin or record yet: its host key would be trusted on first use by the next push; config.json ${n.status}`
+          : `reachable, host key matches the pin; config.json ${n.status}`,
     ...(n.status === 'failed'
       ? {
           fix: /trust on first use is refused/.test(n.reason ?? '')
