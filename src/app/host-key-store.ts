@@ -27,8 +27,8 @@ import {
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../core/rotation-plan.js';
 import { KubeApiError, type KubeClient } from '../kube/client.js';
 import { kubeClientFor } from '../kube/connect.js';
-import { getConfigMap, putConfigMap } from '../kube/resources.js';
-import { type StatusStoreRef, statusStoreOf } from './status-store.js';
+import { getConfigMap } from '../kube/resources.js';
+import { type StatusStoreRef, statusStoreOf, updateStoreKey } from './status-store.js';
 
 export const HOST_KEYS_KEY = 'known-hosts.json';
 
@@ -135,17 +135,14 @@ export async function openHostKeyBook(
     );
   }
   const timed = () => AbortSignal.any([signal, AbortSignal.timeout(15_000)]);
-  const read = async () => {
+  let snapshot: HostKeyRecord;
+  try {
     const cur = await getConfigMap(k, ref.namespace, ref.name, timed());
     if (cur && cur.labels[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE)
       throw new HostKeyRecordError(
         `a ConfigMap ${ref.namespace}/${ref.name} exists and is not ours (no ${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}); set statusStore.name to another name`,
       );
-    return { cur, record: parse(ref, cur?.data[HOST_KEYS_KEY]) };
-  };
-  let snapshot: HostKeyRecord;
-  try {
-    snapshot = (await read()).record;
+    snapshot = parse(ref, cur?.data[HOST_KEYS_KEY]);
   } catch (err) {
     owned?.close();
     throw new HostKeyRecordError(
@@ -154,35 +151,15 @@ export async function openHostKeyBook(
     );
   }
 
-  /** Merge-saves updates with resourceVersion retries; per accept, the conflict (if any). */
+  /** Merge-saves updates (resourceVersion retries in updateStoreKey); the accepts refused as conflicts. */
   const save = async (updates: HostKeyUpdate[]) => {
-    for (let attempt = 1; ; attempt++) {
-      const { cur, record } = await read();
-      const m = mergeHostKeys(record, updates, now());
-      if (!m.changed) {
-        snapshot = m.record;
-        return m.conflicts;
-      }
-      try {
-        await putConfigMap(
-          k,
-          {
-            namespace: ref.namespace,
-            name: ref.name,
-            labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
-            data: { ...(cur?.data ?? {}), [HOST_KEYS_KEY]: JSON.stringify(m.record) },
-          },
-          cur?.resourceVersion || undefined,
-          timed(),
-        );
-        snapshot = m.record;
-        return m.conflicts;
-      } catch (err) {
-        // 409: another run (a worker, the API, the CLI) wrote in between; merge into theirs.
-        if (!(err instanceof KubeApiError && err.status === 409) || attempt >= 8) throw err;
-        await new Promise((r) => setTimeout(r, Math.random() * Math.min(2000, 50 * 2 ** attempt)));
-      }
-    }
+    const m = await updateStoreKey(k, ref, HOST_KEYS_KEY, timed(), (text) => {
+      // An invalid record throws here: it is never overwritten.
+      const m = mergeHostKeys(parse(ref, text), updates, now());
+      return m.changed ? { value: JSON.stringify(m.record), result: m } : { result: m };
+    });
+    snapshot = m.record;
+    return m.conflicts;
   };
 
   type Waiter = {

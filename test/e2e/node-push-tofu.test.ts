@@ -203,4 +203,33 @@ describe('host keys trusted on first use', { timeout: 240_000 }, () => {
     assert.equal(finding!.ok, true);
     assert.match(finding!.detail, /recorded in ConfigMap .*allowed with inventory: kubernetes/);
   });
+
+  test('a damaged record fails closed: no node is trusted on first use, and the record is left as it is', async () => {
+    const core = h.cluster!.admin.core;
+    const cm = await core.readNamespacedConfigMap({
+      namespace: 'pullkeeper-system',
+      name: 'pullkeeper-status',
+    });
+    cm.data = { ...cm.data, [HOST_KEYS_KEY]: '{"version":1,"hosts":{"10.0.0.1":{"sha256":"nope"}}}' };
+    await core.replaceNamespacedConfigMap({
+      namespace: 'pullkeeper-system',
+      name: 'pullkeeper-status',
+      body: cm,
+    });
+    const r = await push(config({ password: secret() }));
+    assert.deepEqual(statusOf(r), { 'node-1': 'failed', 'node-2': 'failed', 'node-3': 'failed' });
+    for (const n of r.nodes)
+      assert.match(
+        n.reason!,
+        /no pinned host key .*not trusted on first use: .*is not valid; it is left as it is/,
+      );
+    assert.match(r.hostKeyRecordError!, /known-hosts\.json.*not valid/);
+    const saved = await saveStatus(config(), { nodes: r.nodes });
+    assert.equal(saved.error, undefined);
+    assert.equal(
+      (await storedData())[HOST_KEYS_KEY],
+      cm.data[HOST_KEYS_KEY],
+      'the damaged record was overwritten',
+    );
+  });
 });
