@@ -108,7 +108,8 @@ export interface ApiDeps {
 /** The realm a browser shows when it asks for the status page's credentials. */
 export const STATUS_REALM = 'pullkeeper status';
 
-type Env = { Variables: { requestId: string; log: Logger } };
+/** `config`: loaded once per request (by the body limit first, when the route has one). */
+type Env = { Variables: { requestId: string; log: Logger; config?: PullkeeperConfig } };
 type Ctx = Context<Env>;
 
 /** 400 body: what was wrong, field by field. */
@@ -192,6 +193,7 @@ export function createApp(deps?: ApiDeps): Hono<Env> {
       let config: PullkeeperConfig | undefined;
       try {
         config = await loadConfig();
+        c.set('config', config);
       } catch {
         // authorize() answers 503 and logs why; the default limit guards the body meanwhile.
       }
@@ -199,8 +201,12 @@ export function createApp(deps?: ApiDeps): Hono<Env> {
     };
     /** The config, or undefined after logging why it could not be loaded. */
     const configOf = async (c: Ctx): Promise<PullkeeperConfig | undefined> => {
+      const loaded = c.get('config');
+      if (loaded) return loaded;
       try {
-        return await loadConfig();
+        const config = await loadConfig();
+        c.set('config', config);
+        return config;
       } catch (err) {
         c.get('log').error('config', {
           err: err instanceof PullkeeperError ? err : { name: (err as Error).name },
