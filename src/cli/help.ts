@@ -329,7 +329,7 @@ export const PULLKEEPER = {
   serve: {
     summary: 'the HTTP API locally, with Prometheus metrics at /metrics',
     description:
-      'Serves the pullkeeper HTTP API and status page on this machine (GET /, /healthz, /v1/status, /metrics; POST /v1/refresh) until Ctrl-C or SIGTERM. The config is checked at start and re-read per request. PULLKEEPER_EXTRA_CA_CERTS names a PEM file of extra CAs to trust for outgoing TLS.',
+      'Serves the pullkeeper HTTP API and status page on this machine (GET /, /healthz, /v1/status, /metrics; POST /v1/refresh) until Ctrl-C or SIGTERM. The config is checked at start and re-read per request. /metrics takes the bearer auth of the API (a caller granted every tenant) unless api.metrics.public is set, which is refused unless --host is a loopback address. PULLKEEPER_EXTRA_CA_CERTS names a PEM file of extra CAs to trust for outgoing TLS.',
     flags: {
       config,
       port: { type: 'string', arg: 'PORT', help: 'port to listen on (default 3700; 0 picks a free one)' },
@@ -340,7 +340,11 @@ export const PULLKEEPER = {
       'pullkeeper serve --config pullkeeper.yaml',
       'pullkeeper serve --config pullkeeper.yaml --port 8080 --host 0.0.0.0',
     ],
-    exit: { 0: 'stopped by a signal', 1: 'cannot listen (port in use...)', 2: 'usage error or bad config' },
+    exit: {
+      0: 'stopped by a signal',
+      1: 'cannot listen (port in use...)',
+      2: 'usage error or bad config (api.metrics.public on a non-loopback --host)',
+    },
     json: { shape: '{ url, port } once listening', example: { url: 'http://127.0.0.1:3700', port: 3700 } },
   },
   push: {
@@ -372,7 +376,7 @@ export const PULLKEEPER = {
     },
     json: {
       shape:
-        '{ registries: [mint entry], nodes: [{ name, address, status: written|unchanged|drift|failed, reason?, ms, notes?, afterWrite?, pulls? }], halted? }',
+        '{ registries: [mint entry], nodes: [{ name, address, status: written|unchanged|drift|failed, reason?, ms, notes?, afterWrite?, pulls? }], halted?, hostKeyRecordError? }',
       example: {
         registries: [REGISTRY_ENTRY],
         nodes: [{ name: 'node-1', address: '10.0.0.11', status: 'written', ms: 412 }],
