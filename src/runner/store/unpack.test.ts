@@ -246,6 +246,11 @@ const rules: Row[] = [
     entries: [{ path: '.wh.x' }, { path: 'x', content: 'kept' }],
     tree: ['x: f:kept 644'],
   },
+  {
+    name: 'the same whiteout and opaque marker twice: one each',
+    entries: [{ path: 'd/.wh.x' }, { path: 'd/.wh.x' }, { path: 'd/.wh..wh..opq' }, { path: 'd/.wh..wh..opq' }],
+    tree: ['d: d opaque 755', 'd/x: c0:0'],
+  },
   { name: 'whiteout of ..', entries: [{ path: 'a/.wh...' }], refuse: /would remove a parent directory/ },
   { name: 'aufs bookkeeping ignored', entries: [{ path: '.wh..wh.plnk' }], tree: [] },
   {

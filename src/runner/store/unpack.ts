@@ -342,12 +342,14 @@ export async function unpackLayer(tar: Readable, opts: UnpackOptions): Promise<U
         '(a later entry replaced it)',
     );
   };
-  const whPaths: string[] = [];
+  // A name whited out twice is one whiteout; a dir marked twice is one mark.
+  const whSet = new Set<string>();
   for (const w of whiteouts) {
     const p = join(resolveAgain(w.dir, w.entry, 'whiteout'), w.target);
-    if (!tryLstat(p)) whPaths.push(p);
+    if (!tryLstat(p)) whSet.add(p);
   }
-  const opqPaths = opaques.map((o) => resolveAgain(o.dir, o.entry, 'opaque marker'));
+  const whPaths = [...whSet];
+  const opqPaths = [...new Set(opaques.map((o) => resolveAgain(o.dir, o.entry, 'opaque marker')))];
   report.whiteouts = whPaths.length;
   report.opaqueDirs = opqPaths.length;
   await applyOverlayMarkers(whPaths, opqPaths, opts.signal);
