@@ -248,7 +248,12 @@ const rules: Row[] = [
   },
   {
     name: 'the same whiteout and opaque marker twice: one each',
-    entries: [{ path: 'd/.wh.x' }, { path: 'd/.wh.x' }, { path: 'd/.wh..wh..opq' }, { path: 'd/.wh..wh..opq' }],
+    entries: [
+      { path: 'd/.wh.x' },
+      { path: 'd/.wh.x' },
+      { path: 'd/.wh..wh..opq' },
+      { path: 'd/.wh..wh..opq' },
+    ],
     tree: ['d: d opaque 755', 'd/x: c0:0'],
   },
   { name: 'whiteout of ..', entries: [{ path: 'a/.wh...' }], refuse: /would remove a parent directory/ },
