@@ -14,6 +14,11 @@
  * logMaxBytes: 10485760
  * alwaysPullImages: false
  * verifyCachedCredentials: false   # KEP-2535: a pod may use a cached image only if its own credentials can read it
+ * imageLimits:                  # bounds on what one image may unpack (the pull flags of the same names)
+ *   maxImageBytes: 17179869184  # file bytes of all layers (--max-image-bytes)
+ *   maxLayerBytes: 4294967296   # file bytes of one layer (--max-layer-bytes; default maxImageBytes)
+ *   maxImageInodes: 1000000     # entries of all layers (--max-image-inodes)
+ *   maxPaxHeaderBytes: 1048576  # one PAX / GNU long-name header (--max-pax-header-bytes)
  * ```
  */
 import { readFile } from 'node:fs/promises';
@@ -50,6 +55,14 @@ const schema = z.strictObject({
   logMaxBytes: z.number().int().min(1024).optional(),
   alwaysPullImages: z.boolean().optional(),
   verifyCachedCredentials: z.boolean().optional(),
+  imageLimits: z
+    .strictObject({
+      maxImageBytes: z.number().int().positive().optional(),
+      maxLayerBytes: z.number().int().positive().optional(),
+      maxImageInodes: z.number().int().positive().optional(),
+      maxPaxHeaderBytes: z.number().int().positive().optional(),
+    })
+    .optional(),
 });
 export type NodeConfigFile = z.infer<typeof schema>;
 
@@ -79,6 +92,7 @@ export function nodeConfigFrom(file: NodeConfigFile, overrides: { stateDir?: str
     logMaxBytes: file.logMaxBytes ?? 10 * 1024 * 1024,
     alwaysPullImages: file.alwaysPullImages ?? false,
     verifyCachedCredentials: file.verifyCachedCredentials ?? false,
+    ...(file.imageLimits ? { imageLimits: file.imageLimits } : {}),
   };
 }
 

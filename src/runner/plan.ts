@@ -21,7 +21,7 @@ import {
 } from '../core/index.js';
 import { buildOciSpec, containerArgv, parseImageUser } from './bundle.js';
 import { containerFieldPath, Events, type PodEvent } from './events.js';
-import type { ImageSource } from './image-source.js';
+import type { ImageLimits, ImageSource } from './image-source.js';
 import { allocatePodIP, releasePodIP } from './ipam.js';
 import type { ContainerSpec, LifecycleHandler, PodManifest, PodObjects } from './pod.js';
 import { type NodeRuntimeConfig, probeRuntime, resolveRuntimeHandler } from './runtime-class.js';
@@ -42,6 +42,8 @@ export interface NodeConfig {
   alwaysPullImages?: boolean;
   /** KEP-2535: an image already on the node is used by a pod only after the pod's credentials read its manifest. */
   verifyCachedCredentials?: boolean;
+  /** Bounds on what a pull may unpack (node config `imageLimits`). */
+  imageLimits?: ImageLimits;
 }
 
 export interface PlannedContainer {
@@ -271,6 +273,7 @@ async function planContainer(
       policy,
       podSecrets: ctx.secrets,
       ...(ctx.node.verifyCachedCredentials ? { verifyCachedCredentials: true } : {}),
+      ...(ctx.node.imageLimits ? { limits: ctx.node.imageLimits } : {}),
       onEvent: (e) => ctx.emit(e),
       ...(ctx.signal ? { signal: ctx.signal } : {}),
     });

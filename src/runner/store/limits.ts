@@ -30,6 +30,11 @@ export const LIMIT_FLAGS: Record<keyof StoreLimits, string> = {
   maxPaxHeaderBytes: '--max-pax-header-bytes',
 };
 
+/** How a message says to raise a bound: the pull flag, or the node config key for pods. */
+export function raiseHint(key: keyof StoreLimits): string {
+  return `raise ${LIMIT_FLAGS[key]} (pullkeeper-node pull) or imageLimits.${key} (node config)`;
+}
+
 export function storeLimits(opts: Partial<StoreLimits> = {}): StoreLimits {
   const maxImageBytes = opts.maxImageBytes ?? DEFAULT_MAX_IMAGE_BYTES;
   return {
@@ -84,14 +89,14 @@ export class ImageBudget {
     if (this.bytes > l.maxImageBytes) {
       throw new ImageTooLargeError(
         `the image unpacks to more than ${l.maxImageBytes} bytes (at ${at(name)}, with the layers already ` +
-          `in the store); raise ${LIMIT_FLAGS.maxImageBytes} if it is legitimately this large`,
+          `in the store); ${raiseHint('maxImageBytes')} if it is legitimately this large`,
         { limit: LIMIT_FLAGS.maxImageBytes, max: l.maxImageBytes },
       );
     }
     if (this.inodes > l.maxImageInodes) {
       throw new TooManyInodesError(
         `the image creates more than ${l.maxImageInodes} files, directories and links (at ${at(name)}); ` +
-          `raise ${LIMIT_FLAGS.maxImageInodes} if it is legitimately this large`,
+          `${raiseHint('maxImageInodes')} if it is legitimately this large`,
         { limit: LIMIT_FLAGS.maxImageInodes, max: l.maxImageInodes },
       );
     }
@@ -102,7 +107,7 @@ export class ImageBudget {
     const max = this.limits.maxLayerBytes;
     if (layerBytes > max) {
       throw new LayerTooLargeError(
-        `the layer unpacks to more than ${max} bytes (at ${at(name)}); raise ${LIMIT_FLAGS.maxLayerBytes} ` +
+        `the layer unpacks to more than ${max} bytes (at ${at(name)}); ${raiseHint('maxLayerBytes')} ` +
           `(default: the ${LIMIT_FLAGS.maxImageBytes} value) if it is legitimately this large`,
         { limit: LIMIT_FLAGS.maxLayerBytes, max },
       );

@@ -142,13 +142,23 @@ export class ImageStore implements ImageSource {
   readonly stateDir: string;
   readonly #opts: ImageStoreOptions;
   readonly #platform: Platform;
-  readonly #limits: StoreLimits;
 
   constructor(opts: ImageStoreOptions = {}) {
     this.stateDir = opts.stateDir ?? DEFAULT_STATE_DIR;
     this.#opts = opts;
     this.#platform = opts.platform ?? hostPlatform();
-    this.#limits = storeLimits(opts);
+  }
+
+  /** The bounds of one pull: the request's (node config), else the store's options, else the defaults. */
+  #limits(req: EnsureImageRequest): StoreLimits {
+    const o = this.#opts;
+    const r = req.limits ?? {};
+    return storeLimits({
+      maxImageBytes: r.maxImageBytes ?? o.maxImageBytes,
+      maxLayerBytes: r.maxLayerBytes ?? o.maxLayerBytes,
+      maxImageInodes: r.maxImageInodes ?? o.maxImageInodes,
+      maxPaxHeaderBytes: r.maxPaxHeaderBytes ?? o.maxPaxHeaderBytes,
+    });
   }
 
   get #blobs() {
@@ -270,7 +280,7 @@ export class ImageStore implements ImageSource {
     for (const cred of creds.length > 0 ? creds : [undefined]) {
       tried.push(cred?.key ?? '<anonymous>');
       try {
-        const rec = await this.#pullWith(ref, cred, req.signal);
+        const rec = await this.#pullWith(ref, cred, this.#limits(req), req.signal);
         const ms = performance.now() - t0;
         emit({
           type: 'Normal',
@@ -313,6 +323,7 @@ export class ImageStore implements ImageSource {
   async #pullWith(
     ref: ImageRef,
     cred: KeyringCredential | undefined,
+    limits: StoreLimits,
     signal?: AbortSignal,
   ): Promise<ImageRecord> {
     const client = this.#client(ref.domain, cred);
@@ -381,7 +392,7 @@ export class ImageStore implements ImageSource {
       used.bytes += r.fileBytes;
       used.inodes += r.entries + r.implicitDirs.length;
     }
-    const budget = new ImageBudget(this.#limits, used);
+    const budget = new ImageBudget(limits, used);
     const fresh = await this.#fetchLayers(
       client,
       ref.path,

@@ -75,8 +75,10 @@ function paxSize(data: Buffer): string | undefined {
 
 export interface TarGuardOptions {
   maxHeaderBytes: number;
-  /** The flag (or config key) that raises the bound, for the error. */
+  /** The flag that raises the bound (the error's `limit`). */
   flag: string;
+  /** How the error says to raise it. */
+  hint: string;
 }
 
 /** The guard stream; pipe the tar through it into the extractor. */
@@ -107,7 +109,7 @@ export function tarHeaderGuard(opts: TarGuardOptions): Transform {
       if (size > opts.maxHeaderBytes) {
         throw new PaxHeaderTooLargeError(
           `a tar ${flag === PAX || flag === PAX_GLOBAL ? 'PAX' : 'GNU long-name'} header of ${size} bytes is ` +
-            `larger than the ${opts.maxHeaderBytes} allowed; raise ${opts.flag} if the image is legitimate`,
+            `larger than the ${opts.maxHeaderBytes} allowed; ${opts.hint} if the image is legitimate`,
           { limit: opts.flag, max: opts.maxHeaderBytes },
         );
       }

@@ -58,7 +58,7 @@ import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { extract, type Header } from 'tar-stream';
 import { PullkeeperError } from '../../core/errors.js';
-import { ImageBudget, LIMIT_FLAGS, type StoreLimits, storeLimits } from './limits.js';
+import { ImageBudget, LIMIT_FLAGS, raiseHint, type StoreLimits, storeLimits } from './limits.js';
 import { entryPath, safeMode, whiteoutOf } from './paths.js';
 import { tarHeaderGuard } from './tar-guard.js';
 
@@ -221,6 +221,7 @@ export async function unpackLayer(tar: Readable, opts: UnpackOptions): Promise<U
   const guard = tarHeaderGuard({
     maxHeaderBytes: budget.limits.maxPaxHeaderBytes,
     flag: LIMIT_FLAGS.maxPaxHeaderBytes,
+    hint: raiseHint('maxPaxHeaderBytes'),
   });
   tar.on('error', (err) => guard.destroy(err));
   guard.on('error', (err) => ex.destroy(err));
