@@ -108,7 +108,7 @@ export class ImageBudget {
     if (layerBytes > max) {
       throw new LayerTooLargeError(
         `the layer unpacks to more than ${max} bytes (at ${at(name)}); ${raiseHint('maxLayerBytes')} ` +
-          `(default: the ${LIMIT_FLAGS.maxImageBytes} value) if it is legitimately this large`,
+          'if it is legitimately this large',
         { limit: LIMIT_FLAGS.maxLayerBytes, max },
       );
     }

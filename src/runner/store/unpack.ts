@@ -249,11 +249,12 @@ export async function unpackLayer(tar: Readable, opts: UnpackOptions): Promise<U
     }
     const isFile = type === 'file' || type === 'contiguous-file';
     const size = isFile ? (h.size ?? 0) : 0;
+    // The image bound first: when both are crossed, it is the one to raise.
+    budget.take(size, wh.kind === 'opaque' ? 0 : 1, name);
     if (isFile) {
       report.fileBytes += size;
       budget.checkLayer(report.fileBytes, name);
     }
-    budget.take(size, wh.kind === 'opaque' ? 0 : 1, name);
     const dir = parentOf(parts, name);
     if (wh.kind !== 'none') {
       entry.resume();
