@@ -453,63 +453,52 @@ describe('pullkeeper-node pull (registry in token mode)', { timeout: 300_000 }, 
     const rootDir = await rootDirWith({ [host]: auth('node-user', PASSWORDS.node) });
     const pull = (ref: string, state: string, ...flags: string[]) =>
       cli(['pull', ref, '--root-dir', rootDir, '--json', '--state-dir', state, ...flags]);
+    /** Pulls with `flags` into a fresh state dir: ErrImagePull with `message`, and an empty store. */
+    const refused = async (repo: string, state: string, flags: string[], message: RegExp) => {
+      const r = await pull(`${host}/${repo}:v1`, join(work, state), ...flags);
+      assert.equal(r.code, 1, `${flags.join(' ')} refuses ${repo}`);
+      assert.equal(r.json.error.reason, 'ErrImagePull');
+      assert.match(r.json.error.message, message);
+      await assertStoreEmpty(join(work, state));
+    };
 
     // The whole-image bound is counted across layers as they stream: the layer that crosses it
     // stops, and the one that fit is not committed either.
-    const state = join(work, 'state-big');
-    const whole = await pull(`${host}/team/big:v1`, state, '--max-image-bytes', '100000');
-    assert.equal(whole.code, 1);
-    assert.equal(whole.json.error.reason, 'ErrImagePull');
-    assert.match(
-      whole.json.error.message,
+    const big = 'team/big';
+    await refused(
+      big,
+      'state-big',
+      ['--max-image-bytes', '100000'],
       /the image unpacks to more than 100000 bytes .*raise --max-image-bytes/,
     );
-    await assertStoreEmpty(state);
-
-    const layerState = join(work, 'state-big-layer');
-    const layer = await pull(`${host}/team/big:v1`, layerState, '--max-layer-bytes', '50000');
-    assert.equal(layer.code, 1);
-    assert.match(
-      layer.json.error.message,
+    await refused(
+      big,
+      'state-big-layer',
+      ['--max-layer-bytes', '50000'],
       /the layer unpacks to more than 50000 bytes .*raise --max-layer-bytes/,
     );
-    await assertStoreEmpty(layerState);
     // --max-image-bytes alone still bounds every layer (the layer bound defaults to it).
-    const alone = await pull(
-      `${host}/team/big:v1`,
-      join(work, 'state-big-alone'),
-      '--max-image-bytes',
-      '50000',
+    await refused(big, 'state-big-alone', ['--max-image-bytes', '50000'], /more than 50000 bytes/);
+    await refused(
+      big,
+      'state-big-inodes',
+      ['--max-image-inodes', '3'],
+      /more than 3 files, directories and links .*--max-image-inodes/,
     );
-    assert.equal(alone.code, 1);
-    assert.match(alone.json.error.message, /more than 50000 bytes/);
-
-    const inodeState = join(work, 'state-big-inodes');
-    const inodes = await pull(`${host}/team/big:v1`, inodeState, '--max-image-inodes', '3');
-    assert.equal(inodes.code, 1);
-    assert.match(inodes.json.error.message, /more than 3 files, directories and links .*--max-image-inodes/);
-    await assertStoreEmpty(inodeState);
     // Within the bounds the same image pulls.
-    const fits = await pull(
-      `${host}/team/big:v1`,
-      join(work, 'state-big-fits'),
-      '--max-image-bytes',
-      '120000',
-    );
+    const fits = await pull(`${host}/${big}:v1`, join(work, 'state-big-fits'), '--max-image-bytes', '120000');
     assert.equal(fits.code, 0, fits.err);
 
     // A long name makes a PAX header (~330 bytes here); 200 is too small for it.
     const longName = `${'d'.repeat(120)}/${'f'.repeat(120)}/file.txt`;
     const pax = await buildImage({ layers: [{ files: [{ path: longName, content: 'x\n' }] }] });
     await pushImage(h.registry!, 'team/pax', 'v1', pax, { username: 'node-user', password: PASSWORDS.node });
-    const paxState = join(work, 'state-pax');
-    const paxRefused = await pull(`${host}/team/pax:v1`, paxState, '--max-pax-header-bytes', '200');
-    assert.equal(paxRefused.code, 1);
-    assert.match(
-      paxRefused.json.error.message,
+    await refused(
+      'team/pax',
+      'state-pax',
+      ['--max-pax-header-bytes', '200'],
       /a tar PAX header of \d+ bytes is larger than the 200 allowed/,
     );
-    await assertStoreEmpty(paxState);
     const paxOk = await pull(`${host}/team/pax:v1`, join(work, 'state-pax-ok'));
     assert.equal(paxOk.code, 0, paxOk.err);
     assert.equal(await readFile(join(paxOk.json.layers[0], longName), 'utf8'), 'x\n');
