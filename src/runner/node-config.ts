@@ -17,6 +17,11 @@
  * # another pod only after the registry accepts that pod's credentials.
  * imagePullCredentialsVerificationPolicy: NeverVerifyPreloadedImages
  * preloadedImagesVerificationAllowlist: []   # only with NeverVerifyAllowlistedImages
+ * imageLimits:                  # bounds on what one image may unpack (the pull flags of the same names)
+ *   maxImageBytes: 17179869184  # file bytes of all layers (--max-image-bytes)
+ *   maxLayerBytes: 4294967296   # file bytes of one layer (--max-layer-bytes; default maxImageBytes)
+ *   maxImageInodes: 1000000     # entries of all layers (--max-image-inodes)
+ *   maxPaxHeaderBytes: 1048576  # one PAX / GNU long-name header (--max-pax-header-bytes)
  * ```
  *
  * `verifyCachedCredentials` (a boolean, before the policy existed) still
@@ -67,6 +72,14 @@ const schema = z.strictObject({
   preloadedImagesVerificationAllowlist: z.array(z.string()).optional(),
   /** Deprecated alias of imagePullCredentialsVerificationPolicy (true: AlwaysVerify, false: NeverVerify). */
   verifyCachedCredentials: z.boolean().optional(),
+  imageLimits: z
+    .strictObject({
+      maxImageBytes: z.number().int().positive().optional(),
+      maxLayerBytes: z.number().int().positive().optional(),
+      maxImageInodes: z.number().int().positive().optional(),
+      maxPaxHeaderBytes: z.number().int().positive().optional(),
+    })
+    .optional(),
 });
 export type NodeConfigFile = z.infer<typeof schema>;
 
@@ -140,6 +153,7 @@ export function nodeConfigFrom(file: NodeConfigFile, overrides: { stateDir?: str
     imagePullCredentialsVerificationPolicy: verification.policy,
     preloadedImagesVerificationAllowlist: verification.allowlist,
     warnings: verification.warnings,
+    ...(file.imageLimits ? { imageLimits: file.imageLimits } : {}),
   };
 }
 

@@ -25,7 +25,7 @@ import {
 } from '../core/index.js';
 import { buildOciSpec, containerArgv, parseImageUser } from './bundle.js';
 import { containerFieldPath, Events, type PodEvent } from './events.js';
-import type { ImageSource } from './image-source.js';
+import type { ImageLimits, ImageSource } from './image-source.js';
 import { allocatePodIP, releasePodIP } from './ipam.js';
 import type { ContainerSpec, LifecycleHandler, PodManifest, PodObjects } from './pod.js';
 import { type NodeRuntimeConfig, probeRuntime, resolveRuntimeHandler } from './runtime-class.js';
@@ -50,6 +50,8 @@ export interface NodeConfig {
   preloadedImagesVerificationAllowlist?: string[];
   /** What the config loader wants said (deprecated keys). */
   warnings?: string[];
+  /** Bounds on what a pull may unpack (node config `imageLimits`). */
+  imageLimits?: ImageLimits;
 }
 
 export interface PlannedContainer {
@@ -289,6 +291,7 @@ async function planContainer(
       ...(ctx.node.preloadedImagesVerificationAllowlist?.length
         ? { verificationAllowlist: compileAllowlist(ctx.node.preloadedImagesVerificationAllowlist) }
         : {}),
+      ...(ctx.node.imageLimits ? { limits: ctx.node.imageLimits } : {}),
       onEvent: (e) => ctx.emit(e),
       ...(ctx.signal ? { signal: ctx.signal } : {}),
     });
