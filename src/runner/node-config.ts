@@ -14,6 +14,8 @@
  * logMaxBytes: 10485760
  * alwaysPullImages: false
  * verifyCachedCredentials: false   # KEP-2535: a pod may use a cached image only if its own credentials can read it
+ * allowPrivileged: false           # securityContext.privileged: true is refused unless true
+ * seccompProfileRoot: /var/lib/kubelet/seccomp   # seccompProfile: Localhost profiles are read here
  * ```
  */
 import { readFile } from 'node:fs/promises';
@@ -21,7 +23,7 @@ import { hostname, networkInterfaces } from 'node:os';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { PullkeeperError } from '../core/errors.js';
-import type { NodeConfig } from './plan.js';
+import { DEFAULT_SECCOMP_PROFILE_ROOT, type NodeConfig } from './plan.js';
 import { DEFAULT_STATE_ROOT } from './pod-state.js';
 import { HANDLER_PATTERN } from './runtime-class.js';
 
@@ -50,6 +52,8 @@ const schema = z.strictObject({
   logMaxBytes: z.number().int().min(1024).optional(),
   alwaysPullImages: z.boolean().optional(),
   verifyCachedCredentials: z.boolean().optional(),
+  allowPrivileged: z.boolean().optional(),
+  seccompProfileRoot: z.string().startsWith('/', 'seccompProfileRoot must be an absolute path').optional(),
 });
 export type NodeConfigFile = z.infer<typeof schema>;
 
@@ -79,6 +83,8 @@ export function nodeConfigFrom(file: NodeConfigFile, overrides: { stateDir?: str
     logMaxBytes: file.logMaxBytes ?? 10 * 1024 * 1024,
     alwaysPullImages: file.alwaysPullImages ?? false,
     verifyCachedCredentials: file.verifyCachedCredentials ?? false,
+    allowPrivileged: file.allowPrivileged ?? false,
+    seccompProfileRoot: file.seccompProfileRoot ?? DEFAULT_SECCOMP_PROFILE_ROOT,
   };
 }
 
