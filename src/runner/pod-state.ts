@@ -29,7 +29,7 @@ import { appendPrivateFile, mkdirPrivate, writePrivateFile } from './private-fs.
 /** No such pod in the state dir. */
 export class PodNotFoundError extends PullkeeperError {}
 
-export const DEFAULT_STATE_ROOT = '/run/pullkeeper-node';
+export { DEFAULT_STATE_ROOT } from './defaults.js';
 
 export type PodPhase = 'Pending' | 'Running' | 'Succeeded' | 'Failed';
 

@@ -6,7 +6,17 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, test } from 'node:test';
@@ -80,4 +90,47 @@ test('build:node builds a launcher that runs; start-up code leaves out client-no
     (f) => f.endsWith('.mjs') && !upFront.has(f) && f !== 'pullkeeper-node.mjs',
   );
   assert.ok(lazy.some((f) => readFileSync(join(dist, f), 'utf8').includes('CoreV1Api')));
+});
+
+test('the launcher keeps its compile cache in <state>/compile-cache (0700), never in the OS temp dir', {
+  timeout: 120_000,
+}, () => {
+  const dist = join(out, 'dist-cc');
+  execFileSync(
+    process.execPath,
+    [join(import.meta.dirname, '../../scripts/build-node.mjs'), '--outdir', dist],
+    {
+      stdio: 'pipe',
+    },
+  );
+  const launcher = join(dist, 'pullkeeper-node.mjs');
+  const tmp = join(out, 'tmp');
+  mkdirSync(tmp);
+  chmodSync(tmp, 0o1777);
+  const state = join(out, 'cc-state');
+  const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: tmp, PULLKEEPER_NODE_STATE: state };
+  delete env.NODE_COMPILE_CACHE;
+  delete env.NODE_DISABLE_COMPILE_CACHE;
+  assert.equal(
+    execFileSync(process.execPath, [launcher, 'version'], { env, encoding: 'utf8' }).trim(),
+    VERSION,
+  );
+  const cache = join(state, 'compile-cache');
+  assert.equal(statSync(cache).mode & 0o777, 0o700);
+  assert.equal(statSync(state).mode & 0o777, 0o700);
+  const entries = readdirSync(cache, { recursive: true });
+  assert.ok(entries.length > 0, 'the cache was written');
+  assert.ok(!existsSync(join(tmp, 'node-compile-cache')), 'nothing in the temp dir');
+
+  // A state dir another user could change: no cache at all (and still runs).
+  const open = join(out, 'open');
+  mkdirSync(open);
+  chmodSync(open, 0o777);
+  const env2 = { ...env, PULLKEEPER_NODE_STATE: join(open, 'state') };
+  assert.equal(
+    execFileSync(process.execPath, [launcher, 'version'], { env: env2, encoding: 'utf8' }).trim(),
+    VERSION,
+  );
+  assert.deepEqual(readdirSync(join(open, 'state', 'compile-cache')), [], 'unsafe: the cache stays off');
+  assert.ok(!existsSync(join(tmp, 'node-compile-cache')));
 });
