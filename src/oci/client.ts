@@ -15,7 +15,7 @@
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { basicAuthAllowed } from '../core/credential-transport.js';
+import { basicAuthAllowed, isLoopbackHost } from '../core/credential-transport.js';
 import { parseChallenges, pullScope } from './challenge.js';
 import { assertSha256, sha256Of, VerifyingStream } from './digest.js';
 import {
@@ -59,10 +59,7 @@ const USER_AGENT = 'pullkeeper-node';
 
 /** Hosts reached over plain http unless told otherwise (containerd also falls back to http for localhost). */
 export function isLoopbackRegistry(registry: string): boolean {
-  const host = registry.startsWith('[')
-    ? registry.slice(0, registry.indexOf(']') + 1)
-    : registry.split(':')[0]!;
-  return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+  return isLoopbackHost(registry);
 }
 
 /** The host to talk to for a reference domain (Docker Hub's transport host is registry-1.docker.io). */
