@@ -48,6 +48,15 @@ before(() => {
   images = busyboxImageSource(join(root, 'images'));
   cmds = makeRunCommands({ imageSource: images });
   nodeConfig = join(root, 'node.yaml');
+  // A Localhost profile: everything allowed but mkdir.
+  mkdirSync(join(root, 'seccomp', 'profiles'), { recursive: true });
+  writeFileSync(
+    join(root, 'seccomp', 'profiles', 'no-mkdir.json'),
+    JSON.stringify({
+      defaultAction: 'SCMP_ACT_ALLOW',
+      syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 }],
+    }),
+  );
   writeFileSync(
     nodeConfig,
     [
@@ -56,6 +65,7 @@ before(() => {
       `bridge: { name: ${BRIDGE}, subnet: 10.233.0.0/24 }`,
       'nodeName: test-node',
       'hostIP: 192.0.2.2',
+      `seccompProfileRoot: ${join(root, 'seccomp')}`,
       '',
     ].join('\n'),
   );
@@ -313,6 +323,44 @@ spec:
     };
     assert.ok(!spec.process.capabilities.effective.includes('CAP_CHOWN'));
     await cli('stop', ['secctx']);
+  });
+
+  test('seccompProfile Localhost: the node profile is loaded; a missing one is refused before anything starts', async () => {
+    const { code, res } = await run(`
+apiVersion: v1
+kind: Pod
+metadata: { name: localprof }
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 2
+  containers:
+    - name: c
+      image: busybox:test
+      command: [sh, -c, 'if mkdir /tmp/d 2>/dev/null; then echo mkdir=ok; else echo mkdir=failed; fi; grep Seccomp: /proc/self/status; echo done; ${BUSY}']
+      securityContext: { seccompProfile: { type: Localhost, localhostProfile: profiles/no-mkdir.json } }
+`);
+    assert.equal(code, 0, JSON.stringify(res.events));
+    const log = await logOf('localprof', 'c', 'done');
+    assert.match(log, /^mkdir=failed$/m);
+    assert.match(log, /Seccomp:\s+2/);
+    await cli('stop', ['localprof']);
+
+    const missing = await run(`
+apiVersion: v1
+kind: Pod
+metadata: { name: noprof }
+spec:
+  containers:
+    - name: c
+      image: busybox:test
+      securityContext: { seccompProfile: { type: Localhost, localhostProfile: profiles/absent.json } }
+`);
+    assert.equal(missing.code, 1);
+    assert.match(
+      missing.res.events.find((e) => e.reason === 'Failed')?.message ?? '',
+      /cannot load seccomp profile .*profiles\/absent\.json/,
+    );
+    assert.ok(!existsSync(join(podDir('noprof'), 'plan.json')));
   });
 
   test('runAsNonRoot with a root image: CreateContainerConfigError with kubelet message, nothing started', async () => {
