@@ -84,6 +84,15 @@ for (const [name, make, why] of refused) {
   });
 }
 
+test('a cache dir Node made below ours (0755, ours) passes the check', () => {
+  const cache = join(dir(0o700), 'v24-x64');
+  mkdirSync(cache, { mode: 0o755 });
+  chmodSync(cache, 0o755);
+  assert.equal(unsafeCacheDirReason(cache, 0), undefined);
+  chmodSync(cache, 0o775);
+  assert.match(unsafeCacheDirReason(cache, 0) ?? '', /writable by other users/);
+});
+
 test('compileCacheDir: under $PULLKEEPER_NODE_STATE; off with NODE_DISABLE_COMPILE_CACHE', () => {
   const state = join(dir(0o700), 'state');
   assert.equal(compileCacheDir({ PULLKEEPER_NODE_STATE: state }), join(state, 'compile-cache'));

@@ -8,8 +8,9 @@
  * So the cache lives in `<state>/compile-cache` (`$PULLKEEPER_NODE_STATE` or
  * /run/pullkeeper-node), created 0700, and is used only when that directory
  * and every directory above it can be changed by no one but root or us
- * (owned by root or us, not group/other-writable unless sticky, the directory
- * itself ours and 0700). Otherwise the cache is off. This module imports only
+ * (owned by root or us, not group/other-writable unless sticky; the directory
+ * itself ours and writable by us alone; we create it 0700). Otherwise the
+ * cache is off. This module imports only
  * Node built-ins: the launcher loads it before anything else.
  */
 import { chmodSync, lstatSync, mkdirSync, realpathSync } from 'node:fs';
@@ -35,8 +36,8 @@ export function unsafeCacheDirReason(dir: string, uid: number): string | undefin
     if (st.uid !== 0 && st.uid !== uid) return `${p} belongs to uid ${st.uid}`;
     if (last) {
       if (st.uid !== uid) return `${p} belongs to uid ${st.uid}, not ${uid}`;
-      if ((st.mode & 0o077) !== 0)
-        return `${p} is open to other users (mode ${(st.mode & 0o777).toString(8)})`;
+      if ((st.mode & 0o022) !== 0)
+        return `${p} is writable by other users (mode ${(st.mode & 0o777).toString(8)})`;
     } else if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0) {
       return `${p} is writable by other users`;
     }

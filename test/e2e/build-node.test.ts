@@ -5,7 +5,7 @@
  * `run --kubeconfig` needs (bench/pull.ts measures what that saves).
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import {
   chmodSync,
   existsSync,
@@ -133,4 +133,17 @@ test('the launcher keeps its compile cache in <state>/compile-cache (0700), neve
   );
   assert.deepEqual(readdirSync(join(open, 'state', 'compile-cache')), [], 'unsafe: the cache stays off');
   assert.ok(!existsSync(join(tmp, 'node-compile-cache')));
+
+  // NODE_COMPILE_CACHE is applied by Node before the launcher runs: a safe one is quiet, an unsafe one warned about.
+  const quiet = spawnSync(process.execPath, [launcher, 'version'], {
+    env: { ...env, NODE_COMPILE_CACHE: join(out, 'cache-ok') },
+    encoding: 'utf8',
+  });
+  assert.equal(quiet.stderr, '');
+  const loud = spawnSync(process.execPath, [launcher, 'version'], {
+    env: { ...env, NODE_COMPILE_CACHE: join(open, 'cc') },
+    encoding: 'utf8',
+  });
+  assert.equal(loud.stdout.trim(), VERSION);
+  assert.match(loud.stderr, /warning: NODE_COMPILE_CACHE .* is not root-only \(.*writable by other users\)/);
 });
