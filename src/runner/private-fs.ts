@@ -54,13 +54,9 @@ export function openPrivateAppendSync(path: string): number {
   return fd;
 }
 
-/** Writes a new file (it must not exist: temp names are unique) with mode 0600. */
-export async function writePrivateFile(path: string, data: string): Promise<void> {
-  const fh = await open(
-    path,
-    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-    PRIVATE_FILE_MODE,
-  );
+/** Opens with `flags` (plus O_CREAT, O_NOFOLLOW), sets 0600 on the descriptor, writes `data`. */
+async function writeOwnerOnly(path: string, flags: number, data: string): Promise<void> {
+  const fh = await open(path, flags | constants.O_CREAT | constants.O_NOFOLLOW, PRIVATE_FILE_MODE);
   try {
     await fh.chmod(PRIVATE_FILE_MODE);
     await fh.writeFile(data);
@@ -69,19 +65,14 @@ export async function writePrivateFile(path: string, data: string): Promise<void
   }
 }
 
+/** Writes a new file (it must not exist: temp names are unique) with mode 0600. */
+export function writePrivateFile(path: string, data: string): Promise<void> {
+  return writeOwnerOnly(path, constants.O_WRONLY | constants.O_EXCL, data);
+}
+
 /** Appends to a file, creating it 0600. */
-export async function appendPrivateFile(path: string, data: string): Promise<void> {
-  const fh = await open(
-    path,
-    constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW,
-    PRIVATE_FILE_MODE,
-  );
-  try {
-    await fh.chmod(PRIVATE_FILE_MODE);
-    await fh.appendFile(data);
-  } finally {
-    await fh.close();
-  }
+export function appendPrivateFile(path: string, data: string): Promise<void> {
+  return writeOwnerOnly(path, constants.O_WRONLY | constants.O_APPEND, data);
 }
 
 /** Files and directories of an older state layout that hold pod data, relative to a pod dir. */

@@ -35,17 +35,24 @@ function staticClosure(dir: string, file: string, seen = new Set<string>()): Set
   return seen;
 }
 
+/** `npm run build:node` into `<out>/dist`, once for the file. */
+function built(): string {
+  const dist = join(out, 'dist');
+  if (!existsSync(join(dist, 'pullkeeper-node.mjs')))
+    execFileSync(
+      process.execPath,
+      [join(import.meta.dirname, '../../scripts/build-node.mjs'), '--outdir', dist],
+      {
+        stdio: 'pipe',
+      },
+    );
+  return dist;
+}
+
 test('build:node builds a launcher that runs; start-up code leaves out client-node', {
   timeout: 120_000,
 }, () => {
-  const dist = join(out, 'dist');
-  execFileSync(
-    process.execPath,
-    [join(import.meta.dirname, '../../scripts/build-node.mjs'), '--outdir', dist],
-    {
-      stdio: 'pipe',
-    },
-  );
+  const dist = built();
   const launcher = join(dist, 'pullkeeper-node.mjs');
   const env = { ...process.env, NODE_COMPILE_CACHE: join(out, 'cache') };
   assert.equal(
@@ -95,15 +102,7 @@ test('build:node builds a launcher that runs; start-up code leaves out client-no
 test('the launcher keeps its compile cache in <state>/compile-cache (0700), never in the OS temp dir', {
   timeout: 120_000,
 }, () => {
-  const dist = join(out, 'dist-cc');
-  execFileSync(
-    process.execPath,
-    [join(import.meta.dirname, '../../scripts/build-node.mjs'), '--outdir', dist],
-    {
-      stdio: 'pipe',
-    },
-  );
-  const launcher = join(dist, 'pullkeeper-node.mjs');
+  const launcher = join(built(), 'pullkeeper-node.mjs');
   const tmp = join(out, 'tmp');
   mkdirSync(tmp);
   chmodSync(tmp, 0o1777);

@@ -25,11 +25,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { bufferIO } from '../../src/cli/io.js';
 import { makeRunCommands, type RunCommand } from '../../src/cli/pullkeeper-node-run.js';
 import type { PlannedPod } from '../../src/runner/plan.js';
-import { askSocket, listPods, serveDaemon, stopPod } from '../../src/runner/pods.js';
+import { askSocket, serveDaemon } from '../../src/runner/pods.js';
 import { type BusyboxImageSource, busyboxImageSource } from './support/busybox-image-source.js';
+import { nodeRunCli, releasePods } from './support/node-run-cli.js';
 
 const BRIDGE = 'pkr-test7';
 const NOBODY = ['--reuid=65534', '--regid=65534', '--clear-groups'];
@@ -72,33 +72,15 @@ before(() => {
 });
 
 after(async () => {
-  for (const p of await listPods(state)) await stopPod(state, `${p.namespace}/${p.name}`).catch(() => {});
-  try {
-    execFileSync('ip', ['link', 'del', BRIDGE], { stdio: 'ignore' });
-  } catch {}
+  await releasePods(state, BRIDGE);
   await rm(root, { recursive: true, force: true });
 });
 
-async function cli(name: string, args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const io = bufferIO();
-  const code = await cmds[name]!([...args, '--state-dir', state, '--node-config', nodeConfig], io);
-  return { code, out: io.stdout.join('\n'), err: io.stderr.join('\n') };
-}
-
-interface RunJson {
-  phase: string;
-  uid: string;
-  message?: string;
-  containers: Array<{ name: string; state: string; reason?: string }>;
-  events: Array<{ type: string; reason: string; message: string; fieldPath?: string }>;
-}
-
-async function run(manifest: string): Promise<{ code: number; res: RunJson; out: string; err: string }> {
-  const file = join(root, `pod-${Math.random().toString(36).slice(2)}.yaml`);
-  writeFileSync(file, manifest);
-  const r = await cli('run', [file, '--json']);
-  return { code: r.code, res: JSON.parse(r.out) as RunJson, out: r.out, err: r.err };
-}
+const { cli, run } = nodeRunCli({
+  cmds: () => cmds,
+  flags: () => ['--state-dir', state, '--node-config', nodeConfig],
+  dir: () => root,
+});
 
 const podDir = (name: string) => join(state, 'pods', `default_${name}`);
 const plan = (name: string) =>
