@@ -31,7 +31,24 @@ import type { ContainerSpec, LifecycleHandler, PodManifest, PodObjects } from '.
 import { type NodeRuntimeConfig, probeRuntime, resolveRuntimeHandler } from './runtime-class.js';
 
 /** The pod cannot start; an event with the reason was recorded. */
-export class PodStartError extends PullkeeperError {}
+export class PodStartError extends PullkeeperError {
+  /** The container that could not be created and its waiting reason, as kubelet reports it. */
+  waiting?: {
+    container: string;
+    reason: 'ErrImagePull' | 'ErrImageNeverPull' | 'CreateContainerConfigError';
+  };
+}
+
+function containerStartError(
+  container: string,
+  reason: NonNullable<PodStartError['waiting']>['reason'],
+  message: string,
+  cause: unknown,
+): PodStartError {
+  const err = new PodStartError(message, { cause });
+  err.waiting = { container, reason };
+  return err;
+}
 
 export interface NodeConfig {
   stateRoot: string;
@@ -349,7 +366,7 @@ async function planContainer(
   } catch (err) {
     const reason = policy === 'Never' ? 'ErrImageNeverPull' : 'ErrImagePull';
     ctx.emit(Events.failed(reason));
-    throw new PodStartError(`container ${c.name}: ${(err as Error).message}`, { cause: err });
+    throw containerStartError(c.name, reason, `container ${c.name}: ${(err as Error).message}`, err);
   }
   const meta = ctx.pod.metadata;
   try {
@@ -411,8 +428,11 @@ async function planContainer(
   } catch (err) {
     // kubelet: Warning Failed "Error: <err>" with CreateContainerConfigError.
     ctx.emit(Events.failed((err as Error).message));
-    throw new PodStartError(`container ${c.name}: CreateContainerConfigError: ${(err as Error).message}`, {
-      cause: err,
-    });
+    throw containerStartError(
+      c.name,
+      'CreateContainerConfigError',
+      `container ${c.name}: CreateContainerConfigError: ${(err as Error).message}`,
+      err,
+    );
   }
 }

@@ -194,7 +194,10 @@ export async function runPod(opts: {
       containers: pod.spec.containers.map((c) => ({
         name: c.name,
         state: 'waiting',
-        reason: 'ContainerCreating',
+        reason:
+          err instanceof PodStartError && err.waiting?.container === c.name
+            ? err.waiting.reason
+            : 'ContainerCreating',
         ready: false,
         restartCount: 0,
       })),

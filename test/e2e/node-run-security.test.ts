@@ -363,6 +363,7 @@ spec:
     );
     assert.equal(failed?.fieldPath, 'spec.containers{c}');
     assert.match(res.message ?? '', /CreateContainerConfigError/);
+    assert.equal(res.containers[0]?.reason, 'CreateContainerConfigError');
     assert.ok(!res.events.some((e) => e.reason === 'Created' || e.reason === 'Started'));
     assert.ok(!existsSync(join(podDir('nonroot'), 'plan.json')), 'no plan: no supervisor, no container');
     assert.ok(!existsSync(join(podDir('nonroot'), 'containers')));
