@@ -3,7 +3,12 @@
  * (pullkeeper-node run). The store implements ImageSource; the runner only
  * calls it, so the two halves can be built and tested apart.
  */
-import type { DockerConfig, PullPolicy } from '../core/index.js';
+import type {
+  ImagePullCredentialsVerificationPolicy,
+  PullPolicy,
+  SourcedDockerConfig,
+  VerificationAllowlist,
+} from '../core/index.js';
 
 /** The parts of an OCI image config (`config` section) the runner needs. */
 export interface ImageRuntimeConfig {
@@ -26,9 +31,23 @@ export interface EnsureImageRequest {
   image: string;
   /** Effective policy: the caller has already applied defaulting and --always-pull-images. */
   policy: PullPolicy;
-  /** The pod's imagePullSecrets, parsed, in the pod's order. Node files are the store's own business. */
-  podSecrets: DockerConfig[];
-  /** KEP-2535: a present image is used only if these credentials can read its manifest. */
+  /**
+   * The pod's imagePullSecrets, parsed, in the pod's order, each with its
+   * `source` (Secret namespace/name and uid) when known: the store records
+   * and names credentials by it. Node files are the store's own business.
+   */
+  podSecrets: SourcedDockerConfig[];
+  /**
+   * KEP-2535 `imagePullCredentialsVerificationPolicy` for an image already
+   * present (default `NeverVerifyPreloadedImages`, as kubelet 1.35).
+   */
+  verificationPolicy?: ImagePullCredentialsVerificationPolicy;
+  /** `preloadedImagesVerificationAllowlist`, compiled (used with `NeverVerifyAllowlistedImages`). */
+  verificationAllowlist?: VerificationAllowlist;
+  /**
+   * Deprecated alias: true is `verificationPolicy: 'AlwaysVerify'`, false is
+   * `'NeverVerify'`; ignored when `verificationPolicy` is given.
+   */
   verifyCachedCredentials?: boolean;
   onEvent?: (e: ImageEvent) => void;
   signal?: AbortSignal;

@@ -11,13 +11,17 @@ import { z } from 'zod';
 import { PullkeeperError } from '../core/errors.js';
 import {
   buildContainerEnv,
+  type CredentialSource,
+  compileAllowlist,
   containerProcessEnv,
-  type DockerConfig,
+  DEFAULT_IMAGE_PULL_CREDENTIALS_VERIFICATION_POLICY,
   defaultPullPolicy,
   expandCommandAndArgs,
+  type ImagePullCredentialsVerificationPolicy,
   type PullPolicy,
   parseDockerConfig,
   podHostname,
+  type SourcedDockerConfig,
   selectServicesForPod,
   serviceEnvVars,
 } from '../core/index.js';
@@ -61,8 +65,12 @@ export interface NodeConfig {
   /** Per-container log size cap before rotation (kubelet containerLogMaxSize: 10 MiB). */
   logMaxBytes: number;
   alwaysPullImages?: boolean;
-  /** KEP-2535: an image already on the node is used by a pod only after the pod's credentials read its manifest. */
-  verifyCachedCredentials?: boolean;
+  /** KEP-2535: when a pod may use an image already on the node (default NeverVerifyPreloadedImages). */
+  imagePullCredentialsVerificationPolicy?: ImagePullCredentialsVerificationPolicy;
+  /** Images exempt from verification under NeverVerifyAllowlistedImages (already validated). */
+  preloadedImagesVerificationAllowlist?: string[];
+  /** What the config loader wants said (deprecated keys). */
+  warnings?: string[];
   /** `privileged: true` containers run only when this is true (default false). */
   allowPrivileged?: boolean;
   /** Where `seccompProfile: Localhost` profiles live (kubelet: `<root-dir>/seccomp`). */
@@ -128,8 +136,8 @@ function pullSecrets(
   pod: PodManifest,
   objects: PodObjects,
   emit: (e: Omit<PodEvent, 'time'>) => void,
-): DockerConfig[] {
-  const out: DockerConfig[] = [];
+): SourcedDockerConfig[] {
+  const out: SourcedDockerConfig[] = [];
   const missing: string[] = [];
   for (const ref of pod.spec.imagePullSecrets ?? []) {
     const s = objects.secrets[ref.name];
@@ -137,10 +145,16 @@ function pullSecrets(
       missing.push(ref.name);
       continue;
     }
+    // KEP-2535: the store records and names credentials by their Secret (namespace/name, uid).
+    const source: CredentialSource = {
+      kind: 'secret',
+      name: `${pod.metadata.namespace}/${ref.name}`,
+      ...(s.uid ? { uid: s.uid } : {}),
+    };
     if (s.type === 'kubernetes.io/dockerconfigjson' && s.data['.dockerconfigjson']) {
-      out.push(parseDockerConfig(s.data['.dockerconfigjson'], 'config.json'));
+      out.push({ ...parseDockerConfig(s.data['.dockerconfigjson'], 'config.json'), source });
     } else if (s.type === 'kubernetes.io/dockercfg' && s.data['.dockercfg']) {
-      out.push(parseDockerConfig(s.data['.dockercfg'], 'dockercfg'));
+      out.push({ ...parseDockerConfig(s.data['.dockercfg'], 'dockercfg'), source });
     }
   }
   if (missing.length > 0) {
@@ -343,7 +357,7 @@ async function planContainer(
     node: NodeConfig;
     objects: PodObjects;
     serviceEnv: Record<string, string>;
-    secrets: DockerConfig[];
+    secrets: SourcedDockerConfig[];
     images: ImageSource;
     emit: (e: Omit<PodEvent, 'time'>) => void;
     signal?: AbortSignal;
@@ -359,7 +373,11 @@ async function planContainer(
       image: c.image,
       policy,
       podSecrets: ctx.secrets,
-      ...(ctx.node.verifyCachedCredentials ? { verifyCachedCredentials: true } : {}),
+      verificationPolicy:
+        ctx.node.imagePullCredentialsVerificationPolicy ?? DEFAULT_IMAGE_PULL_CREDENTIALS_VERIFICATION_POLICY,
+      ...(ctx.node.preloadedImagesVerificationAllowlist?.length
+        ? { verificationAllowlist: compileAllowlist(ctx.node.preloadedImagesVerificationAllowlist) }
+        : {}),
       onEvent: (e) => ctx.emit(e),
       ...(ctx.signal ? { signal: ctx.signal } : {}),
     });

@@ -315,7 +315,7 @@ describe('pullkeeper-node pull (registry in token mode)', { timeout: 300_000 }, 
     assert.match(absent.json.error.message, /is not present with pull policy of Never/);
   });
 
-  test("tenant isolation: --verify-cached-credentials keeps tenant B off tenant A's cached private image", async () => {
+  test("tenant isolation (KEP-2535, on by default): tenant B is kept off tenant A's cached private image", async () => {
     const img = await pushed('tenant-a/private', 'v1', 'tenant-a');
     const state = join(work, 'state-tenants');
     const emptyRoot = await rootDirWith(undefined);
@@ -330,18 +330,56 @@ describe('pullkeeper-node pull (registry in token mode)', { timeout: 300_000 }, 
     assert.equal(a.code, 0, a.err);
     assert.equal(a.json.digest, img.digest);
 
-    // Without verification, the node cache serves anyone (kubelet's default behaviour).
-    const bLoose = await cli(['pull', ref, '--secret', secretB, ...base]);
-    assert.equal(bLoose.json.pulled, false);
+    // kubelet 1.35's default (NeverVerifyPreloadedImages): B's credentials are checked and refused.
+    proxied = [];
+    const bDefault = await cli(['pull', ref, '--secret', secretB, ...base]);
+    assert.equal(bDefault.code, 1, 'tenant B may not use the cached image');
+    assert.equal(bDefault.json.error.reason, 'ErrImagePull');
+    assert.match(bDefault.json.error.message, /pull access denied with no credential/);
+    assert.deepEqual(
+      proxied.map((p) => `${p.method} ${p.url.split('/manifests/')[0]}`),
+      ['HEAD /v2/tenant-a/private', 'HEAD /v2/tenant-a/private'],
+      'one manifest HEAD (and its retry with a token), no layer',
+    );
 
+    // A's own Secret is on the record: no registry request at all.
+    proxied = [];
+    const aAgain = await cli(['pull', ref, '--secret', secretA, ...base]);
+    assert.equal(aAgain.code, 0, aAgain.err);
+    assert.equal(aAgain.json.pulled, false);
+    assert.equal(proxied.length, 0, JSON.stringify(proxied));
+
+    // The deprecated flag still works: AlwaysVerify.
     const bStrict = await cli(['pull', ref, '--secret', secretB, '--verify-cached-credentials', ...base]);
-    assert.equal(bStrict.code, 1, 'tenant B may not use the cached image');
+    assert.equal(bStrict.code, 1);
     assert.equal(bStrict.json.error.reason, 'ErrImagePull');
-    assert.match(bStrict.json.error.message, /pull access denied with no credential/);
-
     const aStrict = await cli(['pull', ref, '--secret', secretA, '--verify-cached-credentials', ...base]);
     assert.equal(aStrict.code, 0, aStrict.err);
+    assert.match(aStrict.err, /--verify-cached-credentials is deprecated; it means .* AlwaysVerify/);
     assert.equal(aStrict.json.pulled, false, 'tenant A keeps using the cache');
+    const both = await cli([
+      'pull',
+      ref,
+      '--verify-cached-credentials',
+      '--image-pull-credentials-verification-policy',
+      'AlwaysVerify',
+      ...base,
+    ]);
+    assert.equal(both.code, 2);
+    assert.match(both.err, /deprecated spelling/);
+
+    // NeverVerify (the old default) hands the cached copy to anyone on the node.
+    const bLoose = await cli([
+      'pull',
+      ref,
+      '--secret',
+      secretB,
+      '--image-pull-credentials-verification-policy',
+      'NeverVerify',
+      ...base,
+    ]);
+    assert.equal(bLoose.code, 0, bLoose.err);
+    assert.equal(bLoose.json.pulled, false);
   });
 
   test('a blob served with wrong bytes is refused and not stored', async () => {

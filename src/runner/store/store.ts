@@ -21,21 +21,26 @@ import { createGunzip, createZstdDecompress } from 'node:zlib';
 import { PullkeeperError } from '../../core/errors.js';
 import {
   applyDefaultImageTag,
-  type DockerConfig,
-  decidePull,
+  DEFAULT_IMAGE_PULL_CREDENTIALS_VERIFICATION_POLICY,
+  decideCachedImage,
+  describeCredentialSource,
   formatImageRef,
   goQuote,
+  type ImagePullCredentialsVerificationPolicy,
   type ImageRef,
   type KeyringCredential,
+  mergePullCredentials,
   normalizePlatform,
   type Platform,
   parseImageRef,
   platformMatches,
+  type RecordedCredential,
+  type SourcedDockerConfig,
   selectPlatform,
 } from '../../core/index.js';
 import { DistributionClient } from '../../oci/client.js';
 import { assertSha256, sha256Of } from '../../oci/digest.js';
-import { DigestMismatchError, UnsupportedMediaTypeError } from '../../oci/errors.js';
+import { DigestMismatchError, RegistryNotFoundError, UnsupportedMediaTypeError } from '../../oci/errors.js';
 import {
   type Descriptor,
   type ImageConfigFile,
@@ -53,6 +58,7 @@ import type {
   PulledImage,
 } from '../image-source.js';
 import { type ImageRecord, readIndex, recordKey, updateIndex } from './image-index.js';
+import { credentialHash, loadRecordKey, podCredentialHashes, sourcedPodSecrets } from './pull-records.js';
 import { checkAcrossLayers, LayerTooLargeError, type UnpackReport, unpackLayer } from './unpack.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/pullkeeper';
@@ -126,6 +132,31 @@ function aggregate(errors: Error[]): string {
   return errors.length === 1 ? errors[0]!.message : `[${errors.map((e) => e.message).join(', ')}]`;
 }
 
+/** The old boolean mapped onto the policy; the policy wins when both are given. */
+function verificationPolicyOf(req: EnsureImageRequest): ImagePullCredentialsVerificationPolicy {
+  if (req.verificationPolicy) return req.verificationPolicy;
+  if (req.verifyCachedCredentials === true) return 'AlwaysVerify';
+  if (req.verifyCachedCredentials === false) return 'NeverVerify';
+  return DEFAULT_IMAGE_PULL_CREDENTIALS_VERIFICATION_POLICY;
+}
+
+/** `"127.0.0.1:5000" (Secret "team-b/pull")`, `<anonymous>`: a credential by where it came from, never its value. */
+function triedLabel(cred: KeyringCredential | undefined): string {
+  if (!cred) return '<anonymous>';
+  return `${JSON.stringify(cred.key)} (${describeCredentialSource(cred.source)})`;
+}
+
+/** One credential's failure, named by where the credential came from; `cause` is the registry's answer. */
+export class CredentialRefusedError extends PullkeeperError {}
+
+/** The registry's answer for one credential, prefixed with the credential's name (Secret, file). */
+function namedError(cred: KeyringCredential | undefined, err: Error): Error {
+  if (!cred?.source) return err;
+  return new CredentialRefusedError(`${describeCredentialSource(cred.source)}: ${err.message}`, {
+    cause: err,
+  });
+}
+
 function formatDuration(ms: number): string {
   return ms < 1000 ? `${Math.round(ms)}ms` : `${(ms / 1000).toFixed(3).replace(/\.?0+$/, '')}s`;
 }
@@ -134,6 +165,7 @@ export class ImageStore implements ImageSource {
   readonly stateDir: string;
   readonly #opts: ImageStoreOptions;
   readonly #platform: Platform;
+  #recordKey: Promise<Buffer> | undefined;
 
   constructor(opts: ImageStoreOptions = {}) {
     this.stateDir = opts.stateDir ?? DEFAULT_STATE_DIR;
@@ -205,50 +237,119 @@ export class ImageStore implements ImageSource {
       throw err;
     }
     const present = req.policy === 'Always' ? undefined : await this.lookup(ref);
-    const decision = decidePull(req.policy, present !== undefined, req.image);
-    if (decision.action === 'fail') {
-      emit({ type: 'Warning', reason: decision.reason, message: decision.message });
-      throw new ImageNeverPullError(decision.message);
-    }
-    if (decision.action === 'use-present' && present) {
-      if (!req.verifyCachedCredentials) {
+    // KEP-2535: may this pod use the cached image, or must the registry confirm its credentials first?
+    const decision = decideCachedImage({
+      pullPolicy: req.policy,
+      image: req.image,
+      present: present !== undefined,
+      record: present?.credentials,
+      podCredentials: present?.credentials
+        ? podCredentialHashes(await this.#key(), ref.name, req.podSecrets)
+        : [],
+      policy: verificationPolicyOf(req),
+      allowlist: req.verificationAllowlist,
+    });
+    switch (decision.action) {
+      case 'fail':
+        emit({ type: 'Warning', reason: decision.reason, message: decision.message });
+        throw new ImageNeverPullError(decision.message);
+      case 'use-cached':
+        if (decision.remember) await this.#remember(present!, { secret: decision.remember });
         emit({ type: 'Normal', reason: 'Pulled', message: decision.message });
-        return this.#result(ref, present, false);
-      }
-      if (await this.#podCanRead(ref, present, req.podSecrets, req.signal)) {
-        emit({
-          type: 'Normal',
-          reason: 'Pulled',
-          message: `${decision.message} and can be accessed by the pod`,
-        });
-        return this.#result(ref, present, false);
-      }
-      // KEP-2535: the pod's credentials could not read it, so it must pull (and will fail the same way).
+        return this.#result(ref, present!, false);
+      case 'verify':
+        return this.#verify(ref, present!, req, emit);
+      case 'pull':
+        return this.#pull(ref, req, emit);
     }
-    return this.#pull(ref, req, emit);
   }
 
-  async #credentials(ref: ImageRef, podSecrets: readonly DockerConfig[]): Promise<KeyringCredential[]> {
+  /** The store's key for credential hashes (made on first use). */
+  #key(): Promise<Buffer> {
+    this.#recordKey ??= loadRecordKey(this.stateDir);
+    return this.#recordKey;
+  }
+
+  async #credentials(
+    ref: ImageRef,
+    podSecrets: readonly SourcedDockerConfig[],
+  ): Promise<KeyringCredential[]> {
     const node = await readNodeDockerConfig(this.#opts.nodeCredentials ?? {});
-    return pullKeyring(podSecrets, node?.config).lookup(ref.name);
+    const nodeConfig = node
+      ? { ...node.config, source: { kind: 'node' as const, name: node.path } }
+      : undefined;
+    return pullKeyring(sourcedPodSecrets(podSecrets), nodeConfig).lookup(ref.name);
   }
 
-  async #podCanRead(
+  /** What a successful pull or check with `cred` proves (kubelet's trackedToImagePullCreds). */
+  async #proof(
+    cred: KeyringCredential | undefined,
+  ): Promise<{ nodeAccessible: true } | { secret: RecordedCredential }> {
+    // Node files and anonymous access serve every pod on the node alike.
+    if (!cred?.source || cred.source.kind === 'node') return { nodeAccessible: true };
+    return { secret: { source: cred.source, hash: credentialHash(await this.#key(), cred) } };
+  }
+
+  /** Adds a proof to the index records of a present image (every reference to the same manifest). */
+  async #remember(
+    rec: ImageRecord,
+    add: { nodeAccessible: true } | { secret: RecordedCredential },
+  ): Promise<void> {
+    await updateIndex(this.stateDir, (index) => {
+      for (const r of Object.values(index.images)) {
+        if (r.name === rec.name && r.digest === rec.digest) {
+          r.credentials = mergePullCredentials(r.credentials, add);
+        }
+      }
+      return index;
+    });
+  }
+
+  /**
+   * KEP-2535: the image is present but the pod's credentials are not on its
+   * record, so ask the registry: one HEAD on the stored manifest per
+   * candidate credential, in kubelet's keyring order (pod Secrets, then the
+   * node file; anonymous when none match). The first that may read it is
+   * recorded and the cached image is used. kubelet pulls again here; a HEAD
+   * proves the same access without moving layers. If the registry no longer
+   * has that manifest, this becomes a normal pull.
+   */
+  async #verify(
     ref: ImageRef,
     rec: ImageRecord,
-    podSecrets: readonly DockerConfig[],
-    signal?: AbortSignal,
-  ): Promise<boolean> {
-    const creds = await this.#credentials(ref, podSecrets);
+    req: EnsureImageRequest,
+    emit: (e: ImageEvent) => void,
+  ): Promise<PulledImage> {
+    const creds = await this.#credentials(ref, req.podSecrets);
+    const errors: Error[] = [];
+    const tried: string[] = [];
+    let gone = false;
     for (const cred of creds.length > 0 ? creds : [undefined]) {
+      tried.push(triedLabel(cred));
       try {
-        await this.#client(ref.domain, cred).canReadManifest(ref.path, rec.digest, signal);
-        return true;
+        await this.#client(ref.domain, cred).canReadManifest(ref.path, rec.digest, req.signal);
       } catch (err) {
-        if (signal?.aborted) throw err;
+        if (req.signal?.aborted || !(err instanceof PullkeeperError)) throw err;
+        if (err instanceof RegistryNotFoundError) gone = true;
+        errors.push(namedError(cred, err));
+        continue;
       }
+      await this.#remember(rec, await this.#proof(cred));
+      emit({
+        type: 'Normal',
+        reason: 'Pulled',
+        message: `Container image ${goQuote(req.image)} already present on machine and can be accessed by the pod`,
+      });
+      return this.#result(ref, rec, false);
     }
-    return false;
+    if (gone) return this.#pull(ref, req, emit);
+    const message = `Failed to pull image ${goQuote(req.image)}: ${aggregate(errors)}`;
+    emit({ type: 'Warning', reason: 'Failed', message });
+    throw new ImagePullError(
+      `${message} (the image is cached on this node, but no credential of the pod may read it; credentials tried, in order: ${tried.join(', ')})`,
+      tried,
+      errors,
+    );
   }
 
   async #pull(ref: ImageRef, req: EnsureImageRequest, emit: (e: ImageEvent) => void): Promise<PulledImage> {
@@ -259,7 +360,7 @@ export class ImageStore implements ImageSource {
     const errors: Error[] = [];
     const tried: string[] = [];
     for (const cred of creds.length > 0 ? creds : [undefined]) {
-      tried.push(cred?.key ?? '<anonymous>');
+      tried.push(triedLabel(cred));
       try {
         const rec = await this.#pullWith(ref, cred, req.signal);
         const ms = performance.now() - t0;
@@ -281,16 +382,12 @@ export class ImageStore implements ImageSource {
           });
           throw err;
         }
-        errors.push(err);
+        errors.push(namedError(cred, err));
       }
     }
     const message = `Failed to pull image ${goQuote(req.image)}: ${aggregate(errors)}`;
     emit({ type: 'Warning', reason: 'Failed', message });
-    throw new ImagePullError(
-      `${message} (credentials tried, in order: ${tried.map((t) => JSON.stringify(t)).join(', ')})`,
-      tried,
-      errors,
-    );
+    throw new ImagePullError(`${message} (credentials tried, in order: ${tried.join(', ')})`, tried, errors);
   }
 
   async #storeBlob(digest: string, bytes: Buffer): Promise<void> {
@@ -384,8 +481,13 @@ export class ImageStore implements ImageSource {
     };
     if (ref.digest === undefined) rec.tag = ref.tag ?? 'latest';
     if (indexDigest !== undefined) rec.indexDigest = indexDigest;
+    const proof = await this.#proof(cred);
     await updateIndex(this.stateDir, (index) => {
-      index.images[recordKey(rec.tag !== undefined ? rec : { name: rec.name, digest: ref.digest })] = rec;
+      const key = recordKey(rec.tag !== undefined ? rec : { name: rec.name, digest: ref.digest });
+      // KEP-2535: who pulled it; what earlier pulls of the same manifest proved is kept.
+      const old = index.images[key];
+      rec.credentials = mergePullCredentials(old?.digest === rec.digest ? old.credentials : undefined, proof);
+      index.images[key] = rec;
       return index;
     });
     return rec;
