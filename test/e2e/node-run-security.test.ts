@@ -29,7 +29,8 @@ import { makeRunCommands, type RunCommand } from '../../src/cli/pullkeeper-node-
 import type { PlannedPod } from '../../src/runner/plan.js';
 import { askSocket, serveDaemon } from '../../src/runner/pods.js';
 import { type BusyboxImageSource, busyboxImageSource } from './support/busybox-image-source.js';
-import { nodeRunCli, releasePods } from './support/node-run-cli.js';
+import { stopPodsAndBridge } from './support/node-cleanup.js';
+import { nodeRunCli } from './support/node-run-cli.js';
 
 const BRIDGE = 'pkr-test7';
 const NOBODY = ['--reuid=65534', '--regid=65534', '--clear-groups'];
@@ -72,7 +73,7 @@ before(() => {
 });
 
 after(async () => {
-  await releasePods(state, BRIDGE);
+  await stopPodsAndBridge(state, BRIDGE);
   await rm(root, { recursive: true, force: true });
 });
 

@@ -26,7 +26,8 @@ import type { PodStatus } from '../../src/runner/pod-state.js';
 import { listPods } from '../../src/runner/pods.js';
 import { ALPHA_ADVICE } from '../../src/runner/runtime-class.js';
 import { type BusyboxImageSource, busyboxImageSource } from './support/busybox-image-source.js';
-import { nodeRunCli, releasePods } from './support/node-run-cli.js';
+import { stopPodsAndBridge } from './support/node-cleanup.js';
+import { nodeRunCli } from './support/node-run-cli.js';
 
 const BRIDGE = 'pkr-test0';
 let root: string;
@@ -58,7 +59,7 @@ before(() => {
 });
 
 after(async () => {
-  await releasePods(state, BRIDGE);
+  await stopPodsAndBridge(state, BRIDGE);
   await rm(root, { recursive: true, force: true });
 });
 

@@ -1,16 +1,13 @@
 /**
  * TEST HELPERS for the pod runner's e2e tests: the `pullkeeper-node` pod
- * commands called in-process with a test's state dir and node config, and the
- * clean-up of what a test's pods left (pods stopped by PID through their
- * supervisors, the test bridge deleted).
+ * commands called in-process with a test's state dir and node config
+ * (clean-up: node-cleanup.ts).
  */
-import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bufferIO } from '../../../src/cli/io.js';
 import type { RunCommand } from '../../../src/cli/pullkeeper-node-run.js';
 import type { PodStatus } from '../../../src/runner/pod-state.js';
-import { listPods, stopPod } from '../../../src/runner/pods.js';
 
 /** What `run --json` prints. */
 export interface RunJson {
@@ -55,12 +52,4 @@ export function nodeRunCli(opts: {
     return { ...r, res: JSON.parse(r.out) as RunJson };
   };
   return { cli, run };
-}
-
-/** Stops every pod of `state` and deletes the test bridge. */
-export async function releasePods(state: string, bridge: string): Promise<void> {
-  for (const p of await listPods(state)) await stopPod(state, `${p.namespace}/${p.name}`).catch(() => {});
-  try {
-    execFileSync('ip', ['link', 'del', bridge], { stdio: 'ignore' });
-  } catch {}
 }
