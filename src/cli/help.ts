@@ -497,7 +497,22 @@ export const PULLKEEPER_NODE = {
       'max-image-bytes': {
         type: 'string',
         arg: 'N',
-        help: 'refuse images that unpack to more than N bytes (default 16 GiB)',
+        help: 'refuse images whose layers together unpack to more than N file bytes, counted while they stream (default 16 GiB)',
+      },
+      'max-layer-bytes': {
+        type: 'string',
+        arg: 'N',
+        help: 'refuse a layer that unpacks to more than N file bytes (default: the --max-image-bytes value)',
+      },
+      'max-image-inodes': {
+        type: 'string',
+        arg: 'N',
+        help: 'refuse images whose layers together hold more than N entries (files, dirs, links, whiteouts; default 1000000)',
+      },
+      'max-pax-header-bytes': {
+        type: 'string',
+        arg: 'N',
+        help: 'refuse a layer with a PAX or GNU long-name header over N bytes (default 1 MiB, as Go archive/tar)',
       },
       'keep-setuid': { type: 'boolean', default: false, help: 'keep setuid/setgid bits when unpacking' },
     },

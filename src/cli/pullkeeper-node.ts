@@ -132,6 +132,9 @@ const pull: NodeCommand = async (args, io) => {
     nodeCredentials: { rootDir: kubeletRootDir(values['root-dir']) },
     concurrency: num('concurrency', values.concurrency),
     maxImageBytes: num('max-image-bytes', values['max-image-bytes']),
+    maxLayerBytes: num('max-layer-bytes', values['max-layer-bytes']),
+    maxImageInodes: num('max-image-inodes', values['max-image-inodes']),
+    maxPaxHeaderBytes: num('max-pax-header-bytes', values['max-pax-header-bytes']),
     keepSetuid: values['keep-setuid'],
     insecureRegistries: values['insecure-registry'] ?? [],
     onProgress: progress

@@ -26,6 +26,14 @@ export interface ImageEvent {
   message: string;
 }
 
+/** The store's bounds on one image (docs/node-runner.md, "Unpack safety"). */
+export interface ImageLimits {
+  maxImageBytes?: number;
+  maxLayerBytes?: number;
+  maxImageInodes?: number;
+  maxPaxHeaderBytes?: number;
+}
+
 export interface EnsureImageRequest {
   /** The image as the pod spec names it (not yet normalized). */
   image: string;
@@ -49,6 +57,8 @@ export interface EnsureImageRequest {
    * `'NeverVerify'`; ignored when `verificationPolicy` is given.
    */
   verifyCachedCredentials?: boolean;
+  /** Bounds on what a pull may unpack (node config `imageLimits`); unset ones are the store's. */
+  limits?: ImageLimits;
   onEvent?: (e: ImageEvent) => void;
   signal?: AbortSignal;
 }

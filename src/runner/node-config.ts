@@ -19,6 +19,11 @@
  * preloadedImagesVerificationAllowlist: []   # only with NeverVerifyAllowlistedImages
  * allowPrivileged: false           # securityContext.privileged: true is refused unless true
  * seccompProfileRoot: /var/lib/kubelet/seccomp   # seccompProfile: Localhost profiles are read here
+ * imageLimits:                  # bounds on what one image may unpack (the pull flags of the same names)
+ *   maxImageBytes: 17179869184  # file bytes of all layers (--max-image-bytes)
+ *   maxLayerBytes: 4294967296   # file bytes of one layer (--max-layer-bytes; default maxImageBytes)
+ *   maxImageInodes: 1000000     # entries of all layers (--max-image-inodes)
+ *   maxPaxHeaderBytes: 1048576  # one PAX / GNU long-name header (--max-pax-header-bytes)
  * ```
  *
  * `verifyCachedCredentials` (a boolean, before the policy existed) still
@@ -71,6 +76,14 @@ const schema = z.strictObject({
   verifyCachedCredentials: z.boolean().optional(),
   allowPrivileged: z.boolean().optional(),
   seccompProfileRoot: z.string().startsWith('/', 'seccompProfileRoot must be an absolute path').optional(),
+  imageLimits: z
+    .strictObject({
+      maxImageBytes: z.number().int().positive().optional(),
+      maxLayerBytes: z.number().int().positive().optional(),
+      maxImageInodes: z.number().int().positive().optional(),
+      maxPaxHeaderBytes: z.number().int().positive().optional(),
+    })
+    .optional(),
 });
 export type NodeConfigFile = z.infer<typeof schema>;
 
@@ -146,6 +159,7 @@ export function nodeConfigFrom(file: NodeConfigFile, overrides: { stateDir?: str
     warnings: verification.warnings,
     allowPrivileged: file.allowPrivileged ?? false,
     seccompProfileRoot: file.seccompProfileRoot ?? DEFAULT_SECCOMP_PROFILE_ROOT,
+    ...(file.imageLimits ? { imageLimits: file.imageLimits } : {}),
   };
 }
 

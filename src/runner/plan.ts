@@ -29,7 +29,7 @@ import { type OciSeccomp, runtimeDefaultSeccomp } from '../core/seccomp-default.
 import { type ContainerSecurity, decideContainerSecurity } from '../core/security-context.js';
 import { buildOciSpec, containerArgv } from './bundle.js';
 import { containerFieldPath, Events, type PodEvent, podFullName } from './events.js';
-import type { ImageSource } from './image-source.js';
+import type { ImageLimits, ImageSource } from './image-source.js';
 import { allocatePodIP, releasePodIP } from './ipam.js';
 import type { ContainerSpec, LifecycleHandler, PodManifest, PodObjects } from './pod.js';
 import { type NodeRuntimeConfig, probeRuntime, resolveRuntimeHandler } from './runtime-class.js';
@@ -75,6 +75,8 @@ export interface NodeConfig {
   allowPrivileged?: boolean;
   /** Where `seccompProfile: Localhost` profiles live (kubelet: `<root-dir>/seccomp`). */
   seccompProfileRoot?: string;
+  /** Bounds on what a pull may unpack (node config `imageLimits`). */
+  imageLimits?: ImageLimits;
 }
 
 /** Kubelet's default `--root-dir` + `seccomp`: where Localhost seccomp profiles are read from. */
@@ -378,6 +380,7 @@ async function planContainer(
       ...(ctx.node.preloadedImagesVerificationAllowlist?.length
         ? { verificationAllowlist: compileAllowlist(ctx.node.preloadedImagesVerificationAllowlist) }
         : {}),
+      ...(ctx.node.imageLimits ? { limits: ctx.node.imageLimits } : {}),
       onEvent: (e) => ctx.emit(e),
       ...(ctx.signal ? { signal: ctx.signal } : {}),
     });

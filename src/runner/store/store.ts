@@ -58,11 +58,12 @@ import type {
   PulledImage,
 } from '../image-source.js';
 import { type ImageRecord, readIndex, recordKey, updateIndex } from './image-index.js';
+import { ImageBudget, type StoreLimits, storeLimits } from './limits.js';
 import { credentialHash, loadRecordKey, podCredentialHashes, sourcedPodSecrets } from './pull-records.js';
-import { checkAcrossLayers, LayerTooLargeError, type UnpackReport, unpackLayer } from './unpack.js';
+import { checkAcrossLayers, type UnpackReport, unpackLayer } from './unpack.js';
 
+export { DEFAULT_MAX_IMAGE_BYTES } from './limits.js';
 export const DEFAULT_STATE_DIR = '/var/lib/pullkeeper';
-export const DEFAULT_MAX_IMAGE_BYTES = 16 * 1024 ** 3;
 const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
 
 /** `ErrImageNeverPull`: absent with policy Never. */
@@ -99,7 +100,14 @@ export interface ImageStoreOptions {
   platform?: Platform;
   /** Layers downloaded and unpacked at once (default 3). */
   concurrency?: number;
+  /** Uncompressed file bytes of the whole image (default 16 GiB); counted while the layers stream. */
   maxImageBytes?: number;
+  /** Uncompressed file bytes of one layer (default: maxImageBytes). */
+  maxLayerBytes?: number;
+  /** Tar entries plus implicit directories over all layers (default 1,000,000). */
+  maxImageInodes?: number;
+  /** One PAX or GNU long-name header (default 1 MiB). */
+  maxPaxHeaderBytes?: number;
   keepSetuid?: boolean;
   timeoutMs?: number;
   /** Registries reached over plain http besides loopback ones. */
@@ -171,6 +179,18 @@ export class ImageStore implements ImageSource {
     this.stateDir = opts.stateDir ?? DEFAULT_STATE_DIR;
     this.#opts = opts;
     this.#platform = opts.platform ?? hostPlatform();
+  }
+
+  /** The bounds of one pull: the request's (node config), else the store's options, else the defaults. */
+  #limits(req: EnsureImageRequest): StoreLimits {
+    const o = this.#opts;
+    const r = req.limits ?? {};
+    return storeLimits({
+      maxImageBytes: r.maxImageBytes ?? o.maxImageBytes,
+      maxLayerBytes: r.maxLayerBytes ?? o.maxLayerBytes,
+      maxImageInodes: r.maxImageInodes ?? o.maxImageInodes,
+      maxPaxHeaderBytes: r.maxPaxHeaderBytes ?? o.maxPaxHeaderBytes,
+    });
   }
 
   get #blobs() {
@@ -362,7 +382,7 @@ export class ImageStore implements ImageSource {
     for (const cred of creds.length > 0 ? creds : [undefined]) {
       tried.push(triedLabel(cred));
       try {
-        const rec = await this.#pullWith(ref, cred, req.signal);
+        const rec = await this.#pullWith(ref, cred, this.#limits(req), req.signal);
         const ms = performance.now() - t0;
         emit({
           type: 'Normal',
@@ -401,6 +421,7 @@ export class ImageStore implements ImageSource {
   async #pullWith(
     ref: ImageRef,
     cred: KeyringCredential | undefined,
+    limits: StoreLimits,
     signal?: AbortSignal,
   ): Promise<ImageRecord> {
     const client = this.#client(ref.domain, cred);
@@ -456,19 +477,42 @@ export class ImageStore implements ImageSource {
         );
       }
     }
-    await this.#fetchLayers(client, ref.path, manifest.layers, diffIds, signal);
-    // Cross-layer rules need every layer present (cached ones included: they may be shared).
-    const reports = await Promise.all(diffIds.map((d) => this.#layerMeta(d)));
-    const metas = diffIds.map((d, i) => ({ dir: this.layerRoot(d), implicitDirs: reports[i]!.implicitDirs }));
-    const total = reports.reduce((a, r) => a + r.fileBytes, 0);
-    const max = this.#opts.maxImageBytes ?? DEFAULT_MAX_IMAGE_BYTES;
-    if (total > max) {
-      throw new LayerTooLargeError(
-        `${what}: the image unpacks to ${total} bytes, more than the ${max} allowed; raise --max-image-bytes ` +
-          'if it is legitimately this large',
-      );
+    // Layers already in the store count against the image's bounds from the start; new ones are
+    // counted while they stream and committed only once the whole image passed.
+    const unique = [...new Set(diffIds)];
+    const cached = new Map<string, UnpackReport>();
+    for (const d of unique) {
+      const meta = await this.#layerMeta(d);
+      if (meta) cached.set(d, meta);
     }
-    checkAcrossLayers(metas);
+    const used = { bytes: 0, inodes: 0 };
+    for (const r of cached.values()) {
+      used.bytes += r.fileBytes;
+      used.inodes += r.entries + r.implicitDirs.length;
+    }
+    const budget = new ImageBudget(limits, used);
+    const fresh = await this.#fetchLayers(
+      client,
+      ref.path,
+      manifest.layers.filter((_, i) => !cached.has(diffIds[i]!)),
+      diffIds.filter((d) => !cached.has(d)),
+      manifest.layers.length,
+      budget,
+      signal,
+    );
+    try {
+      // Cross-layer rules need every layer (cached ones included: they may be shared).
+      const metas = diffIds.map((d) => {
+        const f = fresh.get(d);
+        return f
+          ? { dir: join(f.work, 'rootfs'), implicitDirs: f.report.implicitDirs }
+          : { dir: this.layerRoot(d), implicitDirs: cached.get(d)!.implicitDirs };
+      });
+      checkAcrossLayers(metas);
+      for (const [diffId, f] of fresh) await this.#commitLayer(f.work, diffId);
+    } finally {
+      for (const f of fresh.values()) await rm(f.work, { recursive: true, force: true });
+    }
     await this.#storeBlob(m.digest, m.bytes);
     await this.#storeBlob(manifest.config.digest, configBytes);
     const rec: ImageRecord = {
@@ -493,26 +537,38 @@ export class ImageStore implements ImageSource {
     return rec;
   }
 
-  async #layerMeta(diffId: string): Promise<UnpackReport> {
-    const text = await readFile(join(this.#layers, hexOf(diffId), 'layer.json'), 'utf8');
+  /** What the unpack of a stored layer reported, or undefined when the layer is not in the store. */
+  async #layerMeta(diffId: string): Promise<UnpackReport | undefined> {
+    let text: string;
+    try {
+      text = await readFile(join(this.#layers, hexOf(diffId), 'layer.json'), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
     return JSON.parse(text) as UnpackReport;
   }
 
+  /**
+   * Downloads and unpacks `layers` (not in the store) into temp dirs, at most
+   * `concurrency` at once, all counting against `budget`. The first failure
+   * stops the others and removes every temp dir; on success the caller commits
+   * (or removes) the returned dirs.
+   */
   async #fetchLayers(
     client: DistributionClient,
     repo: string,
     layers: Descriptor[],
     diffIds: string[],
+    layersTotal: number,
+    budget: ImageBudget,
     signal?: AbortSignal,
-  ): Promise<void> {
-    const todo = layers
-      .map((l, i) => ({ l, diffId: diffIds[i]! }))
-      .filter(({ diffId }) => !existsSync(join(this.#layers, hexOf(diffId), 'layer.json')));
+  ): Promise<Map<string, { work: string; report: UnpackReport }>> {
     // The same layer twice in one image is fetched once.
-    const unique = [...new Map(todo.map((t) => [t.diffId, t])).values()];
+    const unique = [...new Map(layers.map((l, i) => [diffIds[i]!, { l, diffId: diffIds[i]! }])).values()];
     const progress: PullProgress = {
-      layersTotal: layers.length,
-      layersDone: layers.length - unique.length,
+      layersTotal,
+      layersDone: layersTotal - unique.length,
       bytesTotal: unique.reduce((a, t) => a + t.l.size, 0),
       bytesDone: 0,
     };
@@ -520,14 +576,16 @@ export class ImageStore implements ImageSource {
     const abort = new AbortController();
     const sig = signal ? AbortSignal.any([signal, abort.signal]) : abort.signal;
     const limit = Math.max(1, this.#opts.concurrency ?? 3);
+    const done = new Map<string, { work: string; report: UnpackReport }>();
     let next = 0;
     const worker = async () => {
-      while (next < unique.length) {
+      while (next < unique.length && !sig.aborted) {
         const t = unique[next++]!;
-        await this.#fetchLayer(client, repo, t.l, t.diffId, sig, (n) => {
+        const r = await this.#fetchLayer(client, repo, t.l, t.diffId, budget, sig, (n) => {
           progress.bytesDone += n;
           this.#opts.onProgress?.({ ...progress });
         });
+        done.set(t.diffId, r);
         progress.layersDone++;
         this.#opts.onProgress?.({ ...progress });
       }
@@ -543,18 +601,33 @@ export class ImageStore implements ImageSource {
         }),
       ),
     );
-    if (results.some((r) => r.status === 'rejected')) throw first;
+    if (results.some((r) => r.status === 'rejected')) {
+      for (const r of done.values()) await rm(r.work, { recursive: true, force: true });
+      throw first;
+    }
+    return done;
   }
 
+  /** Moves a verified layer into the store (a concurrent pull may have committed it first). */
+  async #commitLayer(work: string, diffId: string): Promise<void> {
+    try {
+      await rename(work, join(this.#layers, hexOf(diffId)));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+    }
+  }
+
+  /** One layer into a temp dir: digest, diff_id and unpack checked while it streams. */
   async #fetchLayer(
     client: DistributionClient,
     repo: string,
     l: Descriptor,
     diffId: string,
+    budget: ImageBudget,
     signal: AbortSignal,
     onBytes: (n: number) => void,
-  ): Promise<void> {
-    const finalDir = join(this.#layers, hexOf(diffId));
+  ): Promise<{ work: string; report: UnpackReport }> {
     const work = join(this.#tmp, `layer-${hexOf(diffId).slice(0, 12)}-${randomBytes(6).toString('hex')}`);
     const rootfs = join(work, 'rootfs');
     await mkdir(rootfs, { recursive: true, mode: 0o755 });
@@ -587,7 +660,7 @@ export class ImageStore implements ImageSource {
       });
       const unpacking = unpackLayer(tarStream, {
         dest: rootfs,
-        maxBytes: this.#opts.maxImageBytes ?? DEFAULT_MAX_IMAGE_BYTES,
+        budget,
         keepSetuid: this.#opts.keepSetuid,
         signal,
       });
@@ -617,13 +690,7 @@ export class ImageStore implements ImageSource {
       await writeFile(join(work, 'layer.json'), JSON.stringify({ ...report, digest: l.digest, diffId }), {
         mode: 0o600,
       });
-      try {
-        await rename(work, finalDir);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
-        await rm(work, { recursive: true, force: true }); // another pull committed it first
-      }
+      return { work, report };
     } catch (err) {
       await rm(work, { recursive: true, force: true });
       throw err;
