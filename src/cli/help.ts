@@ -491,7 +491,7 @@ export const PULLKEEPER_NODE = {
         type: 'string',
         multiple: true,
         arg: 'HOST',
-        help: 'talk plain HTTP to this registry',
+        help: 'talk plain HTTP to this registry; credentials may go to it (and its token server on the same host) over plain HTTP',
       },
       concurrency: { type: 'string', arg: 'N', help: 'layers downloaded and unpacked at once (default 3)' },
       'max-image-bytes': {
