@@ -20,6 +20,7 @@ import { createSecretResolver } from '../../src/config/secret-ref.js';
 import { KubeApiError, KubeClient } from '../../src/kube/client.js';
 import { AKS_SERVER_APP_ID, ClusterAccessError, kubeClientFor } from '../../src/kube/connect.js';
 import { eksToken } from '../../src/kube/eks-token.js';
+import { kubernetesNodeLister } from '../../src/nodes/inventory.js';
 import { type EntraAcrFake, startEntraAcr } from '../harness/cloud/entra-acr.js';
 import { type GoogleFake, type ServiceAccountKey, startGoogle } from '../harness/cloud/google.js';
 import { type MotoComponent, startMoto } from '../harness/cloud/moto.js';
@@ -272,6 +273,8 @@ describe('GKE token', () => {
   });
 });
 
+let threeClusters: ReturnType<typeof parseConfig> | undefined;
+
 describe('refresh through EKS, AKS and GKE identities', () => {
   test('each cluster entry mints its own token; Secrets land with the shipped RBAC bound to those users', async () => {
     // rbac.yaml's ClusterRoles, bound to the two cloud identities instead of the ServiceAccount.
@@ -361,6 +364,7 @@ describe('refresh through EKS, AKS and GKE identities', () => {
         { name: 'on-gke', cluster: 'gke', namespaces: { matchLabels: { via: 'gke' } }, registries: ['reg'] },
       ],
     });
+    threeClusters = cfg;
     // RBAC reaches the authorizer a moment after the bindings are written.
     let r = await refresh(cfg, { nodes: false });
     for (let i = 0; i < 20 && refreshFailed(r); i++) {
@@ -385,5 +389,24 @@ describe('refresh through EKS, AKS and GKE identities', () => {
     // Created with POST as field manager pullkeeper (a same-named Secret appearing meanwhile is a conflict, not taken over).
     assert.ok(field, 'fields owned by the pullkeeper manager');
     assert.ok(hook.reviews().includes('ok'));
+  });
+
+  test('the node inventory lists Nodes through each identity (the pullkeeper-inventory ClusterRole only)', async () => {
+    assert.ok(threeClusters, 'the refresh test above set up the three cluster entries');
+    await cluster.admin.core.createNode({ body: { metadata: { name: 'inv-node', labels: { pool: 'a' } } } });
+    for (const c of threeClusters.clusters) {
+      const lister = kubernetesNodeLister(c, { secrets: createSecretResolver() });
+      const nodes = await lister.listNodes({ pool: 'a' });
+      assert.deepEqual(
+        nodes.map((n) => n.name),
+        ['inv-node'],
+        `cluster ${c.name}: the selector is applied`,
+      );
+      assert.deepEqual(
+        (await lister.getNodes!(['inv-node', 'gone'])).map((n) => n.name),
+        ['inv-node'],
+        `cluster ${c.name}: by name, a missing Node left out`,
+      );
+    }
   });
 });
