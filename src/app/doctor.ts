@@ -75,6 +75,12 @@ function mintFix(error: string): string {
     return 'check tenantId, clientId and the secret; grant the identity AcrPull on the registry';
   if (/invalid_grant|Google/.test(error))
     return 'create a new service-account key; grant roles/artifactregistry.reader';
+  if (
+    /cannot reach|did not answer|ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ETIMEDOUT|timed out/.test(
+      error,
+    )
+  )
+    return 'the registry (or its token endpoint) could not be reached from here, so the credential was not tested: check the host name, DNS, the network route and any proxy; set verifyEndpoint for a private endpoint';
   if (/verification failed/.test(error))
     return 'the credential did not log in: check the registry host, the user and the password; for a private endpoint set verifyEndpoint';
   if (/^secret /.test(error)) return 'fix the secret reference named above';
@@ -123,7 +129,11 @@ export async function runDoctor(
             area: 'doctor',
             subject: `check ${i + 1}`,
             ok: false,
-            detail: `the check itself failed (${(r.reason as Error)?.name ?? 'error'})`,
+            // Errors we throw on purpose say what went wrong and what to do (and carry no secret).
+            detail:
+              r.reason instanceof PullkeeperError
+                ? r.reason.message
+                : `the check itself failed (${(r.reason as Error)?.name ?? 'error'})`,
           },
         ],
   );
@@ -174,12 +184,24 @@ export const checkClusterRbac: DoctorCheck = async (config, signal) => {
       k = await kubeClientFor(cluster, createSecretResolver({ signal }));
       nss = await listNamespaces(k, signal);
     } catch (err) {
+      const { clusterFailure } = await import('../kube/failure.js');
+      const rbac =
+        'bind the pullkeeper-inventory ClusterRole of infra/kubernetes/rbac.yaml to this identity ("list" on namespaces)';
+      const f = clusterFailure(err, rbac);
       out.push({
         area: 'cluster',
         subject: cluster.name,
         ok: false,
-        detail: `cannot list namespaces: ${(err as Error).message}`,
-        fix: 'check the cluster entry (kubeconfig, eks, aks, gke) and bind the pullkeeper-inventory ClusterRole of infra/kubernetes/rbac.yaml',
+        detail: `cannot list namespaces: ${f.text}`,
+        // Only a 403 is about RBAC; an API server that cannot be reached or refuses the identity is not.
+        fix:
+          f.kind === 'forbidden'
+            ? rbac
+            : f.kind === 'unauthorized'
+              ? "fix the cluster entry's credentials (kubeconfig user, eks/aks/gke identity); the API server did not accept them"
+              : f.kind === 'access' || f.kind === 'other' || f.kind === 'api'
+                ? 'fix the cluster entry as the message says (kubeconfig, inCluster, eks, aks or gke)'
+                : "check the cluster's server address and that this machine can reach it (network route, VPC, firewall, proxy); its permissions can be checked once it answers",
       });
       continue;
     }
@@ -265,7 +287,18 @@ export const checkStatusStore: DoctorCheck = async (config, signal) => {
       },
     ];
   } catch (err) {
-    return [{ area: 'cluster', subject, ok: false, detail: `cannot check: ${(err as Error).message}`, fix }];
+    const { clusterFailure } = await import('../kube/failure.js');
+    const f = clusterFailure(err, fix);
+    return [
+      {
+        area: 'cluster',
+        subject,
+        ok: false,
+        detail: `cannot check: ${f.text}`,
+        // An API server that cannot be reached says nothing about the RBAC: the cluster finding above has the fix.
+        ...(f.kind === 'forbidden' ? { fix } : {}),
+      },
+    ];
   } finally {
     k.close();
   }

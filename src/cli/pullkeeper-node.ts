@@ -40,7 +40,7 @@ import {
   unknownCommandMessage,
   usageErrorMessage,
 } from './help.js';
-import { type CliIO, processIO, progressOf, withJsonErrors } from './io.js';
+import { type CliIO, processIO, progressOf, unexpectedFailureMessage, withJsonErrors } from './io.js';
 import { readCredentialFile } from './pull-secret-file.js';
 import { makeRunCommands } from './pullkeeper-node-run.js';
 
@@ -277,7 +277,8 @@ export async function main(argv: string[], io: NodeCliIO = nodeProcessIO): Promi
         jio.err(`pullkeeper-node ${key}: ${err.message}`);
         return EXIT.failed;
       }
-      throw err;
+      jio.err(`pullkeeper-node ${key}: ${unexpectedFailureMessage(err)}`);
+      return EXIT.failed;
     }
   });
 }

@@ -23,7 +23,7 @@ import {
   unknownCommandMessage,
   usageErrorMessage,
 } from './help.js';
-import { type CliIO, processIO, withJsonErrors } from './io.js';
+import { type CliIO, processIO, unexpectedFailureMessage, withJsonErrors } from './io.js';
 import { configCheckCommand, EXIT, mintCommand } from './mint-command.js';
 import { readCredentialFile } from './pull-secret-file.js';
 import { pushCommand } from './push-command.js';
@@ -43,7 +43,11 @@ export const COMMANDS: Readonly<Record<string, Handler>> = {
   doctor: doctorCommand,
   serve: (args, io) => serveCommand(args, io),
   push: (args, io) => pushCommand(args, io),
-  demo: (_args, io) => runDemo(io),
+  demo: (args, io) => {
+    // No flags: an unknown one (--json included) is a usage error, not ignored.
+    parseArgs({ args, options: PULLKEEPER.demo.flags });
+    return runDemo(io);
+  },
   status: statusCommand,
   version: versionCommand,
   help: helpCommand,
@@ -81,7 +85,8 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
         io.err(`pullkeeper: ${err.message}`);
         return EXIT.failed;
       }
-      throw err;
+      io.err(`pullkeeper ${command}: ${unexpectedFailureMessage(err)}`);
+      return EXIT.failed;
     }
   });
 }

@@ -68,7 +68,11 @@ const sqsActions = (statements: Statement[]) =>
 
 describe('serverless package: the stack wires its own fan-out', { timeout: 600_000 }, () => {
   before(async () => {
-    const env: NodeJS.ProcessEnv = { ...process.env, SLS_TELEMETRY_DISABLED: '1', SLS_NOTIFICATIONS_MODE: 'off' };
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      SLS_TELEMETRY_DISABLED: '1',
+      SLS_NOTIFICATIONS_MODE: 'off',
+    };
     // The deployer's environment must not matter: the queue comes from the stack.
     delete env.PULLKEEPER_FANOUT_QUEUE_URL;
     delete env.PULLKEEPER_FANOUT_MIN_TENANTS;
