@@ -8,8 +8,10 @@
  * (absent with policy Never); 4 InvalidImageName. Help, flags and the shell
  * completion come from the table in help.ts (PULLKEEPER_NODE).
  */
+
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { ExtraCaError, trustExtraCaCertificates } from '../app/extra-ca.js';
 import { PullkeeperError } from '../core/errors.js';
 import {
   DEFAULT_KUBELET_ROOT_DIR,
@@ -259,6 +261,14 @@ export async function main(argv: string[], io: NodeCliIO = nodeProcessIO): Promi
   const beforeDashes = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
   if (beforeDashes.some(isHelpFlag)) return printHelp(PULLKEEPER_NODE_CLI, [key], io);
   return withJsonErrors(argv, io, async (jio) => {
+    try {
+      // A private CA for the registries, as the operator CLI and the functions trust it.
+      trustExtraCaCertificates();
+    } catch (err) {
+      if (!(err instanceof ExtraCaError)) throw err;
+      jio.err(`pullkeeper-node ${key}: ${err.message}`);
+      return EXIT.usage;
+    }
     try {
       return await command(rest, jio);
     } catch (err) {

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { ExtraCaError, trustExtraCaCertificates } from '../app/extra-ca.js';
 import { CAPABILITIES } from '../app/status.js';
 import { PullkeeperError } from '../core/errors.js';
 import {
@@ -74,6 +75,14 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
     return helpCommand([command, ...beforeDashes.filter((a) => !a.startsWith('-'))], io);
   const helpKey = resolveCommand(PULLKEEPER_CLI, [command, ...rest]) ?? command;
   return withJsonErrors(argv, io, async (io) => {
+    try {
+      // A private CA for outgoing TLS, as the functions and `serve` trust it (docs/deploy.md).
+      trustExtraCaCertificates();
+    } catch (err) {
+      if (!(err instanceof ExtraCaError)) throw err;
+      io.err(`pullkeeper ${command}: ${err.message}`);
+      return EXIT.usage;
+    }
     try {
       return await COMMANDS[command]!(rest, io);
     } catch (err) {

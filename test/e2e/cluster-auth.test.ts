@@ -18,7 +18,12 @@ import { refresh, refreshFailed } from '../../src/app/refresh.js';
 import { parseConfig } from '../../src/config/load.js';
 import { createSecretResolver } from '../../src/config/secret-ref.js';
 import { KubeApiError, KubeClient } from '../../src/kube/client.js';
-import { AKS_SERVER_APP_ID, ClusterAccessError, kubeClientFor } from '../../src/kube/connect.js';
+import {
+  AKS_SERVER_APP_ID,
+  ClusterAccessError,
+  connectionFor,
+  kubeClientFor,
+} from '../../src/kube/connect.js';
 import { eksToken } from '../../src/kube/eks-token.js';
 import { kubernetesNodeLister } from '../../src/nodes/inventory.js';
 import { type EntraAcrFake, startEntraAcr } from '../harness/cloud/entra-acr.js';
@@ -168,6 +173,39 @@ describe('EKS token', () => {
     assert.ok(reasons.includes('token expired'));
     assert.ok(reasons.some((r) => r.startsWith('signature does not match')));
     assert.ok(reasons.some((r) => r.startsWith('non-allowlisted query parameter')));
+  });
+});
+
+describe('EKS roleArn', () => {
+  test('the token is signed as the assumed role (sts:AssumeRole at the stsEndpoint), not as the base identity', async () => {
+    const c = parseConfig({
+      clusters: [
+        {
+          name: 'eks-role',
+          eks: {
+            cluster: EKS_CLUSTER,
+            region: 'us-east-1',
+            server: cluster.info.server,
+            caData: cluster.info.caData,
+            stsEndpoint: moto.info.endpoint,
+            roleArn: `arn:aws:iam::${moto.info.accountId}:role/pullkeeper-eks`,
+            credentials: {
+              accessKeyId: { value: moto.info.accessKeyId },
+              secretAccessKey: { value: moto.info.secretAccessKey },
+            },
+          },
+        },
+      ],
+      registries: [
+        { name: 'r', kind: 'static', server: 'r.test', username: { value: 'u' }, password: { value: 'p' } },
+      ],
+    }).clusters[0]!;
+    const token = await (await connectionFor(c, createSecretResolver())).token!();
+    assert.ok(token?.startsWith('k8s-aws-v1.'));
+    const url = new URL(Buffer.from(token!.slice('k8s-aws-v1.'.length), 'base64url').toString());
+    const keyId = url.searchParams.get('X-Amz-Credential')?.split('/')[0];
+    assert.ok(keyId && keyId !== moto.info.accessKeyId, `signed with the role's temporary key (${keyId})`);
+    assert.ok(url.searchParams.get('X-Amz-Security-Token'), 'with the session token of the role');
   });
 });
 
