@@ -204,8 +204,11 @@ async function checkRepositories(cfg: AcrConfig, cred: TokenCredential, ctx: Min
     }
   } catch (err) {
     const status = (err as { statusCode?: number }).statusCode;
+    // Only an answer (401/403) is about the identity's role; no answer is about the network.
     throw new AcrError(
-      `registry ${cfg.name}: listing repositories failed (${status ? `HTTP ${status}` : netReason(err)}); the identity needs a role that can read the catalog (AcrPull, or Container Registry Repository Catalog Lister on ABAC registries)`,
+      status
+        ? `registry ${cfg.name}: listing repositories failed (HTTP ${status}); the identity needs a role that can read the catalog (AcrPull, or Container Registry Repository Catalog Lister on ABAC registries)`
+        : `registry ${cfg.name}: listing repositories failed: https://${cfg.loginServer} could not be reached (${netReason(err)}); check the login server name, DNS and the network route (private endpoint) from here`,
       { cause: err },
     );
   }
