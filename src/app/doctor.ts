@@ -67,6 +67,13 @@ export const checkSecretRefs: DoctorCheck = async (config, signal) => {
 
 /** Fix hints by the words of a mint error. */
 function mintFix(error: string): string {
+  // First: an endpoint that did not answer (or whose TLS is not trusted) says nothing about the credential.
+  if (
+    /cannot reach|did not answer|could not be reached|not trusted|ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ETIMEDOUT|timed out/.test(
+      error,
+    )
+  )
+    return 'the registry or its token endpoint could not be reached from here (or its TLS certificate is not trusted), so the credential was not tested: check the host name, DNS, the network route and any proxy; set verifyEndpoint for a private endpoint, PULLKEEPER_EXTRA_CA_CERTS for a private CA';
   if (/ecr:GetAuthorizationToken|ecr-public:GetAuthorizationToken/.test(error))
     return 'add the named IAM action to the function role (infra/aws/iam.yml)';
   if (/AssumeRole/.test(error))
@@ -75,12 +82,6 @@ function mintFix(error: string): string {
     return 'check tenantId, clientId and the secret; grant the identity AcrPull on the registry';
   if (/invalid_grant|Google/.test(error))
     return 'create a new service-account key; grant roles/artifactregistry.reader';
-  if (
-    /cannot reach|did not answer|ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ETIMEDOUT|timed out/.test(
-      error,
-    )
-  )
-    return 'the registry (or its token endpoint) could not be reached from here, so the credential was not tested: check the host name, DNS, the network route and any proxy; set verifyEndpoint for a private endpoint';
   if (/verification failed/.test(error))
     return 'the credential did not log in: check the registry host, the user and the password; for a private endpoint set verifyEndpoint';
   if (/^secret /.test(error)) return 'fix the secret reference named above';
