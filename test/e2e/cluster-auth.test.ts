@@ -138,6 +138,22 @@ const refused = async (token: string) => {
   await assert.rejects(whoAmI(token), (e) => e instanceof KubeApiError && e.status === 401);
 };
 const awsCreds = () => ({ accessKeyId: moto.info.accessKeyId, secretAccessKey: moto.info.secretAccessKey });
+/** A `clusters[]` entry for the harness apiserver as an EKS cluster, signed with moto's keys. */
+const eksEntry = (name: string, extra: Record<string, unknown> = {}) => ({
+  name,
+  eks: {
+    cluster: EKS_CLUSTER,
+    region: 'us-east-1',
+    server: cluster.info.server,
+    caData: cluster.info.caData,
+    stsEndpoint: moto.info.endpoint,
+    credentials: {
+      accessKeyId: { value: moto.info.accessKeyId },
+      secretAccessKey: { value: moto.info.secretAccessKey },
+    },
+    ...extra,
+  },
+});
 
 describe('EKS token', () => {
   test('a presigned GetCallerIdentity token authenticates as the mapped user', async () => {
@@ -180,21 +196,7 @@ describe('EKS roleArn', () => {
   test('the token is signed as the assumed role (sts:AssumeRole at the stsEndpoint), not as the base identity', async () => {
     const c = parseConfig({
       clusters: [
-        {
-          name: 'eks-role',
-          eks: {
-            cluster: EKS_CLUSTER,
-            region: 'us-east-1',
-            server: cluster.info.server,
-            caData: cluster.info.caData,
-            stsEndpoint: moto.info.endpoint,
-            roleArn: `arn:aws:iam::${moto.info.accountId}:role/pullkeeper-eks`,
-            credentials: {
-              accessKeyId: { value: moto.info.accessKeyId },
-              secretAccessKey: { value: moto.info.secretAccessKey },
-            },
-          },
-        },
+        eksEntry('eks-role', { roleArn: `arn:aws:iam::${moto.info.accountId}:role/pullkeeper-eks` }),
       ],
       registries: [
         { name: 'r', kind: 'static', server: 'r.test', username: { value: 'u' }, password: { value: 'p' } },
@@ -353,20 +355,7 @@ describe('refresh through EKS, AKS and GKE identities', () => {
     await cluster.createNamespace('via-gke', { via: 'gke' });
     const cfg = parseConfig({
       clusters: [
-        {
-          name: 'eks',
-          eks: {
-            cluster: EKS_CLUSTER,
-            region: 'us-east-1',
-            server: cluster.info.server,
-            caData: cluster.info.caData,
-            stsEndpoint: moto.info.endpoint,
-            credentials: {
-              accessKeyId: { value: moto.info.accessKeyId },
-              secretAccessKey: { value: moto.info.secretAccessKey },
-            },
-          },
-        },
+        eksEntry('eks'),
         {
           name: 'aks',
           aks: {
