@@ -317,15 +317,70 @@ export const checkNodes: DoctorCheck = async (config, signal) => {
     detail:
       n.status === 'failed'
         ? (n.reason ?? 'failed')
-        : `reachable, host key matches the pin; config.json ${n.status}`,
+        : n.notes?.some((x) => x.startsWith('host key would be trusted on first use'))
+          ? `reachable, no pin or record yet: its host key would be trusted on first use by the next push; config.json ${n.status}`
+          : `reachable, host key matches the pin; config.json ${n.status}`,
     ...(n.status === 'failed'
       ? {
-          fix: /host key/i.test(n.reason ?? '')
-            ? 'update the pin in nodes.ssh.knownHosts (ssh-keyscan the node, compare the fingerprint out of band)'
-            : 'check that sshd runs on the node, the address and port, and that the key in nodes.ssh.privateKey is authorized',
+          fix: /trust on first use is refused/.test(n.reason ?? '')
+            ? 'pin the node in nodes.ssh.knownHosts, or set nodes.ssh.trustOnFirstUse: { allowWithKubernetesInventory: true }'
+            : /host key/i.test(n.reason ?? '')
+              ? 'update the pin in nodes.ssh.knownHosts (ssh-keyscan the node, compare the fingerprint out of band)'
+              : 'check that sshd runs on the node, the address and port, and that the key in nodes.ssh.privateKey is authorized',
         }
       : {}),
   }));
+};
+
+/**
+ * Nodes: trust on first use. Refused with `inventory: kubernetes` unless allowed (and then the
+ * risk is named); otherwise the record of accepted keys must be readable, or no unpinned node is pushed.
+ */
+export const checkHostKeyTrust: DoctorCheck = async (config, signal) => {
+  const nodes = config.nodes;
+  if (!nodes) return [];
+  const { firstUseRefusal, trustOnFirstUseOf } = await import('../config/schema.js');
+  const t = trustOnFirstUseOf(nodes);
+  if (!t.enabled) return [];
+  const subject = 'nodes.ssh.trustOnFirstUse';
+  const refused = firstUseRefusal(nodes);
+  if (refused)
+    return [
+      {
+        area: 'node',
+        subject,
+        ok: false,
+        detail: refused,
+        fix: 'pin every node in nodes.ssh.knownHosts (ssh-keyscan, fingerprints checked on the nodes), or set nodes.ssh.trustOnFirstUse: { allowWithKubernetesInventory: true }',
+      },
+    ];
+  const { openHostKeyBook } = await import('./host-key-store.js');
+  try {
+    const book = await openHostKeyBook(config, { signal });
+    book.close();
+    return [
+      {
+        area: 'node',
+        subject,
+        ok: true,
+        detail:
+          `keys accepted on first use are recorded in ${book.place} and enforced from then on` +
+          (nodes.inventory === 'kubernetes'
+            ? '; allowed with inventory: kubernetes (allowWithKubernetesInventory): a Node that registers is trusted on its first use'
+            : ''),
+      },
+    ];
+  } catch (err) {
+    return [
+      {
+        area: 'node',
+        subject,
+        ok: false,
+        detail: (err as Error).message,
+        fix: 'let pullkeeper read and update the status ConfigMap (infra/kubernetes/rbac.yaml), or pin the nodes in nodes.ssh.knownHosts',
+      },
+    ];
+  }
 };
 
 export const ALL_CHECKS: DoctorCheck[] = [
@@ -333,5 +388,6 @@ export const ALL_CHECKS: DoctorCheck[] = [
   checkRegistries,
   checkClusterRbac,
   checkStatusStore,
+  checkHostKeyTrust,
   checkNodes,
 ];

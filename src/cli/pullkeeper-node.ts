@@ -10,15 +10,22 @@
  */
 
 import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ExtraCaError, trustExtraCaCertificates } from '../app/extra-ca.js';
 import { PullkeeperError } from '../core/errors.js';
 import {
+  AllowlistPatternError,
+  compileAllowlist,
+  DEFAULT_IMAGE_PULL_CREDENTIALS_VERIFICATION_POLICY,
   DEFAULT_KUBELET_ROOT_DIR,
-  type DockerConfig,
   defaultPullPolicy,
+  IMAGE_PULL_CREDENTIALS_VERIFICATION_POLICIES,
+  type ImagePullCredentialsVerificationPolicy,
   InvalidImageRefError,
   type PullPolicy,
+  type SourcedDockerConfig,
+  type VerificationAllowlist,
 } from '../core/index.js';
 import {
   answerProviderRequest,
@@ -103,10 +110,19 @@ const pull: NodeCommand = async (args, io) => {
     io.err(`pullkeeper-node: ${message}`);
     return code;
   };
-  let podSecrets: DockerConfig[];
+  const verification = pullVerification(values);
+  if (values['verify-cached-credentials']) {
+    io.err(
+      'pullkeeper-node: warning: --verify-cached-credentials is deprecated; it means --image-pull-credentials-verification-policy AlwaysVerify',
+    );
+  }
+  let podSecrets: SourcedDockerConfig[];
   try {
     podSecrets = [];
-    for (const f of values.secret ?? []) podSecrets.push(await readCredentialFile(f));
+    // Each file stands in for one pod pull Secret: KEP-2535 records and names it by its path.
+    for (const f of values.secret ?? []) {
+      podSecrets.push({ ...(await readCredentialFile(f)), source: { kind: 'file', name: resolve(f) } });
+    }
   } catch (err) {
     if (err instanceof PullkeeperError) return fail(EXIT.failed, 'InvalidPullSecret', err.message);
     throw err;
@@ -118,6 +134,9 @@ const pull: NodeCommand = async (args, io) => {
     nodeCredentials: { rootDir: kubeletRootDir(values['root-dir']) },
     concurrency: num('concurrency', values.concurrency),
     maxImageBytes: num('max-image-bytes', values['max-image-bytes']),
+    maxLayerBytes: num('max-layer-bytes', values['max-layer-bytes']),
+    maxImageInodes: num('max-image-inodes', values['max-image-inodes']),
+    maxPaxHeaderBytes: num('max-pax-header-bytes', values['max-pax-header-bytes']),
     keepSetuid: values['keep-setuid'],
     insecureRegistries: values['insecure-registry'] ?? [],
     onProgress: progress
@@ -137,7 +156,7 @@ const pull: NodeCommand = async (args, io) => {
       image,
       policy,
       podSecrets,
-      verifyCachedCredentials: values['verify-cached-credentials'],
+      ...verification,
       onEvent,
     });
     progress?.('');
@@ -157,11 +176,68 @@ const pull: NodeCommand = async (args, io) => {
   }
 };
 
+/**
+ * KEP-2535 flags of `pull`: the policy (kubelet's default when unset), the
+ * deprecated boolean as AlwaysVerify, the allowlist checked as kubelet does.
+ */
+function pullVerification(values: {
+  'image-pull-credentials-verification-policy'?: string | undefined;
+  'preloaded-images-verification-allowlist'?: string[] | undefined;
+  'verify-cached-credentials'?: boolean | undefined;
+}): {
+  verificationPolicy: ImagePullCredentialsVerificationPolicy;
+  verificationAllowlist?: VerificationAllowlist;
+} {
+  const set = values['image-pull-credentials-verification-policy'];
+  if (
+    set !== undefined &&
+    !(IMAGE_PULL_CREDENTIALS_VERIFICATION_POLICIES as readonly string[]).includes(set)
+  ) {
+    throw new UsageError(
+      `--image-pull-credentials-verification-policy must be one of ${IMAGE_PULL_CREDENTIALS_VERIFICATION_POLICIES.join(', ')}`,
+    );
+  }
+  if (set !== undefined && values['verify-cached-credentials']) {
+    throw new UsageError(
+      '--verify-cached-credentials is the deprecated spelling of --image-pull-credentials-verification-policy AlwaysVerify; give one of them',
+    );
+  }
+  const policy = values['verify-cached-credentials']
+    ? 'AlwaysVerify'
+    : ((set as ImagePullCredentialsVerificationPolicy | undefined) ??
+      DEFAULT_IMAGE_PULL_CREDENTIALS_VERIFICATION_POLICY);
+  const list = values['preloaded-images-verification-allowlist'] ?? [];
+  if (list.length === 0) return { verificationPolicy: policy };
+  if (policy !== 'NeverVerifyAllowlistedImages') {
+    throw new UsageError(
+      '--preloaded-images-verification-allowlist is only used with --image-pull-credentials-verification-policy NeverVerifyAllowlistedImages',
+    );
+  }
+  try {
+    return { verificationPolicy: policy, verificationAllowlist: compileAllowlist(list) };
+  } catch (err) {
+    if (err instanceof AllowlistPatternError) throw new UsageError(err.message, { cause: err });
+    throw err;
+  }
+}
+
 const images: NodeCommand = async (args, io) => {
   const { values } = parseArgs({ args, options: PULLKEEPER_NODE.images.flags });
   const list = await new ImageStore({ stateDir: nodeStateDir(values['state-dir']) }).list();
   if (values.json) {
-    io.out(JSON.stringify(list));
+    // Who pulled each image, by source only: the credential hashes stay in the store.
+    const shown = list.map(({ credentials, ...r }) =>
+      credentials
+        ? {
+            ...r,
+            credentials: {
+              nodeAccessible: credentials.nodeAccessible,
+              secrets: credentials.secrets.map((s) => s.source),
+            },
+          }
+        : r,
+    );
+    io.out(JSON.stringify(shown));
     return EXIT.ok;
   }
   io.out(`${'IMAGE'.padEnd(60)} ${'DIGEST'.padEnd(19)} ${'SIZE'.padStart(10)} PULLED`);

@@ -9,6 +9,7 @@ export * from './docker-config.js';
 export * from './errors.js';
 export * from './expiry.js';
 export * from './go-json.js';
+export * from './image-pull-verification.js';
 export * from './image-ref.js';
 export * from './keyring.js';
 export * from './platform.js';

@@ -9,19 +9,23 @@ import { join } from 'node:path';
 import { PullkeeperError } from '../core/errors.js';
 import {
   buildContainerEnv,
+  type CredentialSource,
+  compileAllowlist,
   containerProcessEnv,
-  type DockerConfig,
+  DEFAULT_IMAGE_PULL_CREDENTIALS_VERIFICATION_POLICY,
   defaultPullPolicy,
   expandCommandAndArgs,
+  type ImagePullCredentialsVerificationPolicy,
   type PullPolicy,
   parseDockerConfig,
   podHostname,
+  type SourcedDockerConfig,
   selectServicesForPod,
   serviceEnvVars,
 } from '../core/index.js';
 import { buildOciSpec, containerArgv, parseImageUser } from './bundle.js';
 import { containerFieldPath, Events, type PodEvent } from './events.js';
-import type { ImageSource } from './image-source.js';
+import type { ImageLimits, ImageSource } from './image-source.js';
 import { allocatePodIP, releasePodIP } from './ipam.js';
 import type { ContainerSpec, LifecycleHandler, PodManifest, PodObjects } from './pod.js';
 import { type NodeRuntimeConfig, probeRuntime, resolveRuntimeHandler } from './runtime-class.js';
@@ -40,8 +44,14 @@ export interface NodeConfig {
   /** Per-container log size cap before rotation (kubelet containerLogMaxSize: 10 MiB). */
   logMaxBytes: number;
   alwaysPullImages?: boolean;
-  /** KEP-2535: an image already on the node is used by a pod only after the pod's credentials read its manifest. */
-  verifyCachedCredentials?: boolean;
+  /** KEP-2535: when a pod may use an image already on the node (default NeverVerifyPreloadedImages). */
+  imagePullCredentialsVerificationPolicy?: ImagePullCredentialsVerificationPolicy;
+  /** Images exempt from verification under NeverVerifyAllowlistedImages (already validated). */
+  preloadedImagesVerificationAllowlist?: string[];
+  /** What the config loader wants said (deprecated keys). */
+  warnings?: string[];
+  /** Bounds on what a pull may unpack (node config `imageLimits`). */
+  imageLimits?: ImageLimits;
 }
 
 export interface PlannedContainer {
@@ -94,8 +104,8 @@ function pullSecrets(
   pod: PodManifest,
   objects: PodObjects,
   emit: (e: Omit<PodEvent, 'time'>) => void,
-): DockerConfig[] {
-  const out: DockerConfig[] = [];
+): SourcedDockerConfig[] {
+  const out: SourcedDockerConfig[] = [];
   const missing: string[] = [];
   for (const ref of pod.spec.imagePullSecrets ?? []) {
     const s = objects.secrets[ref.name];
@@ -103,10 +113,16 @@ function pullSecrets(
       missing.push(ref.name);
       continue;
     }
+    // KEP-2535: the store records and names credentials by their Secret (namespace/name, uid).
+    const source: CredentialSource = {
+      kind: 'secret',
+      name: `${pod.metadata.namespace}/${ref.name}`,
+      ...(s.uid ? { uid: s.uid } : {}),
+    };
     if (s.type === 'kubernetes.io/dockerconfigjson' && s.data['.dockerconfigjson']) {
-      out.push(parseDockerConfig(s.data['.dockerconfigjson'], 'config.json'));
+      out.push({ ...parseDockerConfig(s.data['.dockerconfigjson'], 'config.json'), source });
     } else if (s.type === 'kubernetes.io/dockercfg' && s.data['.dockercfg']) {
-      out.push(parseDockerConfig(s.data['.dockercfg'], 'dockercfg'));
+      out.push({ ...parseDockerConfig(s.data['.dockercfg'], 'dockercfg'), source });
     }
   }
   if (missing.length > 0) {
@@ -254,7 +270,7 @@ async function planContainer(
     node: NodeConfig;
     objects: PodObjects;
     serviceEnv: Record<string, string>;
-    secrets: DockerConfig[];
+    secrets: SourcedDockerConfig[];
     images: ImageSource;
     emit: (e: Omit<PodEvent, 'time'>) => void;
     signal?: AbortSignal;
@@ -270,7 +286,12 @@ async function planContainer(
       image: c.image,
       policy,
       podSecrets: ctx.secrets,
-      ...(ctx.node.verifyCachedCredentials ? { verifyCachedCredentials: true } : {}),
+      verificationPolicy:
+        ctx.node.imagePullCredentialsVerificationPolicy ?? DEFAULT_IMAGE_PULL_CREDENTIALS_VERIFICATION_POLICY,
+      ...(ctx.node.preloadedImagesVerificationAllowlist?.length
+        ? { verificationAllowlist: compileAllowlist(ctx.node.preloadedImagesVerificationAllowlist) }
+        : {}),
+      ...(ctx.node.imageLimits ? { limits: ctx.node.imageLimits } : {}),
       onEvent: (e) => ctx.emit(e),
       ...(ctx.signal ? { signal: ctx.signal } : {}),
     });

@@ -217,8 +217,12 @@ export interface RuntimeClassObject {
 /** The objects a pod refers to, by name, in the pod's namespace (Services: all namespaces). */
 export interface PodObjects {
   configMaps: Record<string, Record<string, string>>;
-  /** Values already decoded from base64 (`stringData` merged over `data`). */
-  secrets: Record<string, { type: string; data: Record<string, string> }>;
+  /**
+   * Values already decoded from base64 (`stringData` merged over `data`).
+   * `uid` only from the API server: KEP-2535 trusts a Secret by uid, and a
+   * manifest's `metadata.uid` could be anyone's claim.
+   */
+  secrets: Record<string, { type: string; data: Record<string, string>; uid?: string }>;
   services: NamespacedServiceLink[];
   runtimeClasses: Record<string, RuntimeClassObject>;
 }

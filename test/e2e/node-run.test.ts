@@ -707,6 +707,9 @@ data: { .dockerconfigjson: ${Buffer.from(config).toString('base64')} }
     );
     assert.equal(reqs[0]!.podSecrets.length, 1);
     assert.deepEqual(Object.keys(reqs[0]!.podSecrets[0]!.auths ?? {}), ['registry.test:5000']);
+    // KEP-2535: the store gets each Secret's name (a manifest's uid is not trusted) and kubelet's default policy.
+    assert.deepEqual(reqs[0]!.podSecrets[0]!.source, { kind: 'secret', name: 'default/regcred' });
+    assert.equal(reqs[0]!.verificationPolicy, 'NeverVerifyPreloadedImages');
     const warn = res.events.find((e) => e.reason === 'FailedToRetrieveImagePullSecret');
     assert.equal(
       warn?.message,

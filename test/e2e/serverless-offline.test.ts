@@ -280,7 +280,7 @@ describe('serverless offline against the harness', { timeout: 480_000 }, () => {
       'unknown namespace',
       async () => ({ method: 'POST', path: '/v1/namespaces/nowhere/ensure', token: await token() }),
       404,
-      /belongs to no configured tenant/,
+      /namespace nowhere is not a namespace of this caller's tenants \(or does not exist\)/,
     ],
   ];
   for (const [name, req, code, msg] of bad) {
