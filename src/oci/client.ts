@@ -12,10 +12,12 @@
  *   blobs are returned as streams that verify their digest as they flow.
  * - Node's fetch (undici) keeps connections alive across requests.
  */
+
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { basicAuthAllowed, isLoopbackHost } from '../core/credential-transport.js';
+import { netFailure, netFailureText } from '../core/net-failure.js';
 import { parseChallenges, pullScope } from './challenge.js';
 import { assertSha256, sha256Of, VerifyingStream } from './digest.js';
 import {
@@ -326,7 +328,12 @@ export class DistributionClient {
         lastError = err;
       }
     }
-    const detail = lastError instanceof Error ? lastError.message : String(lastError);
+    const net = netFailure(lastError);
+    const detail = net
+      ? netFailureText(net)
+      : lastError instanceof Error
+        ? lastError.message
+        : String(lastError);
     throw new RegistryUnavailableError(
       `${what}: ${this.registry} did not answer after ${this.#attempts} attempts (${detail}); check that the ` +
         'registry is reachable and try again',
