@@ -397,14 +397,17 @@ describe('concurrent refreshes of 50 namespaces (separate processes)', () => {
   /** Runs 5 `pullkeeper refresh` at once while an admin watch counts Secret and ServiceAccount events. */
   async function round(args: string[], password: string) {
     const file = writeConfig(`cc-${password}.json`, kubeconfig, tenants, password);
-    const events: Array<{ kind: 'secret' | 'sa'; type: string; ns: string; valid: boolean }> = [];
+    const events: Array<{ kind: 'secret' | 'sa'; type: string; ns: string; rv: string; valid: boolean }> = [];
     const { Watch } = await import('@kubernetes/client-node');
     const w = new Watch(h.cluster!.admin.kubeConfig);
     const ours = (ns: string) => ns.startsWith('cc-');
     const secrets = await w.watch(
       '/api/v1/secrets',
       { fieldSelector: 'metadata.name=pullkeeper-cc', resourceVersion: '0', allowWatchBookmarks: false },
-      (type, obj: { metadata: { namespace: string }; data?: Record<string, string> }) => {
+      (
+        type,
+        obj: { metadata: { namespace: string; resourceVersion: string }; data?: Record<string, string> },
+      ) => {
         let valid = false;
         try {
           const c = parseDockerConfig(
@@ -415,16 +418,28 @@ describe('concurrent refreshes of 50 namespaces (separate processes)', () => {
         } catch {
           /* invalid */
         }
-        events.push({ kind: 'secret', type, ns: obj.metadata.namespace, valid });
+        events.push({
+          kind: 'secret',
+          type,
+          ns: obj.metadata.namespace,
+          rv: obj.metadata.resourceVersion,
+          valid,
+        });
       },
       () => undefined,
     );
     const sas = await w.watch(
       '/api/v1/serviceaccounts',
       { fieldSelector: 'metadata.name=default' },
-      (type, obj: { metadata: { namespace: string } }) => {
+      (type, obj: { metadata: { namespace: string; resourceVersion: string } }) => {
         if (ours(obj.metadata.namespace))
-          events.push({ kind: 'sa', type, ns: obj.metadata.namespace, valid: true });
+          events.push({
+            kind: 'sa',
+            type,
+            ns: obj.metadata.namespace,
+            rv: obj.metadata.resourceVersion,
+            valid: true,
+          });
       },
       () => undefined,
     );
@@ -437,7 +452,22 @@ describe('concurrent refreshes of 50 namespaces (separate processes)', () => {
       results = await Promise.all(
         Array.from({ length: 5 }, () => runCli(['refresh', '--config', file, '--json', ...args])),
       );
-      await new Promise((res) => setTimeout(res, 1500));
+      // The watch may lag behind on a busy machine: wait until it has delivered every object's current version.
+      const core = h.cluster!.admin.core;
+      const current = [
+        ...(
+          await core.listSecretForAllNamespaces({ fieldSelector: 'metadata.name=pullkeeper-cc' })
+        ).items.map((x) => `secret ${x.metadata?.namespace}@${x.metadata?.resourceVersion}`),
+        ...(await core.listServiceAccountForAllNamespaces({ fieldSelector: 'metadata.name=default' })).items
+          .filter((x) => ours(x.metadata?.namespace ?? ''))
+          .map((x) => `sa ${x.metadata?.namespace}@${x.metadata?.resourceVersion}`),
+      ];
+      for (let i = 0; i < 300; i++) {
+        const delivered = new Set(events.map((e) => `${e.kind} ${e.ns}@${e.rv}`));
+        if (current.every((c) => delivered.has(c))) break;
+        await new Promise((res) => setTimeout(res, 100));
+      }
+      await new Promise((res) => setTimeout(res, 500));
     } finally {
       secrets.abort();
       sas.abort();
