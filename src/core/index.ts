@@ -13,6 +13,8 @@ export * from './image-pull-verification.js';
 export * from './image-ref.js';
 export * from './keyring.js';
 export * from './platform.js';
+export * from './pod-credentials.js';
 export * from './pod-env.js';
+export * from './provider-response.js';
 export * from './pull-policy.js';
 export * from './rotation-plan.js';
