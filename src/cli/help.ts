@@ -623,7 +623,7 @@ export const PULLKEEPER_NODE = {
     args: 'POD.yaml',
     summary: 'run a Pod (YAML or JSON) on this node',
     description:
-      'Runs the Pod in POD.yaml on this node with runc, pulling its images through the node store. ConfigMaps, Secrets, Services and RuntimeClasses may follow the Pod in the same file, come in --objects files, or be read from the cluster of --kubeconfig (files win by name).',
+      "Runs the Pod in POD.yaml on this node with runc, pulling its images through the node store. ConfigMaps, Secrets, Services and RuntimeClasses may follow the Pod in the same file, come in --objects files, or be read from the cluster of --kubeconfig (files win by name). With podCredentials in the node config (and --kubeconfig), the pod's ServiceAccount token (bound to the pod, which must exist in the cluster) is exchanged at pullkeeper's broker, and its answer is tried after the pod's Secrets and the node file (docs/pod-credentials.md).",
     flags: {
       'state-dir': nodeStateDir,
       'node-config': nodeConfig,

@@ -67,6 +67,15 @@ const schema = z.strictObject({
   preloadedImagesVerificationAllowlist: z.array(z.string()).optional(),
   /** Deprecated alias of imagePullCredentialsVerificationPolicy (true: AlwaysVerify, false: NeverVerify). */
   verifyCachedCredentials: z.boolean().optional(),
+  /** `run --kubeconfig` pulls with the broker's answer for the pod's ServiceAccount (docs/pod-credentials.md). */
+  podCredentials: z
+    .strictObject({
+      broker: z.url(),
+      audience: z.string().min(1),
+      caFile: z.string().min(1).optional(),
+      timeoutSeconds: z.number().positive().max(60).default(5),
+    })
+    .optional(),
 });
 export type NodeConfigFile = z.infer<typeof schema>;
 
@@ -140,6 +149,7 @@ export function nodeConfigFrom(file: NodeConfigFile, overrides: { stateDir?: str
     imagePullCredentialsVerificationPolicy: verification.policy,
     preloadedImagesVerificationAllowlist: verification.allowlist,
     warnings: verification.warnings,
+    ...(file.podCredentials ? { podCredentials: file.podCredentials } : {}),
   };
 }
 

@@ -50,6 +50,8 @@ export interface NodeConfig {
   preloadedImagesVerificationAllowlist?: string[];
   /** What the config loader wants said (deprecated keys). */
   warnings?: string[];
+  /** Pull through the credential broker with the pod's ServiceAccount token (`run --kubeconfig`; docs/pod-credentials.md). */
+  podCredentials?: { broker: string; audience: string; caFile?: string; timeoutSeconds: number };
 }
 
 export interface PlannedContainer {

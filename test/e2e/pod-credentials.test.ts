@@ -20,17 +20,21 @@ import { PatchStrategy } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { apiDeps, brokerFor, processMetrics } from '../../src/app/compose.js';
 import { createLogger } from '../../src/app/log.js';
+import { bufferIO } from '../../src/cli/io.js';
+import { makeRunCommands } from '../../src/cli/pullkeeper-node-run.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { PullkeeperConfig, PullkeeperConfigInput } from '../../src/config/schema.js';
 import { createApp } from '../../src/http/app.js';
 import { ImageStore } from '../../src/runner/store/store.js';
 import { type Harness, startHarness } from '../harness/index.js';
 import { buildImage, pushImage } from '../harness/registry/images.js';
+import { stopPodsAndBridge } from './support/node-cleanup.js';
 
 const BIN = join(import.meta.dirname, '../../bin/pullkeeper-node.js');
 const AUDIENCE = 'pullkeeper.test';
 const PASS_A = 'pod-cred-pass-a-7c19e2';
 const PASS_B = 'pod-cred-pass-b-3f0a55';
+const BRIDGE = 'pkr-test20';
 const RBAC_EXTRA = join(import.meta.dirname, '../../infra/kubernetes/pod-credentials-rbac.yaml');
 
 let h: Harness;
@@ -122,6 +126,8 @@ before(async () => {
   await h.registry!.allow('a-user', PASS_A);
   const img = await buildImage({ layers: [{ files: [{ path: 'hello.txt', content: 'from team a\n' }] }] });
   await pushImage(h.registry!, 'team-a/app', 'v1', img, { username: 'a-user', password: PASS_A });
+  const runnable = await buildImage({ layers: [{ busybox: true }] });
+  await pushImage(h.registry!, 'team-a/runnable', 'v1', runnable, { username: 'a-user', password: PASS_A });
   const c = h.cluster!;
   await c.createNamespace('team-a-1', { tenant: 'team-a' });
   await c.createNamespace('team-b-1');
@@ -204,6 +210,7 @@ before(async () => {
 });
 
 after(async () => {
+  if (h) await stopPodsAndBridge(join(h.dir, 'run-state'), BRIDGE);
   await new Promise((r) => (server ? server.close(r) : r(undefined)));
   if (config) brokerFor(config).close();
   await h?.stop();
@@ -431,6 +438,70 @@ describe('pod credential broker against a real apiserver', { timeout: 300_000 },
       brokerFor(offline).close();
       await new Promise((r) => jwks.close(r));
     }
+  });
+
+  test('pullkeeper-node run: a pod with no imagePullSecrets pulls its private image through the broker (runc)', async () => {
+    const c = h.cluster!;
+    // The pod exists in the cluster (the token is bound to it); no kubelet runs it there.
+    await c.admin.core.createNamespacedPod({
+      namespace: 'team-a-1',
+      body: {
+        metadata: { name: 'secretless' },
+        spec: { containers: [{ name: 'app', image: `${host}/team-a/runnable:v1` }] },
+      },
+    });
+    const storeDir = join(h.dir, 'run-store');
+    const store = new ImageStore({
+      stateDir: storeDir,
+      nodeCredentials: { rootDir: join(h.dir, 'run-kubelet') },
+    });
+    const cmds = makeRunCommands({ imageSource: store });
+    const nodeConfig = join(h.dir, 'run-node.yaml');
+    await writeFile(
+      nodeConfig,
+      `runtimeHandlers:\n  runc: { binary: runc }\nbridge: { name: ${BRIDGE}, subnet: 10.220.20.0/24 }\nnodeName: n\nhostIP: 192.0.2.3\n` +
+        `podCredentials: { broker: "${brokerUrl}", audience: ${AUDIENCE}, timeoutSeconds: 20 }\n`,
+    );
+    const pod = join(h.dir, 'secretless.yaml');
+    await writeFile(
+      pod,
+      `apiVersion: v1
+kind: Pod
+metadata: { name: secretless, namespace: team-a-1 }
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 2
+  containers:
+    - name: app
+      image: ${host}/team-a/runnable:v1
+      command: [sh, -c, 'while true; do sleep 1; done']
+`,
+    );
+    const opts = ['--state-dir', join(h.dir, 'run-state'), '--node-config', nodeConfig];
+    const t = h.registry!.tokenRequests().length;
+    const io = bufferIO();
+    const code = await cmds.run!([pod, '--json', '--kubeconfig', c.info.kubeconfigPath, ...opts], io);
+    assert.equal(code, 0, io.stderr.join('\n') + io.stdout.join('\n'));
+    const res = JSON.parse(io.stdout.join('\n')) as { phase: string; events: Array<{ reason: string }> };
+    assert.equal(res.phase, 'Running', JSON.stringify(res.events));
+    assert.ok(!JSON.stringify(res).includes(PASS_A));
+    const seen = h.registry!.tokenRequests().slice(t);
+    assert.ok(
+      seen.some((x) => x.user === 'a-user' && x.status === 200),
+      'pulled with the broker credential',
+    );
+    // KEP-2535: the pull is recorded by the ServiceAccount it was answered for.
+    const rec = (await store.list()).find((i) => i.ref.includes('team-a/runnable'));
+    assert.deepEqual(
+      rec?.credentials?.secrets.map((x) => [x.source.kind, x.source.name]),
+      [['serviceaccount', 'team-a-1/default']],
+    );
+    assert.ok(
+      logs.some((l) => l.includes('"pod":"secretless"')),
+      'the broker logged the pod',
+    );
+    const stop = bufferIO();
+    assert.equal(await cmds.stop!(['team-a-1/secretless', ...opts], stop), 0, stop.stderr.join('\n'));
   });
 
   test('broker down: empty auth with a short cacheDuration, the reason on stderr, within the timeout', async () => {

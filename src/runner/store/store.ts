@@ -243,7 +243,10 @@ export class ImageStore implements ImageSource {
       present: present !== undefined,
       record: present?.credentials,
       podCredentials: present?.credentials
-        ? podCredentialHashes(await this.#key(), ref.name, req.podSecrets)
+        ? podCredentialHashes(await this.#key(), ref.name, [
+            ...req.podSecrets,
+            ...(req.providerCredentials ?? []),
+          ])
         : [],
       policy: verificationPolicyOf(req),
       allowlist: req.verificationAllowlist,
@@ -272,12 +275,13 @@ export class ImageStore implements ImageSource {
   async #credentials(
     ref: ImageRef,
     podSecrets: readonly SourcedDockerConfig[],
+    providers: readonly SourcedDockerConfig[] = [],
   ): Promise<KeyringCredential[]> {
     const node = await readNodeDockerConfig(this.#opts.nodeCredentials ?? {});
     const nodeConfig = node
       ? { ...node.config, source: { kind: 'node' as const, name: node.path } }
       : undefined;
-    return pullKeyring(sourcedPodSecrets(podSecrets), nodeConfig).lookup(ref.name);
+    return pullKeyring(sourcedPodSecrets(podSecrets), nodeConfig, providers).lookup(ref.name);
   }
 
   /** What a successful pull or check with `cred` proves (kubelet's trackedToImagePullCreds). */
@@ -319,7 +323,7 @@ export class ImageStore implements ImageSource {
     req: EnsureImageRequest,
     emit: (e: ImageEvent) => void,
   ): Promise<PulledImage> {
-    const creds = await this.#credentials(ref, req.podSecrets);
+    const creds = await this.#credentials(ref, req.podSecrets, req.providerCredentials);
     const errors: Error[] = [];
     const tried: string[] = [];
     let gone = false;
@@ -355,7 +359,7 @@ export class ImageStore implements ImageSource {
     const t0 = performance.now();
     emit({ type: 'Normal', reason: 'Pulling', message: `Pulling image ${goQuote(req.image)}` });
     await this.#init();
-    const creds = await this.#credentials(ref, req.podSecrets);
+    const creds = await this.#credentials(ref, req.podSecrets, req.providerCredentials);
     const errors: Error[] = [];
     const tried: string[] = [];
     for (const cred of creds.length > 0 ? creds : [undefined]) {
