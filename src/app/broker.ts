@@ -33,6 +33,7 @@ import {
 import type { KubeClient } from '../kube/client.js';
 import { getNamespace, type NamespaceObj } from '../kube/resources.js';
 import { getServiceAccountAnnotations, reviewToken } from '../kube/tokens.js';
+import { jwksUriOf, remoteJwks } from './jwks.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import { type CredentialCache, mintCredentials, processCache } from './mint.js';
@@ -91,31 +92,6 @@ const EXPIRY_MARGIN_MS = 10_000;
 const OBJECT_TTL_MS = 10_000;
 
 const JWT = /^[\w-]+\.[\w-]+\.[\w-]+$/;
-
-type Jose = typeof import('jose');
-const jwksSets = new Map<string, ReturnType<Jose['createRemoteJWKSet']>>();
-const discovered = new Map<string, Promise<string>>();
-
-async function jwksUriOf(
-  issuer: string,
-  configured: string | undefined,
-  signal: AbortSignal,
-): Promise<string> {
-  if (configured) return configured;
-  let p = discovered.get(issuer);
-  if (!p) {
-    p = (async () => {
-      const res = await fetch(`${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`, { signal });
-      if (!res.ok) throw new Error(`discovery answered HTTP ${res.status}`);
-      const doc = (await res.json()) as { jwks_uri?: unknown };
-      if (typeof doc.jwks_uri !== 'string') throw new Error('the discovery document has no jwks_uri');
-      return doc.jwks_uri;
-    })();
-    discovered.set(issuer, p);
-    p.catch(() => discovered.delete(issuer));
-  }
-  return p;
-}
 
 export class PodCredentialBroker {
   readonly #tokens = new TtlMap<PodIdentity>(MAX_CACHED_TOKENS);
@@ -205,11 +181,7 @@ export class PodCredentialBroker {
         cause: err,
       });
     }
-    let jwks = jwksSets.get(uri);
-    if (!jwks) {
-      jwks = jose.createRemoteJWKSet(new URL(uri), { timeoutDuration: 5000, cooldownDuration: 30_000 });
-      jwksSets.set(uri, jwks);
-    }
+    const jwks = remoteJwks(jose, uri);
     let payload: Record<string, unknown>;
     try {
       ({ payload } = await jose.jwtVerify(token, jwks, {

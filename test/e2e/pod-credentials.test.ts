@@ -7,7 +7,6 @@
  * --broker` run as the kubelet runs it.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash, createPrivateKey, createPublicKey } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -17,7 +16,7 @@ import { after, before, describe, test } from 'node:test';
 import { serve } from '@hono/node-server';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { PatchStrategy } from '@kubernetes/client-node';
-import { parseAllDocuments } from 'yaml';
+import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { apiDeps, brokerFor, processMetrics } from '../../src/app/compose.js';
 import { createLogger } from '../../src/app/log.js';
 import { bufferIO } from '../../src/cli/io.js';
@@ -29,8 +28,8 @@ import { ImageStore } from '../../src/runner/store/store.js';
 import { type Harness, startHarness } from '../harness/index.js';
 import { buildImage, pushImage } from '../harness/registry/images.js';
 import { stopPodsAndBridge } from './support/node-cleanup.js';
+import { runCredentialProvider } from './support/plugin.js';
 
-const BIN = join(import.meta.dirname, '../../bin/pullkeeper-node.js');
 const AUDIENCE = 'pullkeeper.test';
 const PASS_A = 'pod-cred-pass-a-7c19e2';
 const PASS_B = 'pod-cred-pass-b-3f0a55';
@@ -47,31 +46,7 @@ const logs: string[] = [];
 const tokens: string[] = [];
 let app: ReturnType<typeof createApp>;
 
-function plugin(
-  args: string[],
-  stdin: string,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((ok, fail) => {
-    const p = spawn(process.execPath, [BIN, 'credential-provider', ...args], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (c) => {
-      stdout += c;
-    });
-    p.stderr.on('data', (c) => {
-      stderr += c;
-    });
-    const timer = setTimeout(() => p.kill('SIGKILL'), 60_000);
-    p.on('error', fail);
-    p.on('close', (code) => {
-      clearTimeout(timer);
-      ok({ code, stdout, stderr });
-    });
-    p.stdin.end(stdin);
-  });
-}
+const plugin = (args: string[], stdin: string) => runCredentialProvider(args, stdin, 60_000);
 
 const providerRequest = (image: string, token?: string, annotations?: Record<string, string>) =>
   JSON.stringify({
@@ -502,6 +477,25 @@ spec:
     );
     const stop = bufferIO();
     assert.equal(await cmds.stop!(['team-a-1/secretless', ...opts], stop), 0, stop.stderr.join('\n'));
+  });
+
+  test('the shipped kubelet config has the broker entry with tokenAttributes', async () => {
+    const cfg = parseYaml(
+      await readFile(
+        join(import.meta.dirname, '../../infra/kubelet/credential-provider-config.yaml'),
+        'utf8',
+      ),
+    ) as { providers: Array<{ name: string; args: string[]; tokenAttributes?: Record<string, unknown> }> };
+    const p = cfg.providers.find((x) => x.tokenAttributes);
+    assert.ok(p, 'a provider with tokenAttributes');
+    assert.notEqual(p.name, cfg.providers[0]!.name, 'provider names are unique');
+    assert.deepEqual(p.args.slice(0, 2), ['credential-provider', '--broker']);
+    assert.equal(p.tokenAttributes!.cacheType, 'ServiceAccount');
+    assert.equal(p.tokenAttributes!.requireServiceAccount, true);
+    assert.equal(typeof p.tokenAttributes!.serviceAccountTokenAudience, 'string');
+    // The node audience RBAC names the same audience.
+    const rbac = await readFile(RBAC_EXTRA, 'utf8');
+    assert.ok(rbac.includes(`resources: ["${p.tokenAttributes!.serviceAccountTokenAudience}"]`));
   });
 
   test('broker down: empty auth with a short cacheDuration, the reason on stderr, within the timeout', async () => {
