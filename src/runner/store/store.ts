@@ -264,7 +264,10 @@ export class ImageStore implements ImageSource {
       present: present !== undefined,
       record: present?.credentials,
       podCredentials: present?.credentials
-        ? podCredentialHashes(await this.#key(), ref.name, req.podSecrets)
+        ? podCredentialHashes(await this.#key(), ref.name, [
+            ...req.podSecrets,
+            ...(req.providerCredentials ?? []),
+          ])
         : [],
       policy: verificationPolicyOf(req),
       allowlist: req.verificationAllowlist,
@@ -293,12 +296,13 @@ export class ImageStore implements ImageSource {
   async #credentials(
     ref: ImageRef,
     podSecrets: readonly SourcedDockerConfig[],
+    providers: readonly SourcedDockerConfig[] = [],
   ): Promise<KeyringCredential[]> {
     const node = await readNodeDockerConfig(this.#opts.nodeCredentials ?? {});
     const nodeConfig = node
       ? { ...node.config, source: { kind: 'node' as const, name: node.path } }
       : undefined;
-    return pullKeyring(sourcedPodSecrets(podSecrets), nodeConfig).lookup(ref.name);
+    return pullKeyring(sourcedPodSecrets(podSecrets), nodeConfig, providers).lookup(ref.name);
   }
 
   /** What a successful pull or check with `cred` proves (kubelet's trackedToImagePullCreds). */
@@ -340,7 +344,7 @@ export class ImageStore implements ImageSource {
     req: EnsureImageRequest,
     emit: (e: ImageEvent) => void,
   ): Promise<PulledImage> {
-    const creds = await this.#credentials(ref, req.podSecrets);
+    const creds = await this.#credentials(ref, req.podSecrets, req.providerCredentials);
     const errors: Error[] = [];
     const tried: string[] = [];
     let gone = false;
@@ -376,7 +380,7 @@ export class ImageStore implements ImageSource {
     const t0 = performance.now();
     emit({ type: 'Normal', reason: 'Pulling', message: `Pulling image ${goQuote(req.image)}` });
     await this.#init();
-    const creds = await this.#credentials(ref, req.podSecrets);
+    const creds = await this.#credentials(ref, req.podSecrets, req.providerCredentials);
     const errors: Error[] = [];
     const tried: string[] = [];
     for (const cred of creds.length > 0 ? creds : [undefined]) {
