@@ -26,7 +26,10 @@ export interface RetryOptions {
  * `attempts` in all (default 3, 200 ms base, 5 s cap): the providers' defaults
  * over the shared helper (src/util/retry.ts).
  */
-export function withRetry<T>(fn: (signal: AbortSignal, attempt: number) => Promise<T>, o: RetryOptions): Promise<T> {
+export function withRetry<T>(
+  fn: (signal: AbortSignal, attempt: number) => Promise<T>,
+  o: RetryOptions,
+): Promise<T> {
   return retry(fn, {
     attempts: o.attempts ?? 3,
     baseMs: o.baseMs ?? 200,

@@ -26,9 +26,20 @@ describe('retry', () => {
   }> = [
     { name: 'success at once', answers: ['ok'], calls: 1, result: 'ok' },
     { name: '503 then success', answers: [503, 'ok'], calls: 2, result: 'ok', delays: [100] },
-    { name: 'exhausts the attempts and rejects with the last error', answers: [503, 500, 502], calls: 3, result: /HTTP 502/ },
+    {
+      name: 'exhausts the attempts and rejects with the last error',
+      answers: [503, 500, 502],
+      calls: 3,
+      result: /HTTP 502/,
+    },
     { name: 'a 4xx is not retried', answers: [403, 'ok'], calls: 1, result: /HTTP 403/ },
-    { name: 'one attempt: no retry', answers: [503, 'ok'], opts: { attempts: 1 }, calls: 1, result: /HTTP 503/ },
+    {
+      name: 'one attempt: no retry',
+      answers: [503, 'ok'],
+      opts: { attempts: 1 },
+      calls: 1,
+      result: /HTTP 503/,
+    },
     {
       name: 'full jitter: the ceiling doubles, capped',
       answers: [503, 503, 503, 503, 'ok'],
@@ -166,7 +177,11 @@ describe('retry', () => {
   test('an aborted signal runs nothing', async () => {
     let calls = 0;
     await assert.rejects(
-      retry(async () => calls++, { attempts: 3, retryable: () => true, signal: AbortSignal.abort(new Error('gone')) }),
+      retry(async () => calls++, {
+        attempts: 3,
+        retryable: () => true,
+        signal: AbortSignal.abort(new Error('gone')),
+      }),
       /gone/,
     );
     assert.equal(calls, 0);

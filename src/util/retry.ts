@@ -49,7 +49,8 @@ export async function retry<T>(
   const attempts = Math.max(1, Math.floor(o.attempts));
   const now = o.now ?? (() => performance.now());
   const start = now();
-  const remaining = () => (o.maxElapsedMs === undefined ? Number.POSITIVE_INFINITY : o.maxElapsedMs - (now() - start));
+  const remaining = () =>
+    o.maxElapsedMs === undefined ? Number.POSITIVE_INFINITY : o.maxElapsedMs - (now() - start);
   for (let attempt = 1; ; attempt++) {
     o.signal?.throwIfAborted();
     const limit = Math.min(o.timeoutMs ?? Number.POSITIVE_INFINITY, remaining());
@@ -59,7 +60,9 @@ export async function retry<T>(
       return await fn(link.signal, attempt);
     } catch (e) {
       err =
-        link.timedOut() && !o.signal?.aborted ? new TimeoutError(`timed out after ${Math.round(limit)} ms`, { cause: e }) : e;
+        link.timedOut() && !o.signal?.aborted
+          ? new TimeoutError(`timed out after ${Math.round(limit)} ms`, { cause: e })
+          : e;
     } finally {
       link.dispose();
     }
