@@ -7,6 +7,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
+import { azureCredential } from '../cloud/azure-identity.js';
 import type { ClusterConfig } from '../config/schema.js';
 import type { SecretResolver } from '../config/secret-ref.js';
 import { PullkeeperError } from '../core/errors.js';
@@ -151,30 +152,8 @@ export async function connectionFor(
   }
   if ('aks' in cluster) {
     const a = cluster.aks;
-    const id = await import('@azure/identity');
-    const authority = a.authorityHost
-      ? { authorityHost: a.authorityHost, disableInstanceDiscovery: true }
-      : {};
-    const c = a.credential;
-    const cred = !c
-      ? new id.DefaultAzureCredential({ tenantId: a.tenantId, ...authority })
-      : 'clientSecret' in c
-        ? new id.ClientSecretCredential(
-            a.tenantId,
-            c.clientId,
-            await secrets.resolve(c.clientSecret),
-            authority,
-          )
-        : 'federatedToken' in c
-          ? new id.ClientAssertionCredential(
-              a.tenantId,
-              c.clientId,
-              () => secrets.resolve(c.federatedToken),
-              authority,
-            )
-          : new id.ManagedIdentityCredential(
-              c.managedIdentity === true ? {} : { clientId: c.managedIdentity.clientId },
-            );
+    // The SDK's retries are off: KubeClient's are the only ones.
+    const cred = await azureCredential(a, secrets);
     return {
       server: a.server,
       ca: caOf(a.caData),
