@@ -47,8 +47,8 @@ export interface KubeConnection {
   /** Client certificate auth. */
   cert?: string | Buffer;
   key?: string | Buffer;
-  /** Current bearer token (called per request: tokens that rotate, e.g. EKS every ~14 min). */
-  token?: () => Promise<string | undefined>;
+  /** Current bearer token (called per request: tokens that rotate, e.g. EKS every ~14 min); the request's signal. */
+  token?: (signal?: AbortSignal) => Promise<string | undefined>;
   /** Extra headers from the kubeconfig (exec plugins, impersonation). */
   headers?: Record<string, string>;
   insecureSkipTLSVerify?: boolean;
@@ -169,7 +169,7 @@ export class KubeClient {
   async #send<T>(method: string, path: string, init: RequestInit, signal: AbortSignal): Promise<T> {
     this.stats.requests++;
     if (method !== 'GET') this.stats.writes++;
-    const token = await this.#conn.token?.();
+    const token = await this.#conn.token?.(signal);
     const body = init.body === undefined ? undefined : Buffer.from(JSON.stringify(init.body));
     const headers: Record<string, string> = {
       accept: 'application/json',

@@ -158,8 +158,8 @@ export async function connectionFor(
       server: a.server,
       ca: caOf(a.caData),
       // @azure/identity caches the token and refreshes it before expiry.
-      token: async () => {
-        const t = await cred.getToken(`${AKS_SERVER_APP_ID}/.default`);
+      token: async (signal) => {
+        const t = await cred.getToken(`${AKS_SERVER_APP_ID}/.default`, signal ? { abortSignal: signal } : {});
         if (!t)
           throw new ClusterAccessError(`cluster ${cluster.name}: no Entra ID token for the AKS server app`);
         return t.token;
@@ -167,7 +167,9 @@ export async function connectionFor(
     };
   }
   const g = cluster.gke;
-  const { googleClient, googleReason, CLOUD_PLATFORM_SCOPE } = await import('../cloud/google-auth.js');
+  const { googleClient, googleReason, cachedGoogleToken, CLOUD_PLATFORM_SCOPE } = await import(
+    '../cloud/google-auth.js'
+  );
   let google: Awaited<ReturnType<typeof googleClient>>;
   try {
     google = await googleClient({
@@ -185,9 +187,9 @@ export async function connectionFor(
     server: g.server,
     ca: caOf(g.caData),
     // The client caches the token and refreshes it before expiry; GKE wants it without trailing dots.
-    token: async () => {
+    token: async (signal) => {
       try {
-        return ((await client.getAccessToken()).token ?? '').replace(/\.+$/, '');
+        return ((await cachedGoogleToken(client, signal)).token ?? '').replace(/\.+$/, '');
       } catch (err) {
         throw new ClusterAccessError(
           `cluster ${cluster.name}: Google access token failed: ${googleReason(err, google.kind)}`,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
 import { describe, test } from 'node:test';
-import { linkedSignal, mapBounded, pool, Semaphore, sleep, TokenBucket } from './concurrency.js';
+import { abortable, linkedSignal, mapBounded, pool, Semaphore, sleep, TokenBucket } from './concurrency.js';
 
 const tick = () => new Promise((r) => setImmediate(r));
 
@@ -244,5 +244,32 @@ describe('TokenBucket', () => {
     ac.abort(new Error('cancelled'));
     await assert.rejects(waiting, /cancelled/);
     assert.equal(getEventListeners(ac.signal, 'abort').length, 0);
+  });
+});
+
+describe('abortable', () => {
+  test('a call that takes no signal: the abort rejects at once, the late answer is dropped', async () => {
+    const ac = new AbortController();
+    let fail!: (e: Error) => void;
+    const call = new Promise<string>((_, rej) => (fail = rej));
+    const p = abortable(call, ac.signal);
+    ac.abort(new Error('cancelled'));
+    await assert.rejects(p, /cancelled/);
+    // A late failure of the call is not an unhandled rejection (the test runner would report it).
+    fail(new Error('late'));
+    await tick();
+    assert.equal(getEventListeners(ac.signal, 'abort').length, 0);
+  });
+  test('an answer or error in time passes through and removes the listener', async () => {
+    const ac = new AbortController();
+    assert.equal(await abortable(Promise.resolve(7), ac.signal), 7);
+    await assert.rejects(abortable(Promise.reject(new Error('no')), ac.signal), /no/);
+    assert.equal(getEventListeners(ac.signal, 'abort').length, 0);
+  });
+  test('an already aborted signal rejects without waiting', async () => {
+    await assert.rejects(
+      abortable(new Promise(() => undefined), AbortSignal.abort(new Error('gone'))),
+      /gone/,
+    );
   });
 });

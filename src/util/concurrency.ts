@@ -208,3 +208,28 @@ export class TokenBucket {
     }
   }
 }
+
+/**
+ * `p`, or the signal's reason as soon as it aborts: for calls that take no
+ * signal (google-auth-library's token calls). The call itself runs on; its late
+ * answer or error is dropped. The listener is removed either way.
+ */
+export function abortable<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return p;
+  p.catch(() => undefined);
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (err) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}
