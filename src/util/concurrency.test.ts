@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
 import { describe, test } from 'node:test';
+import { assertNoListenerLeak } from '../../test/support/listeners.js';
 import { abortable, linkedSignal, mapBounded, pool, Semaphore, sleep, TokenBucket } from './concurrency.js';
 
 const tick = () => new Promise((r) => setImmediate(r));
@@ -134,20 +135,9 @@ describe('mapBounded', () => {
 describe('sleep', () => {
   test('many sleeps on one signal leave no listener and no warning', async () => {
     const ac = new AbortController();
-    const warnings: Error[] = [];
-    const onWarning = (w: Error) => warnings.push(w);
-    process.on('warning', onWarning);
-    try {
-      await Promise.all(Array.from({ length: 500 }, () => sleep(1, ac.signal)));
-      await tick();
-      assert.equal(getEventListeners(ac.signal, 'abort').length, 0);
-      assert.deepEqual(
-        warnings.filter((w) => w.name === 'MaxListenersExceededWarning'),
-        [],
-      );
-    } finally {
-      process.off('warning', onWarning);
-    }
+    await assertNoListenerLeak(ac.signal, () =>
+      Promise.all(Array.from({ length: 500 }, () => sleep(1, ac.signal))),
+    );
   });
   test('an abort ends the wait at once with the reason', async () => {
     const ac = new AbortController();

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
 import { describe, test } from 'node:test';
+import { assertNoListenerLeak } from '../../test/support/listeners.js';
 import { type RetryOptions, retry, TimeoutError } from './retry.js';
 
 class Status extends Error {
@@ -189,11 +190,8 @@ describe('retry', () => {
 
   test('many retries on one long-lived signal leave no listener and no warning', async () => {
     const ac = new AbortController();
-    const warnings: Error[] = [];
-    const onWarning = (w: Error) => warnings.push(w);
-    process.on('warning', onWarning);
-    try {
-      await Promise.all(
+    await assertNoListenerLeak(ac.signal, () =>
+      Promise.all(
         Array.from({ length: 300 }, () => {
           let n = 0;
           return retry(
@@ -204,15 +202,7 @@ describe('retry', () => {
             { attempts: 3, baseMs: 1, timeoutMs: 10_000, retryable: retryableStatus, signal: ac.signal },
           );
         }),
-      );
-      await new Promise((r) => setImmediate(r));
-      assert.equal(getEventListeners(ac.signal, 'abort').length, 0);
-      assert.deepEqual(
-        warnings.filter((w) => w.name === 'MaxListenersExceededWarning'),
-        [],
-      );
-    } finally {
-      process.off('warning', onWarning);
-    }
+      ),
+    );
   });
 });
