@@ -199,7 +199,7 @@ describe('KubeClient', () => {
     const p = kube.request('GET', '/api/v1/namespaces', { signal: ac.signal });
     while (fake.seen.length < 1) await new Promise((r) => setTimeout(r, 5));
     ac.abort(new Error('cancelled'));
-    await assert.rejects(p);
+    await assert.rejects(p, /cancelled/);
     while (fake.closed < 1) await new Promise((r) => setTimeout(r, 5));
     assert.equal(fake.seen.length, 1);
   });

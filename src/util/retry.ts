@@ -40,7 +40,8 @@ export interface RetryOptions {
 /**
  * Runs `fn(signal, attempt)` until it resolves, the error is not retryable,
  * the attempts or the time bound are used up, or the caller aborts. Rejects
- * with the last attempt's error (a TimeoutError for an attempt that timed out).
+ * with the last attempt's error (a TimeoutError for an attempt that timed out),
+ * or the signal's reason once the caller aborted.
  */
 export async function retry<T>(
   fn: (signal: AbortSignal, attempt: number) => Promise<T>,
@@ -66,7 +67,8 @@ export async function retry<T>(
     } finally {
       link.dispose();
     }
-    if (o.signal?.aborted) throw err;
+    // The caller gave up: its reason, whatever the attempt made of the abort.
+    if (o.signal?.aborted) throw o.signal.reason;
     if (attempt >= attempts || !(err instanceof TimeoutError || o.retryable(err, attempt))) throw err;
     const hinted = o.retryAfterMs?.(err);
     const delay =
