@@ -10,6 +10,7 @@ import { PullkeeperError } from '../core/errors.js';
 import { isOurs } from '../core/rotation-plan.js';
 import type { KubeClient } from '../kube/client.js';
 import { kubeClientFor } from '../kube/connect.js';
+import { clusterFailureMessage } from '../kube/failure.js';
 import { getNamespace, getSecret, getServiceAccount, toSecretState } from '../kube/resources.js';
 import {
   defaultSecretName,
@@ -50,7 +51,17 @@ export async function tenantsOfNamespace(
     byCluster.set(c, [...(byCluster.get(c) ?? []), t]);
   }
   for (const [cluster, ts] of byCluster) {
-    const obj = await getNamespace(await kube(cluster), ns, signal);
+    let obj: Awaited<ReturnType<typeof getNamespace>>;
+    try {
+      obj = await getNamespace(await kube(cluster), ns, signal);
+    } catch (err) {
+      if (err instanceof EnsureError || signal?.aborted) throw err;
+      // Unreachable, refused, 401 or 403: each told as what it is (only a 403 is about RBAC).
+      throw new EnsureError(
+        `cannot read namespace ${ns}: ${clusterFailureMessage(cluster, err, 'bind the pullkeeper-inventory ClusterRole of infra/kubernetes/rbac.yaml ("get" on namespaces)')}`,
+        { cause: err },
+      );
+    }
     if (!obj) continue;
     for (const t of ts) if (tenantNamespaces(t, [obj]).names.includes(ns)) out.push(t.name);
   }

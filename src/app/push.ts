@@ -31,6 +31,11 @@ export class PushError extends PullkeeperError {}
 export interface PushOptions {
   /** Only these nodes (by name); default every node in the inventory. */
   nodes?: string[];
+  /**
+   * Leave out names of `nodes` the inventory no longer has, instead of failing
+   * (a fan-out batch enqueued before a Node went away).
+   */
+  skipUnknown?: boolean;
   /** Report drift only; write nothing. */
   check?: boolean;
   signal?: AbortSignal;
@@ -80,6 +85,7 @@ export async function pushNodes(config: PullkeeperConfig, opts: PushOptions = {}
       registries: nodes.registries,
       signal,
       secrets,
+      ...(opts.nodes?.length ? { names: opts.nodes } : {}),
     });
     registries = minted.registries;
     credentials = minted.credentials;
@@ -88,12 +94,17 @@ export async function pushNodes(config: PullkeeperConfig, opts: PushOptions = {}
   let inv: ResolvedInventory;
   if (Array.isArray(opts.inventory)) inv = { targets: opts.inventory, unaddressable: [] };
   else
-    inv = await resolveInventory(config, { ...(opts.inventory ? { lister: opts.inventory } : {}), signal });
+    inv = await resolveInventory(config, {
+      ...(opts.inventory ? { lister: opts.inventory } : {}),
+      signal,
+      secrets,
+      ...(opts.nodes?.length ? { names: opts.nodes } : {}),
+    });
 
   if (opts.nodes?.length) {
     const known = new Set([...inv.targets.map((t) => t.name), ...inv.unaddressable.map((u) => u.name)]);
     const unknown = opts.nodes.filter((n) => !known.has(n));
-    if (unknown.length)
+    if (unknown.length && !opts.skipUnknown)
       throw new PushError(
         `unknown node ${unknown.map((u) => `"${u}"`).join(', ')}; the inventory has ${[...known].join(', ') || 'no nodes'}`,
       );

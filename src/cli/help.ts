@@ -68,6 +68,8 @@ export const EXIT_CODES: Readonly<Record<number, string>> = {
 
 /** The node store's default (runner/store DEFAULT_STATE_DIR; a test keeps them equal, without importing the store here). */
 export const DEFAULT_STATE_DIR = '/var/lib/pullkeeper';
+/** The pod runner's default state root (runner/pod-state DEFAULT_STATE_ROOT; a test keeps them equal). */
+export const DEFAULT_POD_STATE_ROOT = '/run/pullkeeper-node';
 
 const json = { type: 'boolean', help: 'print the result as JSON on stdout (see "JSON output")' } as const;
 const config = {
@@ -79,12 +81,12 @@ const config = {
 const stateDir = {
   type: 'string',
   arg: 'DIR',
-  help: `the image store and pod state directory (default: $PULLKEEPER_NODE_STATE_DIR, else ${DEFAULT_STATE_DIR}; the pod runner uses the same)`,
+  help: `the image store directory (default: $PULLKEEPER_NODE_STATE_DIR, else ${DEFAULT_STATE_DIR})`,
 } as const;
 const nodeStateDir = {
   type: 'string',
   arg: 'DIR',
-  help: `pod state directory (default: the node config's, else $PULLKEEPER_NODE_STATE_DIR or ${DEFAULT_STATE_DIR})`,
+  help: `pod state directory (default: the node config's stateDir, else $PULLKEEPER_NODE_STATE, else ${DEFAULT_POD_STATE_ROOT})`,
 } as const;
 const nodeConfig = {
   type: 'string',
@@ -491,7 +493,7 @@ export const PULLKEEPER_NODE = {
         type: 'string',
         multiple: true,
         arg: 'HOST',
-        help: 'talk plain HTTP to this registry',
+        help: 'talk plain HTTP to this registry; credentials may go to it (and its token server on the same host) over plain HTTP',
       },
       concurrency: { type: 'string', arg: 'N', help: 'layers downloaded and unpacked at once (default 3)' },
       'max-image-bytes': {
@@ -531,13 +533,15 @@ export const PULLKEEPER_NODE = {
     },
     json: {
       shape:
-        '{ image, ref, digest, pulled, layers } or, on failure, { image, error: { reason: ErrImagePull|ErrImageNeverPull|InvalidImageName|InvalidPullSecret, message } }',
+        '{ image, ref, digest, pulled, layers: [the unpacked layer directories (overlayfs lowerdirs), base first] } or, on failure, { image, error: { reason: ErrImagePull|ErrImageNeverPull|InvalidImageName|InvalidPullSecret, message } }',
       example: {
         image: 'busybox:1.36',
         ref: 'docker.io/library/busybox:1.36',
         digest: 'sha256:3fbc632167424a6d997e74f52b878d7cc478225cffac6bc977eedfe51c7f4e79',
         pulled: true,
-        layers: ['sha256:65014c70e84b6817fa42ab4ea6f3ea9ae5a1c5d2aa8c8b7e0b3e5f9d1b1b1c1d'],
+        layers: [
+          `${DEFAULT_STATE_DIR}/layers/sha256/65014c70e84b6817fa42ab4ea6f3ea9ae5a1c5d2aa8c8b7e0b3e5f9d1b1b1c1d/rootfs`,
+        ],
       },
     },
   },
@@ -806,7 +810,7 @@ export const PULLKEEPER_NODE_CLI: CliHelp = {
   commands: PULLKEEPER_NODE,
   footer: [
     'Pod commands read images from the same store (PULLKEEPER_NODE_STATE_DIR, PULLKEEPER_KUBELET_ROOT_DIR).',
-    `Defaults: --state-dir ${DEFAULT_STATE_DIR}, --root-dir ${DEFAULT_KUBELET_ROOT_DIR}.`,
+    `Defaults: --state-dir ${DEFAULT_STATE_DIR} (pod commands: $PULLKEEPER_NODE_STATE, else ${DEFAULT_POD_STATE_ROOT}), --root-dir ${DEFAULT_KUBELET_ROOT_DIR}.`,
   ],
 };
 

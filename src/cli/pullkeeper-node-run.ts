@@ -102,6 +102,7 @@ export function makeRunCommands(deps: { imageSource?: ImageSource } = {}): Recor
       }
       const node = await nodeConfig(values, io);
       const res = await runPod({ manifest, node, images });
+      for (const w of res.warnings) io.err(`pullkeeper-node run: warning: ${w}`);
       const pod = manifest.pod!;
       if (values.json) {
         io.out(
@@ -229,7 +230,7 @@ export function makeRunCommands(deps: { imageSource?: ImageSource } = {}): Recor
       const ac = new AbortController();
       for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => ac.abort());
       io.out(`pullkeeper-node daemon: serving ${node.stateRoot}/daemon.sock`);
-      await serveDaemon(node.stateRoot, ac.signal);
+      await serveDaemon(node.stateRoot, ac.signal, (w) => io.err(`pullkeeper-node daemon: warning: ${w}`));
       return 0;
     }),
   };

@@ -8,9 +8,11 @@
  * (absent with policy Never); 4 InvalidImageName. Help, flags and the shell
  * completion come from the table in help.ts (PULLKEEPER_NODE).
  */
+
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { ExtraCaError, trustExtraCaCertificates } from '../app/extra-ca.js';
 import { PullkeeperError } from '../core/errors.js';
 import {
   AllowlistPatternError,
@@ -47,7 +49,7 @@ import {
   unknownCommandMessage,
   usageErrorMessage,
 } from './help.js';
-import { type CliIO, processIO, progressOf, withJsonErrors } from './io.js';
+import { type CliIO, processIO, progressOf, unexpectedFailureMessage, withJsonErrors } from './io.js';
 import { readCredentialFile } from './pull-secret-file.js';
 import { makeRunCommands } from './pullkeeper-node-run.js';
 
@@ -336,6 +338,14 @@ export async function main(argv: string[], io: NodeCliIO = nodeProcessIO): Promi
   if (beforeDashes.some(isHelpFlag)) return printHelp(PULLKEEPER_NODE_CLI, [key], io);
   return withJsonErrors(argv, io, async (jio) => {
     try {
+      // A private CA for the registries, as the operator CLI and the functions trust it.
+      trustExtraCaCertificates();
+    } catch (err) {
+      if (!(err instanceof ExtraCaError)) throw err;
+      jio.err(`pullkeeper-node ${key}: ${err.message}`);
+      return EXIT.usage;
+    }
+    try {
       return await command(rest, jio);
     } catch (err) {
       const code = (err as { code?: string }).code;
@@ -353,7 +363,8 @@ export async function main(argv: string[], io: NodeCliIO = nodeProcessIO): Promi
         jio.err(`pullkeeper-node ${key}: ${err.message}`);
         return EXIT.failed;
       }
-      throw err;
+      jio.err(`pullkeeper-node ${key}: ${unexpectedFailureMessage(err)}`);
+      return EXIT.failed;
     }
   });
 }

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { ExtraCaError, trustExtraCaCertificates } from '../app/extra-ca.js';
 import { CAPABILITIES } from '../app/status.js';
 import { PullkeeperError } from '../core/errors.js';
 import {
@@ -23,7 +24,7 @@ import {
   unknownCommandMessage,
   usageErrorMessage,
 } from './help.js';
-import { type CliIO, processIO, withJsonErrors } from './io.js';
+import { type CliIO, processIO, unexpectedFailureMessage, withJsonErrors } from './io.js';
 import { configCheckCommand, EXIT, mintCommand } from './mint-command.js';
 import { readCredentialFile } from './pull-secret-file.js';
 import { pushCommand } from './push-command.js';
@@ -43,7 +44,11 @@ export const COMMANDS: Readonly<Record<string, Handler>> = {
   doctor: doctorCommand,
   serve: (args, io) => serveCommand(args, io),
   push: (args, io) => pushCommand(args, io),
-  demo: (_args, io) => runDemo(io),
+  demo: (args, io) => {
+    // No flags: an unknown one (--json included) is a usage error, not ignored.
+    parseArgs({ args, options: PULLKEEPER.demo.flags });
+    return runDemo(io);
+  },
   status: statusCommand,
   version: versionCommand,
   help: helpCommand,
@@ -71,6 +76,14 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
   const helpKey = resolveCommand(PULLKEEPER_CLI, [command, ...rest]) ?? command;
   return withJsonErrors(argv, io, async (io) => {
     try {
+      // A private CA for outgoing TLS, as the functions and `serve` trust it (docs/deploy.md).
+      trustExtraCaCertificates();
+    } catch (err) {
+      if (!(err instanceof ExtraCaError)) throw err;
+      io.err(`pullkeeper ${command}: ${err.message}`);
+      return EXIT.usage;
+    }
+    try {
       return await COMMANDS[command]!(rest, io);
     } catch (err) {
       if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
@@ -81,7 +94,8 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
         io.err(`pullkeeper: ${err.message}`);
         return EXIT.failed;
       }
-      throw err;
+      io.err(`pullkeeper ${command}: ${unexpectedFailureMessage(err)}`);
+      return EXIT.failed;
     }
   });
 }

@@ -218,6 +218,7 @@ export class ImageStore implements ImageSource {
       registry,
       credential: cred,
       plainHttp: plain,
+      insecureHosts: this.#opts.insecureRegistries ?? [],
       timeoutMs: this.#opts.timeoutMs,
       onRequest: this.#opts.onRequest,
     });
