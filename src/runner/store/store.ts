@@ -49,6 +49,7 @@ import {
   LAYER_MEDIA_TYPES,
   parseManifest,
 } from '../../oci/manifest.js';
+import { pool } from '../../util/concurrency.js';
 import { type NodeCredentialsOptions, pullKeyring, readNodeDockerConfig } from '../credentials.js';
 import type {
   EnsureImageRequest,
@@ -577,37 +578,27 @@ export class ImageStore implements ImageSource {
       bytesDone: 0,
     };
     this.#opts.onProgress?.({ ...progress });
-    const abort = new AbortController();
-    const sig = signal ? AbortSignal.any([signal, abort.signal]) : abort.signal;
-    const limit = Math.max(1, this.#opts.concurrency ?? 3);
     const done = new Map<string, { work: string; report: UnpackReport }>();
-    let next = 0;
-    const worker = async () => {
-      while (next < unique.length && !sig.aborted) {
-        const t = unique[next++]!;
-        const r = await this.#fetchLayer(client, repo, t.l, t.diffId, budget, sig, (n) => {
-          progress.bytesDone += n;
+    try {
+      // The first failure aborts the others (their signal) and is the reason.
+      await pool(
+        unique,
+        { concurrency: Math.max(1, this.#opts.concurrency ?? 3), ...(signal ? { signal } : {}) },
+        async (t, _i, sig) => {
+          const r = await this.#fetchLayer(client, repo, t.l, t.diffId, budget, sig, (n) => {
+            progress.bytesDone += n;
+            this.#opts.onProgress?.({ ...progress });
+          });
+          done.set(t.diffId, r);
+          progress.layersDone++;
           this.#opts.onProgress?.({ ...progress });
-        });
-        done.set(t.diffId, r);
-        progress.layersDone++;
-        this.#opts.onProgress?.({ ...progress });
-      }
-    };
-    let first: unknown;
-    const results = await Promise.allSettled(
-      Array.from({ length: Math.min(limit, unique.length) }, worker).map((p) =>
-        p.catch((err) => {
-          // The first failure is the reason; the others are its abort.
-          if (first === undefined) first = err;
-          abort.abort(err);
-          throw err;
-        }),
-      ),
-    );
-    if (results.some((r) => r.status === 'rejected')) {
+        },
+      );
+      // Aborted between two layers: not every layer is here.
+      signal?.throwIfAborted();
+    } catch (err) {
       for (const r of done.values()) await rm(r.work, { recursive: true, force: true });
-      throw first;
+      throw err;
     }
     return done;
   }
