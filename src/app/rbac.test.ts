@@ -149,6 +149,21 @@ describe('generateRbac', () => {
       ],
     },
     {
+      name: 'the pod credential broker: TokenReview and ServiceAccount get (by name when every tenant lists them)',
+      config: {
+        tenants: [
+          {
+            name: 'a',
+            namespaces: { names: ['a1'] },
+            registries: ['r'],
+            podCredentials: { serviceAccounts: ['builder'] },
+          },
+        ],
+        api: { serviceAccountTokens: { audience: 'pk' } },
+      },
+      has: ['ClusterRole//pullkeeper-broker', 'ClusterRoleBinding//pullkeeper-broker'],
+    },
+    {
       name: '--guard-tenant-labels: a namespace policy over the selector keys',
       config: {
         tenants: [{ name: 'b', namespaces: { matchLabels: { team: 'b', env: 'prod' } }, registries: ['r'] }],
@@ -200,6 +215,39 @@ describe('generateRbac', () => {
         "object.metadata.name in ['regcred']",
       ],
     );
+  });
+
+  test('broker rules: TokenReview only without an offline issuer; any ServiceAccount unless every tenant lists them', () => {
+    const tenant = (podCredentials?: unknown) => ({
+      name: 'a',
+      namespaces: { names: ['a1'] },
+      registries: ['r'],
+      ...(podCredentials ? { podCredentials } : {}),
+    });
+    const listed = generateRbac(
+      cfg({
+        tenants: [tenant({ serviceAccounts: ['builder'] })],
+        api: { serviceAccountTokens: { audience: 'pk' } },
+      }),
+    );
+    assert.deepEqual(grants(listed, 'pullkeeper-broker'), [
+      'tokenreviews:create',
+      'serviceaccounts:get@builder',
+    ]);
+    const offline = generateRbac(
+      cfg({
+        tenants: [tenant()],
+        api: {
+          serviceAccountTokens: {
+            audience: 'pk',
+            issuers: [{ cluster: 'c1', issuer: 'https://issuer.test' }],
+          },
+        },
+      }),
+    );
+    assert.deepEqual(grants(offline, 'pullkeeper-broker'), ['serviceaccounts:get']);
+    const off = generateRbac(cfg({ tenants: [tenant()] }));
+    assert.deepEqual(grants(off, 'pullkeeper-broker'), []);
   });
 
   test('bad input: unknown cluster and a malformed --service-account say what to pass', () => {

@@ -287,6 +287,36 @@ export function generateRbac(config: PullkeeperConfig, o: RbacOptions = {}): Rba
     }
   }
 
+  const sat = config.api?.serviceAccountTokens;
+  if (sat && tenants.length && (!sat.clusters || sat.clusters.includes(cluster))) {
+    // The pod credential broker (docs/pod-credentials.md): a pod's token is checked with a
+    // TokenReview (unless verified offline against this cluster's issuer), and the ServiceAccount
+    // it runs as is read for its registries annotation.
+    const offline = sat.issuers.some((i) => i.cluster === cluster);
+    const podSAs = tenants.map((t) => t.podCredentials?.serviceAccounts ?? '*');
+    const names = sorted(podSAs.flatMap((x) => (x === '*' ? [] : x)));
+    push(
+      clusterRole('pullkeeper-broker', [
+        ...(offline
+          ? []
+          : [{ apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] }]),
+        {
+          apiGroups: [''],
+          resources: ['serviceaccounts'],
+          ...(podSAs.includes('*') ? {} : { resourceNames: names }),
+          verbs: ['get'],
+        },
+      ]),
+      [
+        'The pod credential broker (api.serviceAccountTokens):',
+        ...(offline ? [] : ["TokenReview of the pods' tokens;"]),
+        'get on the ServiceAccount a pod runs as (its registries annotation; ServiceAccounts hold',
+        'no credentials), by name where every tenant lists podCredentials.serviceAccounts.',
+      ].join('\n'),
+    );
+    push(binding('pullkeeper-broker', subject));
+  }
+
   if (storeHere) {
     push(
       clusterRole('pullkeeper-status', [

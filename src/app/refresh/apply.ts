@@ -28,7 +28,8 @@ import {
 import { KubeApiError, type KubeClient } from '../../kube/client.js';
 import { createEvent, deleteSecret, type SecretBody } from '../../kube/resources.js';
 import type { RegistryCredential } from '../../providers/types.js';
-import { type MintReportEntry, mapBounded } from '../mint.js';
+import { mapBounded } from '../../util/concurrency.js';
+import type { MintReportEntry } from '../mint.js';
 import type { Decision, TenantNamespaces } from './decide.js';
 import {
   absentNamespaces,

@@ -9,7 +9,7 @@ import {
   listServiceAccounts,
   type NamespaceObj,
 } from '../../kube/resources.js';
-import { mapBounded } from '../mint.js';
+import { mapBounded } from '../../util/concurrency.js';
 import { clusterOf, defaultSecretName, describeKubeError, type Run, tenantNamespaces } from './model.js';
 
 export interface ClusterState {
