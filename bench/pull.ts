@@ -92,13 +92,9 @@ try {
 
   // As installed on nodes: `npm run build:node` (split ES modules + Node's compile cache).
   const built = join(root, 'pullkeeper-node');
-  execFileSync(
-    process.execPath,
-    [join(import.meta.dirname, '../scripts/build-node.mjs'), '--outdir', built],
-    {
-      stdio: 'ignore',
-    },
-  );
+  execFileSync(process.execPath, [join(import.meta.dirname, '../scripts/build.mjs'), '--outdir', built], {
+    stdio: 'ignore',
+  });
   const bundle = join(built, 'pullkeeper-node.mjs');
   // Its compile cache lives with this run (the first, untimed run fills it, as the first use on a node does).
   process.env.NODE_COMPILE_CACHE = join(root, 'compile-cache');

@@ -1,8 +1,11 @@
 /**
- * `npm run build:node`, the way pullkeeper-node is installed on nodes: the
- * launcher runs, and what every command loads up front (main.mjs and the
- * chunks it imports statically) leaves out @kubernetes/client-node, which only
- * `run --kubeconfig` needs (bench/pull.ts measures what that saves).
+ * `npm run build:node -- --outdir DIR` (scripts/build.mjs, the same build `npm pack`
+ * ships), the way pullkeeper-node is installed on nodes: the directory is
+ * self-contained (no node_modules beside it), the launcher runs, and what every
+ * command loads up front (main-pullkeeper-node.mjs and the chunks it imports
+ * statically) leaves out @kubernetes/client-node, which only `run --kubeconfig`
+ * needs, and zod, which `--version` does not need (bench/pull.ts and
+ * `npm run bench -- startup` measure what that saves).
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -25,17 +28,13 @@ function staticClosure(dir: string, file: string, seen = new Set<string>()): Set
   return seen;
 }
 
-test('build:node builds a launcher that runs; start-up code leaves out client-node', {
+test('build:node builds a self-contained launcher that runs; start-up code leaves out client-node', {
   timeout: 120_000,
 }, () => {
   const dist = join(out, 'dist');
-  execFileSync(
-    process.execPath,
-    [join(import.meta.dirname, '../../scripts/build-node.mjs'), '--outdir', dist],
-    {
-      stdio: 'pipe',
-    },
-  );
+  execFileSync(process.execPath, [join(import.meta.dirname, '../../scripts/build.mjs'), '--outdir', dist], {
+    stdio: 'pipe',
+  });
   const launcher = join(dist, 'pullkeeper-node.mjs');
   const env = { ...process.env, NODE_COMPILE_CACHE: join(out, 'cache') };
   assert.equal(
@@ -67,17 +66,17 @@ test('build:node builds a launcher that runs; start-up code leaves out client-no
     VERSION,
   );
 
-  const upFront = staticClosure(dist, 'main.mjs');
-  const all = readFileSync(join(dist, 'main.mjs'), 'utf8');
-  assert.ok(all.includes('import('), 'main.mjs loads some code lazily');
-  for (const f of upFront)
-    assert.ok(
-      !readFileSync(join(dist, f), 'utf8').includes('CoreV1Api'),
-      `${f} is loaded up front and holds client-node`,
-    );
+  const upFront = staticClosure(dist, 'main-pullkeeper-node.mjs');
+  const all = readFileSync(join(dist, 'main-pullkeeper-node.mjs'), 'utf8');
+  assert.ok(all.includes('import('), 'main-pullkeeper-node.mjs loads some code lazily');
+  for (const f of upFront) {
+    const text = readFileSync(join(dist, f), 'utf8');
+    assert.ok(!text.includes('CoreV1Api'), `${f} is loaded up front and holds client-node`);
+    assert.ok(!text.includes('zod'), `${f} is loaded up front and holds zod`);
+  }
   // The lazily loaded chunks do hold it (run --kubeconfig).
   const lazy = readdirSync(dist).filter(
-    (f) => f.endsWith('.mjs') && !upFront.has(f) && f !== 'pullkeeper-node.mjs',
+    (f) => f.endsWith('.mjs') && !upFront.has(f) && !/^pullkeeper(-node)?\.mjs$/.test(f),
   );
   assert.ok(lazy.some((f) => readFileSync(join(dist, f), 'utf8').includes('CoreV1Api')));
 });
