@@ -14,13 +14,13 @@
  *
  *   npm run bench -- startup [--runs 15] [--namespaces 1000]
  */
-import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { startMoto } from '../test/harness/cloud/moto.js';
 import { writeTokenKubeconfig } from '../test/harness/cluster/index.js';
 import { startHarness } from '../test/harness/index.js';
+import { type RunOptions, run as runCommand } from '../test/harness/proc.js';
 
 const arg = (name: string, def: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -31,28 +31,9 @@ const N = arg('namespaces', 1000);
 const TENANTS = 10;
 const REPO = join(import.meta.dirname, '..');
 
-/** Runs a command to completion; fails loudly with its stderr. */
-function run(
-  cmd: string,
-  args: string[],
-  opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
-): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: opts.cwd ?? REPO, env: opts.env ?? process.env, stdio: 'pipe' });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (b: Buffer) => {
-      out += b.toString();
-    });
-    child.stderr.on('data', (b: Buffer) => {
-      err += b.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) =>
-      code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err}`)),
-    );
-  });
-}
+/** Runs a command to completion (from the repository unless told); fails loudly with its stderr. */
+const run = async (cmd: string, args: string[], opts: RunOptions = {}): Promise<string> =>
+  (await runCommand(cmd, args, { cwd: REPO, timeoutMs: 900_000, ...opts })).stdout;
 
 const h = await startHarness({ cluster: true });
 const moto = await startMoto({ dir: h.dir });

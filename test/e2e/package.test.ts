@@ -7,7 +7,6 @@
  * (a cloud SDK loaded lazily from a bundled chunk).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import { PULLKEEPER_CLI, PULLKEEPER_NODE_CLI } from '../../src/cli/help.js';
 import { VERSION } from '../../src/version.js';
 import { type MotoComponent, startMoto } from '../harness/cloud/moto.js';
+import { type RunOptions, run } from '../harness/proc.js';
 
 const REPO = join(import.meta.dirname, '../..');
 const dir = mkdtempSync(join(tmpdir(), 'pk-package-'));
@@ -22,43 +22,9 @@ const app = join(dir, 'app');
 const bin = (name: string) => join(app, 'node_modules/.bin', name);
 let moto: MotoComponent | undefined;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command to completion (spawn, never spawnSync: moto answers while it runs). */
-function run(
-  cmd: string,
-  args: string[],
-  opts: { cwd?: string; input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
-): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {
-      cwd: opts.cwd ?? dir,
-      env: opts.env ?? process.env,
-      stdio: ['pipe', 'pipe', 'pipe'],
-      signal: AbortSignal.timeout(opts.timeoutMs ?? 120_000),
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => {
-      stdout += b.toString();
-    });
-    child.stderr.on('data', (b: Buffer) => {
-      stderr += b.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(opts.input ?? '');
-  });
-}
-
-async function ok(cmd: string, args: string[], opts: Parameters<typeof run>[2] = {}): Promise<string> {
-  const r = await run(cmd, args, opts);
-  assert.equal(r.code, 0, `${cmd} ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
-  return r.stdout;
+/** Runs a command to completion (spawn, never spawnSync: moto answers while it runs); fails with its stderr. */
+async function ok(cmd: string, args: string[], opts: RunOptions = {}): Promise<string> {
+  return (await run(cmd, args, { cwd: dir, ...opts })).stdout;
 }
 
 // The bins are `#!/usr/bin/env node` scripts: Node 24 (this process's) first on PATH.
