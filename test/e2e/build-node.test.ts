@@ -8,7 +8,7 @@
  * `npm run bench -- startup` measure what that saves).
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -65,6 +65,12 @@ test('build:node builds a self-contained launcher that runs; start-up code leave
     }).trim(),
     VERSION,
   );
+
+  // `run` starts the pod supervisor from the same directory (src/runner/pods.ts looks for it
+  // beside its chunk): it is built, and it loads (without arguments it prints its usage).
+  const sup = spawnSync(process.execPath, [join(dist, 'supervisor-main.mjs')], { env, encoding: 'utf8' });
+  assert.equal(sup.status, 2, sup.stderr);
+  assert.match(sup.stderr, /usage: supervisor-main/);
 
   const upFront = staticClosure(dist, 'main-pullkeeper-node.mjs');
   const all = readFileSync(join(dist, 'main-pullkeeper-node.mjs'), 'utf8');
