@@ -46,8 +46,8 @@ export class NodeShell {
         hostIP: node.address,
         runtimeHandlers: { runc: { binary: 'runc' } },
         bridge: { name: this.bridge, subnet: `10.217.${this.index}.0/24` },
-        // KEP-2535: a cached image runs only when the pod's own credentials can read it.
-        verifyCachedCredentials: true,
+        // KEP-2535 needs no key: kubelet 1.35's default (NeverVerifyPreloadedImages) already checks a
+        // cached image pulled with another pod's Secret against the registry with this pod's credentials.
       }),
     );
   }

@@ -246,7 +246,7 @@ export async function runTour({ stack: s, nodes, out, signal }: TourOptions): Pr
   out(`  event Failed: ${answer}`);
   out(
     `use case 2 ok: pod team-b-prod/borrow refused on ${node1.name} (${answer}); ` +
-      "tenant B's credentials cannot read team-a/app, so the cached copy is not handed out (verifyCachedCredentials)",
+      "tenant B's credentials cannot read team-a/app, so the cached copy is not handed out (KEP-2535, on by default)",
   );
   assertNoSecret(s, JSON.stringify([a, b]), 'the runner output');
 

@@ -4,7 +4,8 @@
 //
 // Output, self-contained (no node_modules needed beside it):
 //   pullkeeper.mjs, pullkeeper-node.mjs   launchers: check the Node version, turn on Node's
-//                         compile cache, then load their main module
+//                         compile cache in a private directory, then load their main module
+//   compile-cache.mjs     where that cache may live (src/runner/compile-cache.ts)
 //   main-pullkeeper.mjs, main-pullkeeper-node.mjs, chunk-*.mjs
 //                         ES modules split by esbuild: code both CLIs share is in chunks, and
 //                         what only some commands need (a cloud SDK, ssh2, the image store, the
@@ -21,7 +22,7 @@
 // Why bundles and not tsc output: Node resolves, reads and compiles each module file before
 // running any of it; the numbers are in docs/dependencies.md (`npm run bench -- startup`).
 // With the compile cache (module.enableCompileCache, Node >= 22.1) later runs reuse V8's
-// compiled code from disk ($NODE_COMPILE_CACHE, else the OS temp dir).
+// compiled code from disk (where: below, at the launchers).
 import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -97,6 +98,8 @@ await build({
     'main-pullkeeper': join(root, 'src/cli/pullkeeper.ts'),
     'main-pullkeeper-node': join(root, 'src/cli/pullkeeper-node.ts'),
     'supervisor-main': join(root, 'src/runner/supervisor-main.ts'),
+    // Where the launchers keep the compile cache; imports only Node built-ins, loaded first.
+    'compile-cache': join(root, 'src/runner/compile-cache.ts'),
   },
   bundle: true,
   splitting: true,
@@ -120,6 +123,17 @@ await build({
     ].join(' '),
   },
 });
+// Node trusts the entries of a compile cache directory without checking who owns it, and its
+// default, <os.tmpdir()>/node-compile-cache, is writable by every user: someone could plant code
+// the next run executes (as root, for pullkeeper-node). So the launchers never use the temp dir:
+// pullkeeper-node keeps the cache in <state>/compile-cache, pullkeeper in
+// $XDG_CACHE_HOME/pullkeeper/compile-cache (default ~/.cache), each used only when no one but
+// root or the user can change it (src/runner/compile-cache.ts), else the cache is off.
+const cacheDir = {
+  pullkeeper:
+    "safeCompileCacheDir(join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'pullkeeper', 'compile-cache'))",
+  'pullkeeper-node': 'compileCacheDir()',
+};
 for (const cli of ['pullkeeper', 'pullkeeper-node']) {
   const launcher = join(outdir, `${cli}.mjs`);
   await writeFile(
@@ -127,12 +141,24 @@ for (const cli of ['pullkeeper', 'pullkeeper-node']) {
     [
       '#!/usr/bin/env node',
       "import module from 'node:module';",
+      "import { homedir } from 'node:os';",
+      "import { join } from 'node:path';",
+      "import { compileCacheDir, safeCompileCacheDir, unsafeCacheDirReason } from './compile-cache.mjs';",
       "if (Number(process.versions.node.split('.')[0]) < 24) {",
       `  console.error(\`${cli} needs Node 24 or newer (this is \${process.version}).\`);`,
       '  process.exit(2);',
       '}',
-      '// Later runs reuse V8 code compiled by earlier ones.',
-      'module.enableCompileCache?.();',
+      '// Later runs reuse V8 code compiled by earlier ones, from a directory only we (or root) can change.',
+      '// $NODE_COMPILE_CACHE is applied by Node itself before this line runs: it is only checked.',
+      'const preset = module.getCompileCacheDir?.();',
+      'if (preset) {',
+      '  const why = unsafeCacheDirReason(preset, process.getuid?.() ?? 0);',
+      '  if (why)',
+      `    process.stderr.write(\`${cli}: warning: NODE_COMPILE_CACHE \${preset} is not ${cli === 'pullkeeper-node' ? 'root-only' : 'private'} (\${why}); unset it\\n\`);`,
+      '} else if (!process.env.NODE_DISABLE_COMPILE_CACHE) {',
+      `  const dir = ${cacheDir[cli]};`,
+      '  if (dir) module.enableCompileCache?.(dir);',
+      '}',
       `const { main } = await import('./main-${cli}.mjs');`,
       'process.exitCode = await main(process.argv.slice(2));',
       '',

@@ -83,7 +83,7 @@ export function apiUseCases(): ApiUseCases {
       ctx.log.info('refresh', summarize(r));
       return { ok: !refreshFailed(r), report: r };
     },
-    async tenantsOfNamespace(config, ns, ctx) {
+    async tenantsOfNamespace(config, ns, among, ctx) {
       const clients = new Map<string, Awaited<ReturnType<typeof kubeClientFor>>>();
       try {
         return await tenantsOfNamespace(
@@ -101,6 +101,7 @@ export function apiUseCases(): ApiUseCases {
             return c;
           },
           ctx.signal,
+          among,
         );
       } finally {
         for (const c of clients.values()) c.close();
@@ -111,11 +112,13 @@ export function apiUseCases(): ApiUseCases {
         signal: ctx.signal,
         timeoutMs: ctx.timeoutMs,
         cache: processCache,
+        onlyTenants: ctx.tenants,
       });
       ctx.log.info('ensure', { namespace: ns, ready: r.ready, ...summarize(r.refresh) });
       return { ok: r.ready, report: r };
     },
-    status: (config, tenants, ctx) => statusReport(config, tenants, { signal: ctx.signal }),
+    status: (config, scope, ctx) =>
+      statusReport(config, scope.tenants, { signal: ctx.signal, nodes: scope.nodes }),
   };
 }
 
@@ -125,7 +128,12 @@ export function onDeployedLambda(env: NodeJS.ProcessEnv = process.env): boolean 
 }
 
 export function apiDeps(
-  o: { logger?: Logger; exposeMetrics?: boolean; config?: () => Promise<PullkeeperConfig> } = {},
+  o: {
+    logger?: Logger;
+    exposeMetrics?: boolean;
+    loopbackOnly?: boolean;
+    config?: () => Promise<PullkeeperConfig>;
+  } = {},
 ): ApiDeps {
   return {
     config: o.config ?? (() => configFromEnvOnce()),
@@ -133,6 +141,7 @@ export function apiDeps(
     metrics: processMetrics,
     logger: o.logger ?? createLogger(),
     exposeMetrics: o.exposeMetrics,
+    loopbackOnly: o.loopbackOnly === true && !onDeployedLambda(),
     // api.statusPage.public is for a local demo: a deployed function never serves the page without sign-in.
     allowPublicStatusPage: !onDeployedLambda(),
   };

@@ -67,6 +67,13 @@ export const checkSecretRefs: DoctorCheck = async (config, signal) => {
 
 /** Fix hints by the words of a mint error. */
 function mintFix(error: string): string {
+  // First: an endpoint that did not answer (or whose TLS is not trusted) says nothing about the credential.
+  if (
+    /cannot reach|did not answer|could not be reached|not trusted|ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ETIMEDOUT|timed out/.test(
+      error,
+    )
+  )
+    return 'the registry or its token endpoint could not be reached from here (or its TLS certificate is not trusted), so the credential was not tested: check the host name, DNS, the network route and any proxy; set verifyEndpoint for a private endpoint, PULLKEEPER_EXTRA_CA_CERTS for a private CA';
   if (/ecr:GetAuthorizationToken|ecr-public:GetAuthorizationToken/.test(error))
     return 'add the named IAM action to the function role (infra/aws/iam.yml)';
   if (/AssumeRole/.test(error))
@@ -123,7 +130,11 @@ export async function runDoctor(
             area: 'doctor',
             subject: `check ${i + 1}`,
             ok: false,
-            detail: `the check itself failed (${(r.reason as Error)?.name ?? 'error'})`,
+            // Errors we throw on purpose say what went wrong and what to do (and carry no secret).
+            detail:
+              r.reason instanceof PullkeeperError
+                ? r.reason.message
+                : `the check itself failed (${(r.reason as Error)?.name ?? 'error'})`,
           },
         ],
   );
@@ -174,12 +185,24 @@ export const checkClusterRbac: DoctorCheck = async (config, signal) => {
       k = await kubeClientFor(cluster, createSecretResolver({ signal }));
       nss = await listNamespaces(k, signal);
     } catch (err) {
+      const { clusterFailure } = await import('../kube/failure.js');
+      const rbac =
+        'bind the pullkeeper-inventory ClusterRole of infra/kubernetes/rbac.yaml to this identity ("list" on namespaces)';
+      const f = clusterFailure(err, rbac);
       out.push({
         area: 'cluster',
         subject: cluster.name,
         ok: false,
-        detail: `cannot list namespaces: ${(err as Error).message}`,
-        fix: 'check the cluster entry (kubeconfig, eks, aks, gke) and bind the pullkeeper-inventory ClusterRole of infra/kubernetes/rbac.yaml',
+        detail: `cannot list namespaces: ${f.text}`,
+        // Only a 403 is about RBAC; an API server that cannot be reached or refuses the identity is not.
+        fix:
+          f.kind === 'forbidden'
+            ? rbac
+            : f.kind === 'unauthorized'
+              ? "fix the cluster entry's credentials (kubeconfig user, eks/aks/gke identity); the API server did not accept them"
+              : f.kind === 'access' || f.kind === 'other' || f.kind === 'api'
+                ? 'fix the cluster entry as the message says (kubeconfig, inCluster, eks, aks or gke)'
+                : "check the cluster's server address and that this machine can reach it (network route, VPC, firewall, proxy); its permissions can be checked once it answers",
       });
       continue;
     }
@@ -265,7 +288,18 @@ export const checkStatusStore: DoctorCheck = async (config, signal) => {
       },
     ];
   } catch (err) {
-    return [{ area: 'cluster', subject, ok: false, detail: `cannot check: ${(err as Error).message}`, fix }];
+    const { clusterFailure } = await import('../kube/failure.js');
+    const f = clusterFailure(err, fix);
+    return [
+      {
+        area: 'cluster',
+        subject,
+        ok: false,
+        detail: `cannot check: ${f.text}`,
+        // An API server that cannot be reached says nothing about the RBAC: the cluster finding above has the fix.
+        ...(f.kind === 'forbidden' ? { fix } : {}),
+      },
+    ];
   } finally {
     k.close();
   }
@@ -283,15 +317,70 @@ export const checkNodes: DoctorCheck = async (config, signal) => {
     detail:
       n.status === 'failed'
         ? (n.reason ?? 'failed')
-        : `reachable, host key matches the pin; config.json ${n.status}`,
+        : n.notes?.some((x) => x.startsWith('host key would be trusted on first use'))
+          ? `reachable, no pin or record yet: its host key would be trusted on first use by the next push; config.json ${n.status}`
+          : `reachable, host key matches the pin; config.json ${n.status}`,
     ...(n.status === 'failed'
       ? {
-          fix: /host key/i.test(n.reason ?? '')
-            ? 'update the pin in nodes.ssh.knownHosts (ssh-keyscan the node, compare the fingerprint out of band)'
-            : 'check that sshd runs on the node, the address and port, and that the key in nodes.ssh.privateKey is authorized',
+          fix: /trust on first use is refused/.test(n.reason ?? '')
+            ? 'pin the node in nodes.ssh.knownHosts, or set nodes.ssh.trustOnFirstUse: { allowWithKubernetesInventory: true }'
+            : /host key/i.test(n.reason ?? '')
+              ? 'update the pin in nodes.ssh.knownHosts (ssh-keyscan the node, compare the fingerprint out of band)'
+              : 'check that sshd runs on the node, the address and port, and that the key in nodes.ssh.privateKey is authorized',
         }
       : {}),
   }));
+};
+
+/**
+ * Nodes: trust on first use. Refused with `inventory: kubernetes` unless allowed (and then the
+ * risk is named); otherwise the record of accepted keys must be readable, or no unpinned node is pushed.
+ */
+export const checkHostKeyTrust: DoctorCheck = async (config, signal) => {
+  const nodes = config.nodes;
+  if (!nodes) return [];
+  const { firstUseRefusal, trustOnFirstUseOf } = await import('../config/schema.js');
+  const t = trustOnFirstUseOf(nodes);
+  if (!t.enabled) return [];
+  const subject = 'nodes.ssh.trustOnFirstUse';
+  const refused = firstUseRefusal(nodes);
+  if (refused)
+    return [
+      {
+        area: 'node',
+        subject,
+        ok: false,
+        detail: refused,
+        fix: 'pin every node in nodes.ssh.knownHosts (ssh-keyscan, fingerprints checked on the nodes), or set nodes.ssh.trustOnFirstUse: { allowWithKubernetesInventory: true }',
+      },
+    ];
+  const { openHostKeyBook } = await import('./host-key-store.js');
+  try {
+    const book = await openHostKeyBook(config, { signal });
+    book.close();
+    return [
+      {
+        area: 'node',
+        subject,
+        ok: true,
+        detail:
+          `keys accepted on first use are recorded in ${book.place} and enforced from then on` +
+          (nodes.inventory === 'kubernetes'
+            ? '; allowed with inventory: kubernetes (allowWithKubernetesInventory): a Node that registers is trusted on its first use'
+            : ''),
+      },
+    ];
+  } catch (err) {
+    return [
+      {
+        area: 'node',
+        subject,
+        ok: false,
+        detail: (err as Error).message,
+        fix: 'let pullkeeper read and update the status ConfigMap (infra/kubernetes/rbac.yaml), or pin the nodes in nodes.ssh.knownHosts',
+      },
+    ];
+  }
 };
 
 export const ALL_CHECKS: DoctorCheck[] = [
@@ -299,5 +388,6 @@ export const ALL_CHECKS: DoctorCheck[] = [
   checkRegistries,
   checkClusterRbac,
   checkStatusStore,
+  checkHostKeyTrust,
   checkNodes,
 ];

@@ -4,7 +4,7 @@
  * a description, examples, exit codes and its --json shape. Help text,
  * docs/cli.md and the shell completion scripts are all rendered from it.
  */
-import { DEFAULT_KUBELET_ROOT_DIR } from '../core/index.js';
+import { DEFAULT_KUBELET_ROOT_DIR, IMAGE_PULL_CREDENTIALS_VERIFICATION_POLICIES } from '../core/index.js';
 import { suggest } from '../core/suggest.js';
 import { VERSION } from '../version.js';
 import type { CliIO } from './io.js';
@@ -68,6 +68,8 @@ export const EXIT_CODES: Readonly<Record<number, string>> = {
 
 /** The node store's default (runner/store DEFAULT_STATE_DIR; a test keeps them equal, without importing the store here). */
 export const DEFAULT_STATE_DIR = '/var/lib/pullkeeper';
+/** The pod runner's default state root (runner/pod-state DEFAULT_STATE_ROOT; a test keeps them equal). */
+export const DEFAULT_POD_STATE_ROOT = '/run/pullkeeper-node';
 
 const json = { type: 'boolean', help: 'print the result as JSON on stdout (see "JSON output")' } as const;
 const config = {
@@ -79,12 +81,12 @@ const config = {
 const stateDir = {
   type: 'string',
   arg: 'DIR',
-  help: `the image store and pod state directory (default: $PULLKEEPER_NODE_STATE_DIR, else ${DEFAULT_STATE_DIR}; the pod runner uses the same)`,
+  help: `the image store directory (default: $PULLKEEPER_NODE_STATE_DIR, else ${DEFAULT_STATE_DIR})`,
 } as const;
 const nodeStateDir = {
   type: 'string',
   arg: 'DIR',
-  help: `pod state directory (default: the node config's, else $PULLKEEPER_NODE_STATE_DIR or ${DEFAULT_STATE_DIR})`,
+  help: `pod state directory (default: the node config's stateDir, else $PULLKEEPER_NODE_STATE, else ${DEFAULT_POD_STATE_ROOT})`,
 } as const;
 const nodeConfig = {
   type: 'string',
@@ -329,7 +331,7 @@ export const PULLKEEPER = {
   serve: {
     summary: 'the HTTP API locally, with Prometheus metrics at /metrics',
     description:
-      'Serves the pullkeeper HTTP API and status page on this machine (GET /, /healthz, /v1/status, /metrics; POST /v1/refresh) until Ctrl-C or SIGTERM. The config is checked at start and re-read per request. PULLKEEPER_EXTRA_CA_CERTS names a PEM file of extra CAs to trust for outgoing TLS.',
+      'Serves the pullkeeper HTTP API and status page on this machine (GET /, /healthz, /v1/status, /metrics; POST /v1/refresh) until Ctrl-C or SIGTERM. The config is checked at start and re-read per request. /metrics takes the bearer auth of the API (a caller granted every tenant) unless api.metrics.public is set, which is refused unless --host is a loopback address. PULLKEEPER_EXTRA_CA_CERTS names a PEM file of extra CAs to trust for outgoing TLS.',
     flags: {
       config,
       port: { type: 'string', arg: 'PORT', help: 'port to listen on (default 3700; 0 picks a free one)' },
@@ -340,7 +342,11 @@ export const PULLKEEPER = {
       'pullkeeper serve --config pullkeeper.yaml',
       'pullkeeper serve --config pullkeeper.yaml --port 8080 --host 0.0.0.0',
     ],
-    exit: { 0: 'stopped by a signal', 1: 'cannot listen (port in use...)', 2: 'usage error or bad config' },
+    exit: {
+      0: 'stopped by a signal',
+      1: 'cannot listen (port in use...)',
+      2: 'usage error or bad config (api.metrics.public on a non-loopback --host)',
+    },
     json: { shape: '{ url, port } once listening', example: { url: 'http://127.0.0.1:3700', port: 3700 } },
   },
   push: {
@@ -372,7 +378,7 @@ export const PULLKEEPER = {
     },
     json: {
       shape:
-        '{ registries: [mint entry], nodes: [{ name, address, status: written|unchanged|drift|failed, reason?, ms, notes?, afterWrite?, pulls? }], halted? }',
+        '{ registries: [mint entry], nodes: [{ name, address, status: written|unchanged|drift|failed, reason?, ms, notes?, afterWrite?, pulls? }], halted?, hostKeyRecordError? }',
       example: {
         registries: [REGISTRY_ENTRY],
         nodes: [{ name: 'node-1', address: '10.0.0.11', status: 'written', ms: 412 }],
@@ -440,7 +446,7 @@ export const PULLKEEPER_NODE = {
     args: 'IMAGE',
     summary: 'pull IMAGE into the node store, choosing credentials exactly as kubelet does',
     description:
-      "Pulls IMAGE into the node's image store with kubelet's credential choice: the pod's pull secrets (each --secret, in imagePullSecrets order), then the node's credentials in kubelet's search order under --root-dir. Events (Pulling, Pulled, Failed) go to stderr like kubelet's; on a terminal a layer progress line too. FILE is a Secret manifest, a config.json or a .dockercfg.",
+      "Pulls IMAGE into the node's image store with kubelet's credential choice: the pod's pull secrets (each --secret, in imagePullSecrets order), then the node's credentials in kubelet's search order under --root-dir. Events (Pulling, Pulled, Failed) go to stderr like kubelet's; on a terminal a layer progress line too. FILE is a Secret manifest, a config.json or a .dockercfg. An image already in the store is handed out as kubelet 1.35 does (KEP-2535): if a pull secret pulled it, other credentials are first checked against the registry (one HEAD per credential) and refused with ErrImagePull if the registry refuses them.",
     flags: {
       secret: {
         type: 'string',
@@ -466,22 +472,49 @@ export const PULLKEEPER_NODE = {
         default: false,
         help: 'act as the AlwaysPullImages admission plugin (policy Always)',
       },
+      'image-pull-credentials-verification-policy': {
+        type: 'string',
+        arg: 'POLICY',
+        values: IMAGE_PULL_CREDENTIALS_VERIFICATION_POLICIES,
+        help: "KEP-2535: when an image already present needs the registry to accept these credentials (default NeverVerifyPreloadedImages, kubelet 1.35's)",
+      },
+      'preloaded-images-verification-allowlist': {
+        type: 'string',
+        multiple: true,
+        arg: 'IMAGE',
+        help: 'with NeverVerifyAllowlistedImages: an image name, or a prefix ending in /*, that is never verified',
+      },
       'verify-cached-credentials': {
         type: 'boolean',
         default: false,
-        help: 'check that these credentials may pull an image that is already present',
+        help: 'deprecated alias of --image-pull-credentials-verification-policy AlwaysVerify',
       },
       'insecure-registry': {
         type: 'string',
         multiple: true,
         arg: 'HOST',
-        help: 'talk plain HTTP to this registry',
+        help: 'talk plain HTTP to this registry; credentials may go to it (and its token server on the same host) over plain HTTP',
       },
       concurrency: { type: 'string', arg: 'N', help: 'layers downloaded and unpacked at once (default 3)' },
       'max-image-bytes': {
         type: 'string',
         arg: 'N',
-        help: 'refuse images that unpack to more than N bytes (default 16 GiB)',
+        help: 'refuse images whose layers together unpack to more than N file bytes, counted while they stream (default 16 GiB)',
+      },
+      'max-layer-bytes': {
+        type: 'string',
+        arg: 'N',
+        help: 'refuse a layer that unpacks to more than N file bytes (default: the --max-image-bytes value)',
+      },
+      'max-image-inodes': {
+        type: 'string',
+        arg: 'N',
+        help: 'refuse images whose layers together hold more than N entries (files, dirs, links, whiteouts; default 1000000)',
+      },
+      'max-pax-header-bytes': {
+        type: 'string',
+        arg: 'N',
+        help: 'refuse a layer with a PAX or GNU long-name header over N bytes (default 1 MiB, as Go archive/tar)',
       },
       'keep-setuid': { type: 'boolean', default: false, help: 'keep setuid/setgid bits when unpacking' },
     },
@@ -489,35 +522,39 @@ export const PULLKEEPER_NODE = {
       'pullkeeper-node pull busybox:1.36',
       'pullkeeper-node pull quay.io/acme/app:v2 --secret regcred.yaml --policy IfNotPresent',
       'pullkeeper-node pull registry.local:5000/app:v1 --insecure-registry registry.local:5000 --json',
+      'pullkeeper-node pull quay.io/acme/app:v2 --secret regcred.yaml --image-pull-credentials-verification-policy AlwaysVerify',
     ],
     exit: {
       0: 'pulled (or already present)',
-      1: 'ErrImagePull: auth failed, digest mismatch, unsafe layer, registry unreachable, bad pull secret',
+      1: 'ErrImagePull: auth failed (also for a cached image these credentials may not read), digest mismatch, unsafe layer, registry unreachable, bad pull secret',
       2: 'usage error',
       3: 'ErrImageNeverPull: not present and the policy is Never',
       4: 'InvalidImageName',
     },
     json: {
       shape:
-        '{ image, ref, digest, pulled, layers } or, on failure, { image, error: { reason: ErrImagePull|ErrImageNeverPull|InvalidImageName|InvalidPullSecret, message } }',
+        '{ image, ref, digest, pulled, layers: [the unpacked layer directories (overlayfs lowerdirs), base first] } or, on failure, { image, error: { reason: ErrImagePull|ErrImageNeverPull|InvalidImageName|InvalidPullSecret, message } }',
       example: {
         image: 'busybox:1.36',
         ref: 'docker.io/library/busybox:1.36',
         digest: 'sha256:3fbc632167424a6d997e74f52b878d7cc478225cffac6bc977eedfe51c7f4e79',
         pulled: true,
-        layers: ['sha256:65014c70e84b6817fa42ab4ea6f3ea9ae5a1c5d2aa8c8b7e0b3e5f9d1b1b1c1d'],
+        layers: [
+          `${DEFAULT_STATE_DIR}/layers/sha256/65014c70e84b6817fa42ab4ea6f3ea9ae5a1c5d2aa8c8b7e0b3e5f9d1b1b1c1d/rootfs`,
+        ],
       },
     },
   },
   images: {
     summary: 'the images in the node store',
     description:
-      'Lists the images in the node store: reference, digest, compressed size and when it was pulled.',
+      'Lists the images in the node store: reference, digest, compressed size, when it was pulled, and (KEP-2535) who pulled it: node credentials or anonymous (any pod), the pull Secrets recorded, or preloaded (no record).',
     flags: { 'state-dir': stateDir, json: { ...json, default: false } },
     examples: ['pullkeeper-node images', 'pullkeeper-node images --state-dir /tmp/pk-state --json'],
     exit: USAGE_EXIT,
     json: {
-      shape: '[{ ref, name, tag?, digest, indexDigest?, config, layers, size, pulledAt }]',
+      shape:
+        '[{ ref, name, tag?, digest, indexDigest?, config, layers, size, pulledAt, credentials?: { nodeAccessible, secrets: [{ kind, name, uid? }] } }] (no credentials: preloaded)',
       example: [
         {
           ref: 'docker.io/library/busybox:1.36',
@@ -773,7 +810,7 @@ export const PULLKEEPER_NODE_CLI: CliHelp = {
   commands: PULLKEEPER_NODE,
   footer: [
     'Pod commands read images from the same store (PULLKEEPER_NODE_STATE_DIR, PULLKEEPER_KUBELET_ROOT_DIR).',
-    `Defaults: --state-dir ${DEFAULT_STATE_DIR}, --root-dir ${DEFAULT_KUBELET_ROOT_DIR}.`,
+    `Defaults: --state-dir ${DEFAULT_STATE_DIR} (pod commands: $PULLKEEPER_NODE_STATE, else ${DEFAULT_POD_STATE_ROOT}), --root-dir ${DEFAULT_KUBELET_ROOT_DIR}.`,
   ],
 };
 

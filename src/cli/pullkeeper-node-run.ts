@@ -28,8 +28,14 @@ const missingStore: ImageSource = {
   },
 };
 
-async function nodeConfig(values: { 'state-dir'?: string; 'node-config'?: string }) {
-  return loadNodeConfig(values['node-config'], values['state-dir'] ? { stateDir: values['state-dir'] } : {});
+/** The node config; with `io`, its warnings (deprecated keys) are printed (the commands that pull). */
+async function nodeConfig(values: { 'state-dir'?: string; 'node-config'?: string }, io?: CliIO) {
+  const node = await loadNodeConfig(
+    values['node-config'],
+    values['state-dir'] ? { stateDir: values['state-dir'] } : {},
+  );
+  for (const w of node.warnings ?? []) io?.err(`pullkeeper-node: warning: ${w}`);
+  return node;
 }
 
 function guard(name: string, fn: RunCommand): RunCommand {
@@ -94,8 +100,9 @@ export function makeRunCommands(deps: { imageSource?: ImageSource } = {}): Recor
           throw new PodRunArgsError(`${extra}: --objects files hold no Pod; put the Pod in the run argument`);
         mergeObjects(manifest.objects, more.objects);
       }
-      const node = await nodeConfig(values);
+      const node = await nodeConfig(values, io);
       const res = await runPod({ manifest, node, images });
+      for (const w of res.warnings) io.err(`pullkeeper-node run: warning: ${w}`);
       const pod = manifest.pod!;
       if (values.json) {
         io.out(
@@ -219,11 +226,11 @@ export function makeRunCommands(deps: { imageSource?: ImageSource } = {}): Recor
 
     daemon: guard('daemon', async (argv, io) => {
       const { values } = parseArgs({ args: argv, options: PULLKEEPER_NODE.daemon.flags });
-      const node = await nodeConfig(values);
+      const node = await nodeConfig(values, io);
       const ac = new AbortController();
       for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => ac.abort());
       io.out(`pullkeeper-node daemon: serving ${node.stateRoot}/daemon.sock`);
-      await serveDaemon(node.stateRoot, ac.signal);
+      await serveDaemon(node.stateRoot, ac.signal, (w) => io.err(`pullkeeper-node daemon: warning: ${w}`));
       return 0;
     }),
   };

@@ -33,6 +33,25 @@ describe('pullkeeper-node CLI (no registry needed)', () => {
     assert.equal((await run(['pull', 'busybox', '--policy', 'Sometimes'])).code, EXIT.usage);
     assert.equal((await run(['pull', 'busybox', '--no-such-flag'])).code, EXIT.usage);
   });
+  it('KEP-2535 flags: bad policy, the deprecated flag with the policy, an allowlist without its policy or with a bad entry', async () => {
+    const policy = '--image-pull-credentials-verification-policy';
+    const list = '--preloaded-images-verification-allowlist';
+    const cases: Array<[string[], RegExp]> = [
+      [[policy, 'Sometimes'], /must be one of NeverVerify, NeverVerifyPreloadedImages/],
+      [[policy, 'AlwaysVerify', '--verify-cached-credentials'], /deprecated spelling/],
+      [
+        [list, 'reg.example/*'],
+        /only used with --image-pull-credentials-verification-policy NeverVerifyAllowlistedImages/,
+      ],
+      [[policy, 'NeverVerifyAllowlistedImages', list, 'busybox'], /not fully qualified/],
+      [[policy, 'NeverVerifyAllowlistedImages', list, 'reg.example/a*'], /only a trailing '\/\*'/],
+    ];
+    for (const [flags, re] of cases) {
+      const r = await run(['pull', 'busybox:1.36', ...flags]);
+      assert.equal(r.code, EXIT.usage, flags.join(' '));
+      assert.match(r.err, re);
+    }
+  });
   it("an invalid image name exits 4 with kubelet's reason", async () => {
     const state = await mkdtemp(join(tmpdir(), 'pk-node-cli-'));
     const r = await run(['pull', 'Busybox', '--state-dir', state, '--json']);

@@ -8,15 +8,24 @@
  * (absent with policy Never); 4 InvalidImageName. Help, flags and the shell
  * completion come from the table in help.ts (PULLKEEPER_NODE).
  */
+
 import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { ExtraCaError, trustExtraCaCertificates } from '../app/extra-ca.js';
 import { PullkeeperError } from '../core/errors.js';
 import {
+  AllowlistPatternError,
+  compileAllowlist,
+  DEFAULT_IMAGE_PULL_CREDENTIALS_VERIFICATION_POLICY,
   DEFAULT_KUBELET_ROOT_DIR,
-  type DockerConfig,
   defaultPullPolicy,
+  IMAGE_PULL_CREDENTIALS_VERIFICATION_POLICIES,
+  type ImagePullCredentialsVerificationPolicy,
   InvalidImageRefError,
   type PullPolicy,
+  type SourcedDockerConfig,
+  type VerificationAllowlist,
 } from '../core/index.js';
 import type { ImageEvent, ImageSource } from '../runner/image-source.js';
 import type { PullProgress } from '../runner/store/store.js';
@@ -30,7 +39,7 @@ import {
   unknownCommandMessage,
   usageErrorMessage,
 } from './help.js';
-import { type CliIO, processIO, progressOf, withJsonErrors } from './io.js';
+import { type CliIO, processIO, progressOf, unexpectedFailureMessage, withJsonErrors } from './io.js';
 
 // Modules are imported by the commands that use them: `--version`, `--help` and
 // `credential-provider` (which kubelet runs per image pull) load neither the image
@@ -96,10 +105,19 @@ const pull: NodeCommand = async (args, io) => {
   };
   const { ImageStore, ImageNeverPullError } = await loadStore();
   const { readCredentialFile } = await import('./pull-secret-file.js');
-  let podSecrets: DockerConfig[];
+  const verification = pullVerification(values);
+  if (values['verify-cached-credentials']) {
+    io.err(
+      'pullkeeper-node: warning: --verify-cached-credentials is deprecated; it means --image-pull-credentials-verification-policy AlwaysVerify',
+    );
+  }
+  let podSecrets: SourcedDockerConfig[];
   try {
     podSecrets = [];
-    for (const f of values.secret ?? []) podSecrets.push(await readCredentialFile(f));
+    // Each file stands in for one pod pull Secret: KEP-2535 records and names it by its path.
+    for (const f of values.secret ?? []) {
+      podSecrets.push({ ...(await readCredentialFile(f)), source: { kind: 'file', name: resolve(f) } });
+    }
   } catch (err) {
     if (err instanceof PullkeeperError) return fail(EXIT.failed, 'InvalidPullSecret', err.message);
     throw err;
@@ -111,6 +129,9 @@ const pull: NodeCommand = async (args, io) => {
     nodeCredentials: { rootDir: kubeletRootDir(values['root-dir']) },
     concurrency: num('concurrency', values.concurrency),
     maxImageBytes: num('max-image-bytes', values['max-image-bytes']),
+    maxLayerBytes: num('max-layer-bytes', values['max-layer-bytes']),
+    maxImageInodes: num('max-image-inodes', values['max-image-inodes']),
+    maxPaxHeaderBytes: num('max-pax-header-bytes', values['max-pax-header-bytes']),
     keepSetuid: values['keep-setuid'],
     insecureRegistries: values['insecure-registry'] ?? [],
     onProgress: progress
@@ -130,7 +151,7 @@ const pull: NodeCommand = async (args, io) => {
       image,
       policy,
       podSecrets,
-      verifyCachedCredentials: values['verify-cached-credentials'],
+      ...verification,
       onEvent,
     });
     progress?.('');
@@ -150,12 +171,69 @@ const pull: NodeCommand = async (args, io) => {
   }
 };
 
+/**
+ * KEP-2535 flags of `pull`: the policy (kubelet's default when unset), the
+ * deprecated boolean as AlwaysVerify, the allowlist checked as kubelet does.
+ */
+function pullVerification(values: {
+  'image-pull-credentials-verification-policy'?: string | undefined;
+  'preloaded-images-verification-allowlist'?: string[] | undefined;
+  'verify-cached-credentials'?: boolean | undefined;
+}): {
+  verificationPolicy: ImagePullCredentialsVerificationPolicy;
+  verificationAllowlist?: VerificationAllowlist;
+} {
+  const set = values['image-pull-credentials-verification-policy'];
+  if (
+    set !== undefined &&
+    !(IMAGE_PULL_CREDENTIALS_VERIFICATION_POLICIES as readonly string[]).includes(set)
+  ) {
+    throw new UsageError(
+      `--image-pull-credentials-verification-policy must be one of ${IMAGE_PULL_CREDENTIALS_VERIFICATION_POLICIES.join(', ')}`,
+    );
+  }
+  if (set !== undefined && values['verify-cached-credentials']) {
+    throw new UsageError(
+      '--verify-cached-credentials is the deprecated spelling of --image-pull-credentials-verification-policy AlwaysVerify; give one of them',
+    );
+  }
+  const policy = values['verify-cached-credentials']
+    ? 'AlwaysVerify'
+    : ((set as ImagePullCredentialsVerificationPolicy | undefined) ??
+      DEFAULT_IMAGE_PULL_CREDENTIALS_VERIFICATION_POLICY);
+  const list = values['preloaded-images-verification-allowlist'] ?? [];
+  if (list.length === 0) return { verificationPolicy: policy };
+  if (policy !== 'NeverVerifyAllowlistedImages') {
+    throw new UsageError(
+      '--preloaded-images-verification-allowlist is only used with --image-pull-credentials-verification-policy NeverVerifyAllowlistedImages',
+    );
+  }
+  try {
+    return { verificationPolicy: policy, verificationAllowlist: compileAllowlist(list) };
+  } catch (err) {
+    if (err instanceof AllowlistPatternError) throw new UsageError(err.message, { cause: err });
+    throw err;
+  }
+}
+
 const images: NodeCommand = async (args, io) => {
   const { values } = parseArgs({ args, options: PULLKEEPER_NODE.images.flags });
   const { ImageStore } = await loadStore();
   const list = await new ImageStore({ stateDir: await nodeStateDir(values['state-dir']) }).list();
   if (values.json) {
-    io.out(JSON.stringify(list));
+    // Who pulled each image, by source only: the credential hashes stay in the store.
+    const shown = list.map(({ credentials, ...r }) =>
+      credentials
+        ? {
+            ...r,
+            credentials: {
+              nodeAccessible: credentials.nodeAccessible,
+              secrets: credentials.secrets.map((s) => s.source),
+            },
+          }
+        : r,
+    );
+    io.out(JSON.stringify(shown));
     return EXIT.ok;
   }
   io.out(`${'IMAGE'.padEnd(60)} ${'DIGEST'.padEnd(19)} ${'SIZE'.padStart(10)} PULLED`);
@@ -272,6 +350,14 @@ export async function main(argv: string[], io: NodeCliIO = nodeProcessIO): Promi
   if (beforeDashes.some(isHelpFlag)) return printHelp(PULLKEEPER_NODE_CLI, [key], io);
   return withJsonErrors(argv, io, async (jio) => {
     try {
+      // A private CA for the registries, as the operator CLI and the functions trust it.
+      trustExtraCaCertificates();
+    } catch (err) {
+      if (!(err instanceof ExtraCaError)) throw err;
+      jio.err(`pullkeeper-node ${key}: ${err.message}`);
+      return EXIT.usage;
+    }
+    try {
       return await command(rest, jio);
     } catch (err) {
       const code = (err as { code?: string }).code;
@@ -289,7 +375,8 @@ export async function main(argv: string[], io: NodeCliIO = nodeProcessIO): Promi
         jio.err(`pullkeeper-node ${key}: ${err.message}`);
         return EXIT.failed;
       }
-      throw err;
+      jio.err(`pullkeeper-node ${key}: ${unexpectedFailureMessage(err)}`);
+      return EXIT.failed;
     }
   });
 }

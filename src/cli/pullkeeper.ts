@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { ExtraCaError, trustExtraCaCertificates } from '../app/extra-ca.js';
 import { CAPABILITIES } from '../app/status.js';
 import { PullkeeperError } from '../core/errors.js';
 import {
@@ -22,7 +23,7 @@ import {
   unknownCommandMessage,
   usageErrorMessage,
 } from './help.js';
-import { type CliIO, processIO, withJsonErrors } from './io.js';
+import { type CliIO, processIO, unexpectedFailureMessage, withJsonErrors } from './io.js';
 
 type Handler = (args: string[], io: CliIO) => Promise<number> | number;
 
@@ -39,7 +40,11 @@ export const COMMANDS: Readonly<Record<string, Handler>> = {
   doctor: async (args, io) => (await import('./doctor-command.js')).doctorCommand(args, io),
   serve: async (args, io) => (await import('./serve-command.js')).serveCommand(args, io),
   push: async (args, io) => (await import('./push-command.js')).pushCommand(args, io),
-  demo: async (_args, io) => (await import('./demo.js')).runDemo(io),
+  demo: async (args, io) => {
+    // No flags: an unknown one (--json included) is a usage error, not ignored.
+    parseArgs({ args, options: PULLKEEPER.demo.flags });
+    return (await import('./demo.js')).runDemo(io);
+  },
   status: statusCommand,
   version: versionCommand,
   help: helpCommand,
@@ -67,6 +72,14 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
   const helpKey = resolveCommand(PULLKEEPER_CLI, [command, ...rest]) ?? command;
   return withJsonErrors(argv, io, async (io) => {
     try {
+      // A private CA for outgoing TLS, as the functions and `serve` trust it (docs/deploy.md).
+      trustExtraCaCertificates();
+    } catch (err) {
+      if (!(err instanceof ExtraCaError)) throw err;
+      io.err(`pullkeeper ${command}: ${err.message}`);
+      return EXIT.usage;
+    }
+    try {
       return await COMMANDS[command]!(rest, io);
     } catch (err) {
       if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
@@ -77,7 +90,8 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
         io.err(`pullkeeper: ${err.message}`);
         return EXIT.failed;
       }
-      throw err;
+      io.err(`pullkeeper ${command}: ${unexpectedFailureMessage(err)}`);
+      return EXIT.failed;
     }
   });
 }

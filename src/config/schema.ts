@@ -258,8 +258,22 @@ export const NodesSchema = z.strictObject({
     port: z.number().int().min(1).max(65535).default(22),
     privateKey: SecretRefSchema,
     knownHosts: SecretRefSchema.optional(),
-    /** Trust on first use (reported); only when no knownHosts pin exists. */
-    trustOnFirstUse: z.boolean().default(false),
+    /**
+     * Trust on first use, only for a host without a knownHosts pin: the key it
+     * presents first is recorded (beside the status, in the statusStore ConfigMap)
+     * and enforced from then on. `true`, or an object to say more; with
+     * `inventory: kubernetes` it is refused unless `allowWithKubernetesInventory: true`
+     * (Node objects are self-reported by kubelets). docs/nodes.md.
+     */
+    trustOnFirstUse: z
+      .union([
+        z.boolean(),
+        z.strictObject({
+          /** Accept the risk that a registered impostor Node is trusted on its first use. */
+          allowWithKubernetesInventory: z.boolean().default(false),
+        }),
+      ])
+      .default(false),
     concurrency: z.number().int().min(1).max(200).default(20),
     timeoutMs: z.number().int().positive().default(10_000),
   }),
@@ -294,6 +308,29 @@ export const NodesSchema = z.strictObject({
     .prefault({}),
 });
 export type NodesConfig = z.infer<typeof NodesSchema>;
+
+/** `nodes.ssh.trustOnFirstUse` in one shape: whether it is on, and whether the config allows it with `inventory: kubernetes`. */
+export function trustOnFirstUseOf(nodes: NodesConfig): {
+  enabled: boolean;
+  allowWithKubernetesInventory: boolean;
+} {
+  const t = nodes.ssh.trustOnFirstUse;
+  if (typeof t === 'boolean') return { enabled: t, allowWithKubernetesInventory: false };
+  return { enabled: true, allowWithKubernetesInventory: t.allowWithKubernetesInventory };
+}
+
+/** Why trust on first use cannot be used with this config (undefined: it can, or it is off). */
+export function firstUseRefusal(nodes: NodesConfig): string | undefined {
+  const t = trustOnFirstUseOf(nodes);
+  if (!t.enabled) return undefined;
+  if (nodes.inventory === 'kubernetes' && !t.allowWithKubernetesInventory)
+    return (
+      'trust on first use is refused with nodes.inventory: kubernetes: Node objects (names, addresses) are reported by the kubelets ' +
+      "themselves, so an impostor node that registers would be trusted and receive the node credentials. Pin the nodes' keys in " +
+      'nodes.ssh.knownHosts, or accept that risk with nodes.ssh.trustOnFirstUse: { allowWithKubernetesInventory: true }'
+    );
+  return undefined;
+}
 
 // ---------------------------------------------------------------------------
 // the HTTP API (who may call it)
@@ -353,6 +390,17 @@ export const ApiSchema = z.strictObject({
        * Serve the page without sign-in, every tenant shown. For a local demo on a
        * loopback address only: never on an endpoint others can reach (a deployed
        * Lambda ignores it).
+       */
+      public: z.boolean().default(false),
+    })
+    .default({ public: false }),
+  /** GET /metrics of `pullkeeper serve` (docs/deploy.md). */
+  metrics: z
+    .strictObject({
+      /**
+       * Serve /metrics without auth (a Prometheus on the same machine). Honoured only when
+       * `pullkeeper serve` listens on a loopback address; it refuses to start otherwise.
+       * Default: the API's bearer auth, by a caller granted every tenant.
        */
       public: z.boolean().default(false),
     })
@@ -453,6 +501,13 @@ export const PullkeeperConfigSchema = z
           code: 'custom',
           path: ['nodes', 'inventory'],
           message: 'inventory: kubernetes needs a cluster',
+        });
+      if (trustOnFirstUseOf(cfg.nodes).enabled && (cfg.statusStore === false || cfg.clusters.length === 0))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['nodes', 'ssh', 'trustOnFirstUse'],
+          message:
+            'keys trusted on first use are recorded in the status ConfigMap, and this config has none (statusStore: false, or no cluster): pin the keys in nodes.ssh.knownHosts instead, or configure a cluster for statusStore',
         });
     }
   });

@@ -29,11 +29,29 @@
 import type { DockerConfig } from './docker-config.js';
 import { parseImageRef } from './image-ref.js';
 
+/**
+ * Where a docker config came from (kubelet's `TrackedAuthConfig.Source`):
+ * a pod pull Secret (`namespace/name`, with its uid when known), a file
+ * standing in for one (`pullkeeper-node pull --secret FILE`), or a node file.
+ * Never holds a secret; safe to show.
+ */
+export interface CredentialSource {
+  kind: 'secret' | 'file' | 'node';
+  /** `namespace/name` for a Secret, the path for a file. */
+  name: string;
+  uid?: string;
+}
+
+/** A docker config that remembers where it came from; its credentials carry the source. */
+export type SourcedDockerConfig = DockerConfig & { source?: CredentialSource };
+
 /** One credential to try for an image; `key` is the keyring key that matched. */
 export interface KeyringCredential {
   username: string;
   password: string;
   key: string;
+  /** The config's source, when it was given one. */
+  source?: CredentialSource;
 }
 
 /** Anything that answers "which credentials, in order, for this image". */
@@ -580,23 +598,33 @@ function compareCodePoints(a: string, b: string): number {
  *
  * Within one config, locations that normalize to the same key are added in
  * the config's key order (upstream ranges over a Go map, whose order is
- * random). Returned credentials are fresh objects.
+ * random). Returned credentials are fresh objects. A config with a `source`
+ * hands it to each of its credentials (kubelet's tracked keyring, KEP-2535).
  */
-export function buildKeyring(...configs: DockerConfig[]): BasicKeyring {
-  const creds = new Map<string, Array<{ username: string; password: string }>>();
+export function buildKeyring(...configs: SourcedDockerConfig[]): BasicKeyring {
+  const creds = new Map<string, Array<{ username: string; password: string; source?: CredentialSource }>>();
   for (const config of configs) {
     for (const [location, entry] of Object.entries(config.auths)) {
       const key = normalizeKeyringKey(location);
       if (key === undefined) continue;
       const list = creds.get(key) ?? [];
-      list.push({ username: entry.username, password: entry.password });
+      list.push({
+        username: entry.username,
+        password: entry.password,
+        ...(config.source ? { source: { ...config.source } } : {}),
+      });
       creds.set(key, list);
     }
   }
   const keys = [...creds.keys()].sort((a, b) => compareCodePoints(b, a));
   const index = keys.map((key) => ({ key, glob: parseSchemeless(key) }));
   const copies = (key: string): KeyringCredential[] =>
-    (creds.get(key) ?? []).map((c) => ({ username: c.username, password: c.password, key }));
+    (creds.get(key) ?? []).map((c) => ({
+      username: c.username,
+      password: c.password,
+      key,
+      ...(c.source ? { source: { ...c.source } } : {}),
+    }));
 
   return {
     keys,

@@ -137,9 +137,10 @@ export async function connectionFor(
       server,
       ca: caOf(ca),
       token: cachedToken(async () => {
-        // Static keys from the config, else the function's own role (environment, IRSA, instance profile).
-        const credentials =
-          creds ?? (await (await import('@aws-sdk/credential-provider-node')).defaultProvider()());
+        // Static keys from the config, else the function's own role (environment, IRSA, instance profile);
+        // with roleArn, that identity assumes the role and the token is signed as the role.
+        const base = creds ?? (await (await import('@aws-sdk/credential-provider-node')).defaultProvider()());
+        const credentials = e.roleArn ? await eksAssumeRole(cluster.name, e, base) : base;
         return eksToken({
           cluster: e.cluster,
           region: e.region,
@@ -217,6 +218,42 @@ export async function connectionFor(
       }
     },
   };
+}
+
+type AwsKeys = { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+
+/** sts:AssumeRole for an `eks:` cluster's roleArn (at its stsEndpoint when set); one hour, renewed with the token. */
+async function eksAssumeRole(
+  name: string,
+  e: { region: string; roleArn?: string; stsEndpoint?: string },
+  credentials: AwsKeys,
+): Promise<AwsKeys> {
+  const { STSClient, AssumeRoleCommand } = await import('@aws-sdk/client-sts');
+  const sts = new STSClient({
+    region: e.region,
+    credentials,
+    ...(e.stsEndpoint ? { endpoint: e.stsEndpoint } : {}),
+  });
+  try {
+    const out = await sts.send(
+      new AssumeRoleCommand({
+        RoleArn: e.roleArn,
+        RoleSessionName: `pullkeeper-${name}`.slice(0, 64),
+        DurationSeconds: 3600,
+      }),
+      { abortSignal: AbortSignal.timeout(15_000) },
+    );
+    const c = out.Credentials;
+    if (!c?.AccessKeyId || !c.SecretAccessKey) throw new Error('AssumeRole returned no credentials');
+    return { accessKeyId: c.AccessKeyId, secretAccessKey: c.SecretAccessKey, sessionToken: c.SessionToken };
+  } catch (err) {
+    throw new ClusterAccessError(
+      `cluster ${name}: sts:AssumeRole ${e.roleArn} failed (${(err as Error).name}: ${(err as Error).message}); allow sts:AssumeRole on that role for the function's identity, and name that identity in the role's trust policy`,
+      { cause: err },
+    );
+  } finally {
+    sts.destroy();
+  }
 }
 
 export async function kubeClientFor(

@@ -12,13 +12,17 @@
  *   blobs are returned as streams that verify their digest as they flow.
  * - Node's fetch (undici) keeps connections alive across requests.
  */
+
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { basicAuthAllowed, isLoopbackHost } from '../core/credential-transport.js';
+import { netFailure, netFailureText } from '../core/net-failure.js';
 import { parseChallenges, pullScope } from './challenge.js';
 import { assertSha256, sha256Of, VerifyingStream } from './digest.js';
 import {
   DigestMismatchError,
+  InsecureCredentialTransportError,
   RegistryAuthError,
   RegistryNotFoundError,
   RegistryUnavailableError,
@@ -38,6 +42,12 @@ export interface DistributionClientOptions {
   credential?: RegistryCredential;
   /** Use http:// instead of https://. Default: true for loopback hosts only. */
   plainHttp?: boolean;
+  /**
+   * `HOST[:PORT]`s the operator listed as insecure: Basic credentials may go
+   * to them over plain http (core/credential-transport.ts). Default: the
+   * registry itself when `plainHttp` is set.
+   */
+  insecureHosts?: readonly string[];
   /** Per-request time limit for manifests and tokens, and idle limit for blob streams (default 30 s). */
   timeoutMs?: number;
   /** Attempts per GET on 5xx / network errors (default 3). */
@@ -51,10 +61,7 @@ const USER_AGENT = 'pullkeeper-node';
 
 /** Hosts reached over plain http unless told otherwise (containerd also falls back to http for localhost). */
 export function isLoopbackRegistry(registry: string): boolean {
-  const host = registry.startsWith('[')
-    ? registry.slice(0, registry.indexOf(']') + 1)
-    : registry.split(':')[0]!;
-  return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+  return isLoopbackHost(registry);
 }
 
 /** The host to talk to for a reference domain (Docker Hub's transport host is registry-1.docker.io). */
@@ -77,12 +84,14 @@ export class DistributionClient {
   /** The registry's challenge, learned from the first 401. */
   #challenge: { scheme: 'basic' } | { scheme: 'bearer'; realm: string; service?: string } | undefined;
   readonly #tokens = new Map<string, CachedToken>();
+  readonly #insecureHosts: readonly string[];
 
   constructor(opts: DistributionClientOptions) {
     this.registry = opts.registry;
     const host = registryEndpoint(opts.registry);
     const plain = opts.plainHttp ?? isLoopbackRegistry(host);
     this.#base = `${plain ? 'http' : 'https'}://${host}`;
+    this.#insecureHosts = opts.insecureHosts ?? (opts.plainHttp ? [host] : []);
     this.#cred = opts.credential;
     this.#timeoutMs = opts.timeoutMs ?? 30_000;
     this.#attempts = Math.max(1, opts.attempts ?? 3);
@@ -214,15 +223,23 @@ export class DistributionClient {
     return JSON.stringify(this.#challenge) !== before;
   }
 
-  #basic(): string | undefined {
+  /** The Basic header for `url`, or undefined without a credential; throws if `url` may not receive it. */
+  #basicFor(url: string | URL): string | undefined {
     if (!this.#cred) return undefined;
+    if (!basicAuthAllowed(url, this.#insecureHosts)) {
+      const origin = new URL(url).origin;
+      throw new InsecureCredentialTransportError(
+        `${this.registry}: ${this.#who} was not sent to ${origin}: it is plain http and neither loopback nor listed as ` +
+          "insecure; make the registry's token server use https, or list the host with --insecure-registry if it is trusted",
+      );
+    }
     return `Basic ${Buffer.from(`${this.#cred.username}:${this.#cred.password}`).toString('base64')}`;
   }
 
   async #authHeader(scope: string, signal?: AbortSignal): Promise<string | undefined> {
     const ch = this.#challenge;
     if (!ch) return undefined;
-    if (ch.scheme === 'basic') return this.#basic();
+    if (ch.scheme === 'basic') return this.#basicFor(this.#base);
     const cached = this.#tokens.get(scope);
     if (cached && cached.expiresAt > Date.now()) return `Bearer ${cached.token}`;
     const token = await this.#fetchToken(ch.realm, ch.service, scope, signal);
@@ -248,7 +265,7 @@ export class DistributionClient {
     u.searchParams.set('scope', scope);
     const what = `token for ${scope} from ${u.origin}${u.pathname}`;
     const headers: Record<string, string> = {};
-    const basic = this.#basic();
+    const basic = this.#basicFor(u);
     if (basic) headers.authorization = basic;
     const res = await this.#send('GET', u.toString(), headers, basic, signal, what);
     const text = await readCapped(res, 1024 * 1024, what, signal, this.#timeoutMs).then((b) =>
@@ -311,7 +328,12 @@ export class DistributionClient {
         lastError = err;
       }
     }
-    const detail = lastError instanceof Error ? lastError.message : String(lastError);
+    const net = netFailure(lastError);
+    const detail = net
+      ? netFailureText(net)
+      : lastError instanceof Error
+        ? lastError.message
+        : String(lastError);
     throw new RegistryUnavailableError(
       `${what}: ${this.registry} did not answer after ${this.#attempts} attempts (${detail}); check that the ` +
         'registry is reachable and try again',

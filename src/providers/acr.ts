@@ -127,6 +127,9 @@ function entraReason(err: unknown): string {
       return `AADSTS${code}; see https://login.microsoftonline.com/error?code=${code}`;
   }
   const name = (err as Error)?.name;
+  // MSAL could not talk to the authority at all: a network or TLS problem, not the credential.
+  if (/endpoints_resolution_error|network_error|ENOTFOUND|ECONNREFUSED|certificate/i.test(msg))
+    return `the Entra ID authority (authorityHost) did not answer or its TLS certificate is not trusted (${/endpoints_resolution_error|network_error/.exec(msg)?.[0] ?? netReason(err)}); check authorityHost and the network route from here; for a private CA or TLS inspection set PULLKEEPER_EXTRA_CA_CERTS`;
   if (name === 'CredentialUnavailableError')
     return 'no Azure identity available here; configure credential in the registry';
   if (/timed out/i.test(msg)) return 'timed out';
@@ -204,8 +207,11 @@ async function checkRepositories(cfg: AcrConfig, cred: TokenCredential, ctx: Min
     }
   } catch (err) {
     const status = (err as { statusCode?: number }).statusCode;
+    // Only an answer (401/403) is about the identity's role; no answer is about the network.
     throw new AcrError(
-      `registry ${cfg.name}: listing repositories failed (${status ? `HTTP ${status}` : netReason(err)}); the identity needs a role that can read the catalog (AcrPull, or Container Registry Repository Catalog Lister on ABAC registries)`,
+      status
+        ? `registry ${cfg.name}: listing repositories failed (HTTP ${status}); the identity needs a role that can read the catalog (AcrPull, or Container Registry Repository Catalog Lister on ABAC registries)`
+        : `registry ${cfg.name}: listing repositories failed: https://${cfg.loginServer} could not be reached (${netReason(err)}); check the login server name, DNS and the network route (private endpoint) from here`,
       { cause: err },
     );
   }

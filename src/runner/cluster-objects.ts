@@ -73,7 +73,11 @@ export async function fetchPodObjects(kc: KubeConfig, pod: PodManifest): Promise
       if (!s) return;
       const data: Record<string, string> = {};
       for (const [k, v] of Object.entries(s.data ?? {})) data[k] = Buffer.from(v, 'base64').toString('utf8');
-      out.secrets[name] = { type: s.type ?? 'Opaque', data };
+      out.secrets[name] = {
+        type: s.type ?? 'Opaque',
+        data,
+        ...(s.metadata?.uid ? { uid: s.metadata.uid } : {}),
+      };
     }),
     (async () => {
       const svc = await orMissing('Service default/kubernetes', () =>

@@ -12,6 +12,7 @@ import {
   type DockerConfig,
   type Keyring,
   nodeDockerConfigSearchPaths,
+  type SourcedDockerConfig,
   selectNodeDockerConfig,
   unionKeyrings,
 } from '../core/index.js';
@@ -65,7 +66,13 @@ function safeHome(): string | undefined {
   }
 }
 
-/** kubelet's lookup: pod secrets (one keyring, in pod order), then the node's file. */
-export function pullKeyring(podSecrets: readonly DockerConfig[], node: DockerConfig | undefined): Keyring {
+/**
+ * kubelet's lookup: pod secrets (one keyring, in pod order), then the node's
+ * file. Each config's `source` rides along on its credentials (KEP-2535).
+ */
+export function pullKeyring(
+  podSecrets: readonly SourcedDockerConfig[],
+  node: SourcedDockerConfig | undefined,
+): Keyring {
   return unionKeyrings(buildKeyring(...podSecrets), buildKeyring(...(node ? [node] : [])));
 }

@@ -60,6 +60,21 @@ export const Events = {
 };
 
 /**
+ * `text` with every occurrence of each value replaced by `[redacted]` (longest
+ * values first, so a value containing another is replaced whole).
+ *
+ * @example
+ * redactValues('exec: "s3cret-token": not found', ['s3cret-token']); // 'exec: "[redacted]": not found'
+ */
+export function redactValues(text: string, values: readonly string[]): string {
+  let out = text;
+  for (const v of [...values].sort((a, b) => b.length - a.length)) {
+    if (v !== '') out = out.split(v).join('[redacted]');
+  }
+  return out;
+}
+
+/**
  * kubectl's `HumanDuration` (the Age column).
  *
  * @example

@@ -3,7 +3,12 @@
  * (pullkeeper-node run). The store implements ImageSource; the runner only
  * calls it, so the two halves can be built and tested apart.
  */
-import type { DockerConfig, PullPolicy } from '../core/index.js';
+import type {
+  ImagePullCredentialsVerificationPolicy,
+  PullPolicy,
+  SourcedDockerConfig,
+  VerificationAllowlist,
+} from '../core/index.js';
 
 /** The parts of an OCI image config (`config` section) the runner needs. */
 export interface ImageRuntimeConfig {
@@ -21,15 +26,39 @@ export interface ImageEvent {
   message: string;
 }
 
+/** The store's bounds on one image (docs/node-runner.md, "Unpack safety"). */
+export interface ImageLimits {
+  maxImageBytes?: number;
+  maxLayerBytes?: number;
+  maxImageInodes?: number;
+  maxPaxHeaderBytes?: number;
+}
+
 export interface EnsureImageRequest {
   /** The image as the pod spec names it (not yet normalized). */
   image: string;
   /** Effective policy: the caller has already applied defaulting and --always-pull-images. */
   policy: PullPolicy;
-  /** The pod's imagePullSecrets, parsed, in the pod's order. Node files are the store's own business. */
-  podSecrets: DockerConfig[];
-  /** KEP-2535: a present image is used only if these credentials can read its manifest. */
+  /**
+   * The pod's imagePullSecrets, parsed, in the pod's order, each with its
+   * `source` (Secret namespace/name and uid) when known: the store records
+   * and names credentials by it. Node files are the store's own business.
+   */
+  podSecrets: SourcedDockerConfig[];
+  /**
+   * KEP-2535 `imagePullCredentialsVerificationPolicy` for an image already
+   * present (default `NeverVerifyPreloadedImages`, as kubelet 1.35).
+   */
+  verificationPolicy?: ImagePullCredentialsVerificationPolicy;
+  /** `preloadedImagesVerificationAllowlist`, compiled (used with `NeverVerifyAllowlistedImages`). */
+  verificationAllowlist?: VerificationAllowlist;
+  /**
+   * Deprecated alias: true is `verificationPolicy: 'AlwaysVerify'`, false is
+   * `'NeverVerify'`; ignored when `verificationPolicy` is given.
+   */
   verifyCachedCredentials?: boolean;
+  /** Bounds on what a pull may unpack (node config `imageLimits`); unset ones are the store's. */
+  limits?: ImageLimits;
   onEvent?: (e: ImageEvent) => void;
   signal?: AbortSignal;
 }

@@ -13,15 +13,36 @@
  * clusterDomain: cluster.local
  * logMaxBytes: 10485760
  * alwaysPullImages: false
- * verifyCachedCredentials: false   # KEP-2535: a pod may use a cached image only if its own credentials can read it
+ * # KEP-2535 (kubelet 1.35 defaults): a cached image pulled with a pod's Secret is used by
+ * # another pod only after the registry accepts that pod's credentials.
+ * imagePullCredentialsVerificationPolicy: NeverVerifyPreloadedImages
+ * preloadedImagesVerificationAllowlist: []   # only with NeverVerifyAllowlistedImages
+ * allowPrivileged: false           # securityContext.privileged: true is refused unless true
+ * seccompProfileRoot: /var/lib/kubelet/seccomp   # seccompProfile: Localhost profiles are read here
+ * imageLimits:                  # bounds on what one image may unpack (the pull flags of the same names)
+ *   maxImageBytes: 17179869184  # file bytes of all layers (--max-image-bytes)
+ *   maxLayerBytes: 4294967296   # file bytes of one layer (--max-layer-bytes; default maxImageBytes)
+ *   maxImageInodes: 1000000     # entries of all layers (--max-image-inodes)
+ *   maxPaxHeaderBytes: 1048576  # one PAX / GNU long-name header (--max-pax-header-bytes)
  * ```
+ *
+ * `verifyCachedCredentials` (a boolean, before the policy existed) still
+ * works as a deprecated alias: true is `AlwaysVerify`, false is
+ * `NeverVerify`; setting it together with the policy is refused.
  */
 import { readFile } from 'node:fs/promises';
 import { hostname, networkInterfaces } from 'node:os';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { PullkeeperError } from '../core/errors.js';
-import type { NodeConfig } from './plan.js';
+import {
+  AllowlistPatternError,
+  compileAllowlist,
+  DEFAULT_IMAGE_PULL_CREDENTIALS_VERIFICATION_POLICY,
+  IMAGE_PULL_CREDENTIALS_VERIFICATION_POLICIES,
+  type ImagePullCredentialsVerificationPolicy,
+} from '../core/index.js';
+import { DEFAULT_SECCOMP_PROFILE_ROOT, type NodeConfig } from './plan.js';
 import { DEFAULT_STATE_ROOT } from './pod-state.js';
 import { HANDLER_PATTERN } from './runtime-class.js';
 
@@ -49,7 +70,20 @@ const schema = z.strictObject({
   clusterDomain: z.string().optional(),
   logMaxBytes: z.number().int().min(1024).optional(),
   alwaysPullImages: z.boolean().optional(),
+  imagePullCredentialsVerificationPolicy: z.enum(IMAGE_PULL_CREDENTIALS_VERIFICATION_POLICIES).optional(),
+  preloadedImagesVerificationAllowlist: z.array(z.string()).optional(),
+  /** Deprecated alias of imagePullCredentialsVerificationPolicy (true: AlwaysVerify, false: NeverVerify). */
   verifyCachedCredentials: z.boolean().optional(),
+  allowPrivileged: z.boolean().optional(),
+  seccompProfileRoot: z.string().startsWith('/', 'seccompProfileRoot must be an absolute path').optional(),
+  imageLimits: z
+    .strictObject({
+      maxImageBytes: z.number().int().positive().optional(),
+      maxLayerBytes: z.number().int().positive().optional(),
+      maxImageInodes: z.number().int().positive().optional(),
+      maxPaxHeaderBytes: z.number().int().positive().optional(),
+    })
+    .optional(),
 });
 export type NodeConfigFile = z.infer<typeof schema>;
 
@@ -58,6 +92,47 @@ function defaultHostIP(): string {
     for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
   }
   return '127.0.0.1';
+}
+
+/**
+ * KEP-2535 settings of a node config: the policy (the deprecated boolean
+ * mapped onto it, with a warning), the allowlist checked as kubelet checks it.
+ */
+export function verificationFrom(file: NodeConfigFile): {
+  policy: ImagePullCredentialsVerificationPolicy;
+  allowlist: string[];
+  warnings: string[];
+} {
+  const warnings: string[] = [];
+  const { imagePullCredentialsVerificationPolicy: set, verifyCachedCredentials: old } = file;
+  if (set !== undefined && old !== undefined) {
+    throw new NodeConfigError(
+      'the node config sets both imagePullCredentialsVerificationPolicy and verifyCachedCredentials; ' +
+        'remove verifyCachedCredentials (deprecated: true is AlwaysVerify, false is NeverVerify)',
+    );
+  }
+  let policy = set ?? DEFAULT_IMAGE_PULL_CREDENTIALS_VERIFICATION_POLICY;
+  if (old !== undefined) {
+    policy = old ? 'AlwaysVerify' : 'NeverVerify';
+    warnings.push(
+      `verifyCachedCredentials is deprecated; it means imagePullCredentialsVerificationPolicy: ${policy} here. ` +
+        `Write that instead, or drop both for kubelet's default (${DEFAULT_IMAGE_PULL_CREDENTIALS_VERIFICATION_POLICY})`,
+    );
+  }
+  const allowlist = file.preloadedImagesVerificationAllowlist ?? [];
+  if (allowlist.length > 0 && policy !== 'NeverVerifyAllowlistedImages') {
+    throw new NodeConfigError(
+      `preloadedImagesVerificationAllowlist is only used with imagePullCredentialsVerificationPolicy: ` +
+        `NeverVerifyAllowlistedImages (the policy here is ${policy}); set that policy or remove the list`,
+    );
+  }
+  try {
+    compileAllowlist(allowlist);
+  } catch (err) {
+    if (err instanceof AllowlistPatternError) throw new NodeConfigError(err.message, { cause: err });
+    throw err;
+  }
+  return { policy, allowlist, warnings };
 }
 
 /** Defaults merged with a config file's (already parsed) content. */
@@ -69,6 +144,7 @@ export function nodeConfigFrom(file: NodeConfigFile, overrides: { stateDir?: str
       `defaultHandler "${defaultHandler}" is not one of runtimeHandlers; add it or change defaultHandler`,
     );
   }
+  const verification = verificationFrom(file);
   return {
     stateRoot: overrides.stateDir ?? file.stateDir ?? process.env.PULLKEEPER_NODE_STATE ?? DEFAULT_STATE_ROOT,
     runtimes: { defaultHandler, handlers },
@@ -78,7 +154,12 @@ export function nodeConfigFrom(file: NodeConfigFile, overrides: { stateDir?: str
     clusterDomain: file.clusterDomain ?? 'cluster.local',
     logMaxBytes: file.logMaxBytes ?? 10 * 1024 * 1024,
     alwaysPullImages: file.alwaysPullImages ?? false,
-    verifyCachedCredentials: file.verifyCachedCredentials ?? false,
+    imagePullCredentialsVerificationPolicy: verification.policy,
+    preloadedImagesVerificationAllowlist: verification.allowlist,
+    warnings: verification.warnings,
+    allowPrivileged: file.allowPrivileged ?? false,
+    seccompProfileRoot: file.seccompProfileRoot ?? DEFAULT_SECCOMP_PROFILE_ROOT,
+    ...(file.imageLimits ? { imageLimits: file.imageLimits } : {}),
   };
 }
 

@@ -5,11 +5,22 @@
  * command loads up front (main-pullkeeper-node.mjs and the chunks it imports
  * statically) leaves out @kubernetes/client-node, which only `run --kubeconfig`
  * needs, and zod, which `--version` does not need (bench/pull.ts and
- * `npm run bench -- startup` measure what that saves).
+ * `npm run bench -- startup` measure what that saves). The launcher's compile
+ * cache never lives in the OS temp dir.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, test } from 'node:test';
@@ -28,13 +39,20 @@ function staticClosure(dir: string, file: string, seen = new Set<string>()): Set
   return seen;
 }
 
+/** `npm run build:node` into `<out>/dist`, once for the file. */
+function built(): string {
+  const dist = join(out, 'dist');
+  if (!existsSync(join(dist, 'pullkeeper-node.mjs')))
+    execFileSync(process.execPath, [join(import.meta.dirname, '../../scripts/build.mjs'), '--outdir', dist], {
+      stdio: 'pipe',
+    });
+  return dist;
+}
+
 test('build:node builds a self-contained launcher that runs; start-up code leaves out client-node', {
   timeout: 120_000,
 }, () => {
-  const dist = join(out, 'dist');
-  execFileSync(process.execPath, [join(import.meta.dirname, '../../scripts/build.mjs'), '--outdir', dist], {
-    stdio: 'pipe',
-  });
+  const dist = built();
   const launcher = join(dist, 'pullkeeper-node.mjs');
   const env = { ...process.env, NODE_COMPILE_CACHE: join(out, 'cache') };
   assert.equal(
@@ -78,11 +96,59 @@ test('build:node builds a self-contained launcher that runs; start-up code leave
   for (const f of upFront) {
     const text = readFileSync(join(dist, f), 'utf8');
     assert.ok(!text.includes('CoreV1Api'), `${f} is loaded up front and holds client-node`);
-    assert.ok(!text.includes('zod'), `${f} is loaded up front and holds zod`);
+    assert.ok(!text.includes('_zod'), `${f} is loaded up front and holds zod`);
   }
   // The lazily loaded chunks do hold it (run --kubeconfig).
   const lazy = readdirSync(dist).filter(
     (f) => f.endsWith('.mjs') && !upFront.has(f) && !/^pullkeeper(-node)?\.mjs$/.test(f),
   );
   assert.ok(lazy.some((f) => readFileSync(join(dist, f), 'utf8').includes('CoreV1Api')));
+});
+
+test('the launcher keeps its compile cache in <state>/compile-cache (0700), never in the OS temp dir', {
+  timeout: 120_000,
+}, () => {
+  const launcher = join(built(), 'pullkeeper-node.mjs');
+  const tmp = join(out, 'tmp');
+  mkdirSync(tmp);
+  chmodSync(tmp, 0o1777);
+  const state = join(out, 'cc-state');
+  const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: tmp, PULLKEEPER_NODE_STATE: state };
+  delete env.NODE_COMPILE_CACHE;
+  delete env.NODE_DISABLE_COMPILE_CACHE;
+  assert.equal(
+    execFileSync(process.execPath, [launcher, 'version'], { env, encoding: 'utf8' }).trim(),
+    VERSION,
+  );
+  const cache = join(state, 'compile-cache');
+  assert.equal(statSync(cache).mode & 0o777, 0o700);
+  assert.equal(statSync(state).mode & 0o777, 0o700);
+  const entries = readdirSync(cache, { recursive: true });
+  assert.ok(entries.length > 0, 'the cache was written');
+  assert.ok(!existsSync(join(tmp, 'node-compile-cache')), 'nothing in the temp dir');
+
+  // A state dir another user could change: no cache at all (and still runs).
+  const open = join(out, 'open');
+  mkdirSync(open);
+  chmodSync(open, 0o777);
+  const env2 = { ...env, PULLKEEPER_NODE_STATE: join(open, 'state') };
+  assert.equal(
+    execFileSync(process.execPath, [launcher, 'version'], { env: env2, encoding: 'utf8' }).trim(),
+    VERSION,
+  );
+  assert.deepEqual(readdirSync(join(open, 'state', 'compile-cache')), [], 'unsafe: the cache stays off');
+  assert.ok(!existsSync(join(tmp, 'node-compile-cache')));
+
+  // NODE_COMPILE_CACHE is applied by Node before the launcher runs: a safe one is quiet, an unsafe one warned about.
+  const quiet = spawnSync(process.execPath, [launcher, 'version'], {
+    env: { ...env, NODE_COMPILE_CACHE: join(out, 'cache-ok') },
+    encoding: 'utf8',
+  });
+  assert.equal(quiet.stderr, '');
+  const loud = spawnSync(process.execPath, [launcher, 'version'], {
+    env: { ...env, NODE_COMPILE_CACHE: join(open, 'cc') },
+    encoding: 'utf8',
+  });
+  assert.equal(loud.stdout.trim(), VERSION);
+  assert.match(loud.stderr, /warning: NODE_COMPILE_CACHE .* is not root-only \(.*writable by other users\)/);
 });

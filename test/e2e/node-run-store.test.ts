@@ -5,7 +5,6 @@
  * image store is unchanged.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
@@ -14,10 +13,10 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { bufferIO } from '../../src/cli/io.js';
 import { makeRunCommands } from '../../src/cli/pullkeeper-node-run.js';
-import { listPods, stopPod } from '../../src/runner/pods.js';
 import { ImageStore } from '../../src/runner/store/store.js';
 import { type Harness, startHarness } from '../harness/index.js';
 import { buildImage, pushImage } from '../harness/registry/images.js';
+import { stopPodsAndBridge } from './support/node-cleanup.js';
 
 const BRIDGE = 'pkr-test3';
 let h: Harness;
@@ -31,12 +30,7 @@ before(async () => {
   await pushImage(h.registry!, 'team-a/app', 'v1', await buildImage({ layers: [{ busybox: true }] }), REG);
 });
 after(async () => {
-  const state = join(root, 'state');
-  for (const p of await listPods(state).catch(() => []))
-    await stopPod(state, `${p.namespace}/${p.name}`).catch(() => {});
-  try {
-    execFileSync('ip', ['link', 'del', BRIDGE], { stdio: 'ignore' });
-  } catch {}
+  await stopPodsAndBridge(join(root, 'state'), BRIDGE);
   await h?.stop();
   await rm(root, { recursive: true, force: true });
 });

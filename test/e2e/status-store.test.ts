@@ -110,7 +110,7 @@ test('a refresh in one process is what the status report shows in another', {
   assert.ok(reg.lastSuccess, 'the CLI run minted the registry');
   assert.ok(Date.now() - Date.parse(reg.lastSuccess!) < 120_000);
   assert.deepEqual(
-    report.nodes.map((n) => [n.name, n.status]),
+    report.nodes!.map((n) => [n.name, n.status]),
     h.nodes!.info.nodes.map((n) => [n.name, 'written']),
   );
   assert.equal(report.tenants[0]?.namespaces[0]?.secret, 'present');

@@ -9,6 +9,24 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { PullkeeperError } from '../../core/errors.js';
 
+const credentialSourceSchema = z.object({
+  kind: z.enum(['secret', 'file', 'node']),
+  name: z.string(),
+  uid: z.string().optional(),
+});
+
+/**
+ * KEP-2535: which credentials pulled (or were verified for) an image. Absent on
+ * a record: a preloaded image (in the store before pullkeeper recorded pulls).
+ * Hashes are HMAC-SHA256 under the store's own key (`pull-records.key`), never
+ * the secret.
+ */
+export const pullCredentialsSchema = z.object({
+  /** Pulled with node credentials or anonymously: every pod on the node may use it. */
+  nodeAccessible: z.boolean(),
+  secrets: z.array(z.object({ source: credentialSourceSchema, hash: z.string() })),
+});
+
 export const imageRecordSchema = z.object({
   /** Fully qualified name, e.g. `docker.io/library/busybox`. */
   name: z.string(),
@@ -23,6 +41,7 @@ export const imageRecordSchema = z.object({
   /** Sum of the compressed layer sizes (what a pull downloads). */
   size: z.number(),
   pulledAt: z.string(),
+  credentials: pullCredentialsSchema.optional(),
 });
 export type ImageRecord = z.infer<typeof imageRecordSchema>;
 

@@ -21,21 +21,26 @@ import { createGunzip, createZstdDecompress } from 'node:zlib';
 import { PullkeeperError } from '../../core/errors.js';
 import {
   applyDefaultImageTag,
-  type DockerConfig,
-  decidePull,
+  DEFAULT_IMAGE_PULL_CREDENTIALS_VERIFICATION_POLICY,
+  decideCachedImage,
+  describeCredentialSource,
   formatImageRef,
   goQuote,
+  type ImagePullCredentialsVerificationPolicy,
   type ImageRef,
   type KeyringCredential,
+  mergePullCredentials,
   normalizePlatform,
   type Platform,
   parseImageRef,
   platformMatches,
+  type RecordedCredential,
+  type SourcedDockerConfig,
   selectPlatform,
 } from '../../core/index.js';
 import { DistributionClient } from '../../oci/client.js';
 import { assertSha256, sha256Of } from '../../oci/digest.js';
-import { DigestMismatchError, UnsupportedMediaTypeError } from '../../oci/errors.js';
+import { DigestMismatchError, RegistryNotFoundError, UnsupportedMediaTypeError } from '../../oci/errors.js';
 import {
   type Descriptor,
   type ImageConfigFile,
@@ -53,10 +58,12 @@ import type {
   PulledImage,
 } from '../image-source.js';
 import { type ImageRecord, readIndex, recordKey, updateIndex } from './image-index.js';
-import { checkAcrossLayers, LayerTooLargeError, type UnpackReport, unpackLayer } from './unpack.js';
+import { ImageBudget, type StoreLimits, storeLimits } from './limits.js';
+import { credentialHash, loadRecordKey, podCredentialHashes, sourcedPodSecrets } from './pull-records.js';
+import { checkAcrossLayers, type UnpackReport, unpackLayer } from './unpack.js';
 
+export { DEFAULT_MAX_IMAGE_BYTES } from './limits.js';
 export const DEFAULT_STATE_DIR = '/var/lib/pullkeeper';
-export const DEFAULT_MAX_IMAGE_BYTES = 16 * 1024 ** 3;
 const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
 
 /** `ErrImageNeverPull`: absent with policy Never. */
@@ -93,7 +100,14 @@ export interface ImageStoreOptions {
   platform?: Platform;
   /** Layers downloaded and unpacked at once (default 3). */
   concurrency?: number;
+  /** Uncompressed file bytes of the whole image (default 16 GiB); counted while the layers stream. */
   maxImageBytes?: number;
+  /** Uncompressed file bytes of one layer (default: maxImageBytes). */
+  maxLayerBytes?: number;
+  /** Tar entries plus implicit directories over all layers (default 1,000,000). */
+  maxImageInodes?: number;
+  /** One PAX or GNU long-name header (default 1 MiB). */
+  maxPaxHeaderBytes?: number;
   keepSetuid?: boolean;
   timeoutMs?: number;
   /** Registries reached over plain http besides loopback ones. */
@@ -126,6 +140,31 @@ function aggregate(errors: Error[]): string {
   return errors.length === 1 ? errors[0]!.message : `[${errors.map((e) => e.message).join(', ')}]`;
 }
 
+/** The old boolean mapped onto the policy; the policy wins when both are given. */
+function verificationPolicyOf(req: EnsureImageRequest): ImagePullCredentialsVerificationPolicy {
+  if (req.verificationPolicy) return req.verificationPolicy;
+  if (req.verifyCachedCredentials === true) return 'AlwaysVerify';
+  if (req.verifyCachedCredentials === false) return 'NeverVerify';
+  return DEFAULT_IMAGE_PULL_CREDENTIALS_VERIFICATION_POLICY;
+}
+
+/** `"127.0.0.1:5000" (Secret "team-b/pull")`, `<anonymous>`: a credential by where it came from, never its value. */
+function triedLabel(cred: KeyringCredential | undefined): string {
+  if (!cred) return '<anonymous>';
+  return `${JSON.stringify(cred.key)} (${describeCredentialSource(cred.source)})`;
+}
+
+/** One credential's failure, named by where the credential came from; `cause` is the registry's answer. */
+export class CredentialRefusedError extends PullkeeperError {}
+
+/** The registry's answer for one credential, prefixed with the credential's name (Secret, file). */
+function namedError(cred: KeyringCredential | undefined, err: Error): Error {
+  if (!cred?.source) return err;
+  return new CredentialRefusedError(`${describeCredentialSource(cred.source)}: ${err.message}`, {
+    cause: err,
+  });
+}
+
 function formatDuration(ms: number): string {
   return ms < 1000 ? `${Math.round(ms)}ms` : `${(ms / 1000).toFixed(3).replace(/\.?0+$/, '')}s`;
 }
@@ -134,11 +173,24 @@ export class ImageStore implements ImageSource {
   readonly stateDir: string;
   readonly #opts: ImageStoreOptions;
   readonly #platform: Platform;
+  #recordKey: Promise<Buffer> | undefined;
 
   constructor(opts: ImageStoreOptions = {}) {
     this.stateDir = opts.stateDir ?? DEFAULT_STATE_DIR;
     this.#opts = opts;
     this.#platform = opts.platform ?? hostPlatform();
+  }
+
+  /** The bounds of one pull: the request's (node config), else the store's options, else the defaults. */
+  #limits(req: EnsureImageRequest): StoreLimits {
+    const o = this.#opts;
+    const r = req.limits ?? {};
+    return storeLimits({
+      maxImageBytes: r.maxImageBytes ?? o.maxImageBytes,
+      maxLayerBytes: r.maxLayerBytes ?? o.maxLayerBytes,
+      maxImageInodes: r.maxImageInodes ?? o.maxImageInodes,
+      maxPaxHeaderBytes: r.maxPaxHeaderBytes ?? o.maxPaxHeaderBytes,
+    });
   }
 
   get #blobs() {
@@ -165,6 +217,7 @@ export class ImageStore implements ImageSource {
       registry,
       credential: cred,
       plainHttp: plain,
+      insecureHosts: this.#opts.insecureRegistries ?? [],
       timeoutMs: this.#opts.timeoutMs,
       onRequest: this.#opts.onRequest,
     });
@@ -204,50 +257,119 @@ export class ImageStore implements ImageSource {
       throw err;
     }
     const present = req.policy === 'Always' ? undefined : await this.lookup(ref);
-    const decision = decidePull(req.policy, present !== undefined, req.image);
-    if (decision.action === 'fail') {
-      emit({ type: 'Warning', reason: decision.reason, message: decision.message });
-      throw new ImageNeverPullError(decision.message);
-    }
-    if (decision.action === 'use-present' && present) {
-      if (!req.verifyCachedCredentials) {
+    // KEP-2535: may this pod use the cached image, or must the registry confirm its credentials first?
+    const decision = decideCachedImage({
+      pullPolicy: req.policy,
+      image: req.image,
+      present: present !== undefined,
+      record: present?.credentials,
+      podCredentials: present?.credentials
+        ? podCredentialHashes(await this.#key(), ref.name, req.podSecrets)
+        : [],
+      policy: verificationPolicyOf(req),
+      allowlist: req.verificationAllowlist,
+    });
+    switch (decision.action) {
+      case 'fail':
+        emit({ type: 'Warning', reason: decision.reason, message: decision.message });
+        throw new ImageNeverPullError(decision.message);
+      case 'use-cached':
+        if (decision.remember) await this.#remember(present!, { secret: decision.remember });
         emit({ type: 'Normal', reason: 'Pulled', message: decision.message });
-        return this.#result(ref, present, false);
-      }
-      if (await this.#podCanRead(ref, present, req.podSecrets, req.signal)) {
-        emit({
-          type: 'Normal',
-          reason: 'Pulled',
-          message: `${decision.message} and can be accessed by the pod`,
-        });
-        return this.#result(ref, present, false);
-      }
-      // KEP-2535: the pod's credentials could not read it, so it must pull (and will fail the same way).
+        return this.#result(ref, present!, false);
+      case 'verify':
+        return this.#verify(ref, present!, req, emit);
+      case 'pull':
+        return this.#pull(ref, req, emit);
     }
-    return this.#pull(ref, req, emit);
   }
 
-  async #credentials(ref: ImageRef, podSecrets: readonly DockerConfig[]): Promise<KeyringCredential[]> {
+  /** The store's key for credential hashes (made on first use). */
+  #key(): Promise<Buffer> {
+    this.#recordKey ??= loadRecordKey(this.stateDir);
+    return this.#recordKey;
+  }
+
+  async #credentials(
+    ref: ImageRef,
+    podSecrets: readonly SourcedDockerConfig[],
+  ): Promise<KeyringCredential[]> {
     const node = await readNodeDockerConfig(this.#opts.nodeCredentials ?? {});
-    return pullKeyring(podSecrets, node?.config).lookup(ref.name);
+    const nodeConfig = node
+      ? { ...node.config, source: { kind: 'node' as const, name: node.path } }
+      : undefined;
+    return pullKeyring(sourcedPodSecrets(podSecrets), nodeConfig).lookup(ref.name);
   }
 
-  async #podCanRead(
+  /** What a successful pull or check with `cred` proves (kubelet's trackedToImagePullCreds). */
+  async #proof(
+    cred: KeyringCredential | undefined,
+  ): Promise<{ nodeAccessible: true } | { secret: RecordedCredential }> {
+    // Node files and anonymous access serve every pod on the node alike.
+    if (!cred?.source || cred.source.kind === 'node') return { nodeAccessible: true };
+    return { secret: { source: cred.source, hash: credentialHash(await this.#key(), cred) } };
+  }
+
+  /** Adds a proof to the index records of a present image (every reference to the same manifest). */
+  async #remember(
+    rec: ImageRecord,
+    add: { nodeAccessible: true } | { secret: RecordedCredential },
+  ): Promise<void> {
+    await updateIndex(this.stateDir, (index) => {
+      for (const r of Object.values(index.images)) {
+        if (r.name === rec.name && r.digest === rec.digest) {
+          r.credentials = mergePullCredentials(r.credentials, add);
+        }
+      }
+      return index;
+    });
+  }
+
+  /**
+   * KEP-2535: the image is present but the pod's credentials are not on its
+   * record, so ask the registry: one HEAD on the stored manifest per
+   * candidate credential, in kubelet's keyring order (pod Secrets, then the
+   * node file; anonymous when none match). The first that may read it is
+   * recorded and the cached image is used. kubelet pulls again here; a HEAD
+   * proves the same access without moving layers. If the registry no longer
+   * has that manifest, this becomes a normal pull.
+   */
+  async #verify(
     ref: ImageRef,
     rec: ImageRecord,
-    podSecrets: readonly DockerConfig[],
-    signal?: AbortSignal,
-  ): Promise<boolean> {
-    const creds = await this.#credentials(ref, podSecrets);
+    req: EnsureImageRequest,
+    emit: (e: ImageEvent) => void,
+  ): Promise<PulledImage> {
+    const creds = await this.#credentials(ref, req.podSecrets);
+    const errors: Error[] = [];
+    const tried: string[] = [];
+    let gone = false;
     for (const cred of creds.length > 0 ? creds : [undefined]) {
+      tried.push(triedLabel(cred));
       try {
-        await this.#client(ref.domain, cred).canReadManifest(ref.path, rec.digest, signal);
-        return true;
+        await this.#client(ref.domain, cred).canReadManifest(ref.path, rec.digest, req.signal);
       } catch (err) {
-        if (signal?.aborted) throw err;
+        if (req.signal?.aborted || !(err instanceof PullkeeperError)) throw err;
+        if (err instanceof RegistryNotFoundError) gone = true;
+        errors.push(namedError(cred, err));
+        continue;
       }
+      await this.#remember(rec, await this.#proof(cred));
+      emit({
+        type: 'Normal',
+        reason: 'Pulled',
+        message: `Container image ${goQuote(req.image)} already present on machine and can be accessed by the pod`,
+      });
+      return this.#result(ref, rec, false);
     }
-    return false;
+    if (gone) return this.#pull(ref, req, emit);
+    const message = `Failed to pull image ${goQuote(req.image)}: ${aggregate(errors)}`;
+    emit({ type: 'Warning', reason: 'Failed', message });
+    throw new ImagePullError(
+      `${message} (the image is cached on this node, but no credential of the pod may read it; credentials tried, in order: ${tried.join(', ')})`,
+      tried,
+      errors,
+    );
   }
 
   async #pull(ref: ImageRef, req: EnsureImageRequest, emit: (e: ImageEvent) => void): Promise<PulledImage> {
@@ -258,9 +380,9 @@ export class ImageStore implements ImageSource {
     const errors: Error[] = [];
     const tried: string[] = [];
     for (const cred of creds.length > 0 ? creds : [undefined]) {
-      tried.push(cred?.key ?? '<anonymous>');
+      tried.push(triedLabel(cred));
       try {
-        const rec = await this.#pullWith(ref, cred, req.signal);
+        const rec = await this.#pullWith(ref, cred, this.#limits(req), req.signal);
         const ms = performance.now() - t0;
         emit({
           type: 'Normal',
@@ -280,16 +402,12 @@ export class ImageStore implements ImageSource {
           });
           throw err;
         }
-        errors.push(err);
+        errors.push(namedError(cred, err));
       }
     }
     const message = `Failed to pull image ${goQuote(req.image)}: ${aggregate(errors)}`;
     emit({ type: 'Warning', reason: 'Failed', message });
-    throw new ImagePullError(
-      `${message} (credentials tried, in order: ${tried.map((t) => JSON.stringify(t)).join(', ')})`,
-      tried,
-      errors,
-    );
+    throw new ImagePullError(`${message} (credentials tried, in order: ${tried.join(', ')})`, tried, errors);
   }
 
   async #storeBlob(digest: string, bytes: Buffer): Promise<void> {
@@ -303,6 +421,7 @@ export class ImageStore implements ImageSource {
   async #pullWith(
     ref: ImageRef,
     cred: KeyringCredential | undefined,
+    limits: StoreLimits,
     signal?: AbortSignal,
   ): Promise<ImageRecord> {
     const client = this.#client(ref.domain, cred);
@@ -358,19 +477,42 @@ export class ImageStore implements ImageSource {
         );
       }
     }
-    await this.#fetchLayers(client, ref.path, manifest.layers, diffIds, signal);
-    // Cross-layer rules need every layer present (cached ones included: they may be shared).
-    const reports = await Promise.all(diffIds.map((d) => this.#layerMeta(d)));
-    const metas = diffIds.map((d, i) => ({ dir: this.layerRoot(d), implicitDirs: reports[i]!.implicitDirs }));
-    const total = reports.reduce((a, r) => a + r.fileBytes, 0);
-    const max = this.#opts.maxImageBytes ?? DEFAULT_MAX_IMAGE_BYTES;
-    if (total > max) {
-      throw new LayerTooLargeError(
-        `${what}: the image unpacks to ${total} bytes, more than the ${max} allowed; raise --max-image-bytes ` +
-          'if it is legitimately this large',
-      );
+    // Layers already in the store count against the image's bounds from the start; new ones are
+    // counted while they stream and committed only once the whole image passed.
+    const unique = [...new Set(diffIds)];
+    const cached = new Map<string, UnpackReport>();
+    for (const d of unique) {
+      const meta = await this.#layerMeta(d);
+      if (meta) cached.set(d, meta);
     }
-    checkAcrossLayers(metas);
+    const used = { bytes: 0, inodes: 0 };
+    for (const r of cached.values()) {
+      used.bytes += r.fileBytes;
+      used.inodes += r.entries + r.implicitDirs.length;
+    }
+    const budget = new ImageBudget(limits, used);
+    const fresh = await this.#fetchLayers(
+      client,
+      ref.path,
+      manifest.layers.filter((_, i) => !cached.has(diffIds[i]!)),
+      diffIds.filter((d) => !cached.has(d)),
+      manifest.layers.length,
+      budget,
+      signal,
+    );
+    try {
+      // Cross-layer rules need every layer (cached ones included: they may be shared).
+      const metas = diffIds.map((d) => {
+        const f = fresh.get(d);
+        return f
+          ? { dir: join(f.work, 'rootfs'), implicitDirs: f.report.implicitDirs }
+          : { dir: this.layerRoot(d), implicitDirs: cached.get(d)!.implicitDirs };
+      });
+      checkAcrossLayers(metas);
+      for (const [diffId, f] of fresh) await this.#commitLayer(f.work, diffId);
+    } finally {
+      for (const f of fresh.values()) await rm(f.work, { recursive: true, force: true });
+    }
     await this.#storeBlob(m.digest, m.bytes);
     await this.#storeBlob(manifest.config.digest, configBytes);
     const rec: ImageRecord = {
@@ -383,33 +525,50 @@ export class ImageStore implements ImageSource {
     };
     if (ref.digest === undefined) rec.tag = ref.tag ?? 'latest';
     if (indexDigest !== undefined) rec.indexDigest = indexDigest;
+    const proof = await this.#proof(cred);
     await updateIndex(this.stateDir, (index) => {
-      index.images[recordKey(rec.tag !== undefined ? rec : { name: rec.name, digest: ref.digest })] = rec;
+      const key = recordKey(rec.tag !== undefined ? rec : { name: rec.name, digest: ref.digest });
+      // KEP-2535: who pulled it; what earlier pulls of the same manifest proved is kept.
+      const old = index.images[key];
+      rec.credentials = mergePullCredentials(old?.digest === rec.digest ? old.credentials : undefined, proof);
+      index.images[key] = rec;
       return index;
     });
     return rec;
   }
 
-  async #layerMeta(diffId: string): Promise<UnpackReport> {
-    const text = await readFile(join(this.#layers, hexOf(diffId), 'layer.json'), 'utf8');
+  /** What the unpack of a stored layer reported, or undefined when the layer is not in the store. */
+  async #layerMeta(diffId: string): Promise<UnpackReport | undefined> {
+    let text: string;
+    try {
+      text = await readFile(join(this.#layers, hexOf(diffId), 'layer.json'), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
     return JSON.parse(text) as UnpackReport;
   }
 
+  /**
+   * Downloads and unpacks `layers` (not in the store) into temp dirs, at most
+   * `concurrency` at once, all counting against `budget`. The first failure
+   * stops the others and removes every temp dir; on success the caller commits
+   * (or removes) the returned dirs.
+   */
   async #fetchLayers(
     client: DistributionClient,
     repo: string,
     layers: Descriptor[],
     diffIds: string[],
+    layersTotal: number,
+    budget: ImageBudget,
     signal?: AbortSignal,
-  ): Promise<void> {
-    const todo = layers
-      .map((l, i) => ({ l, diffId: diffIds[i]! }))
-      .filter(({ diffId }) => !existsSync(join(this.#layers, hexOf(diffId), 'layer.json')));
+  ): Promise<Map<string, { work: string; report: UnpackReport }>> {
     // The same layer twice in one image is fetched once.
-    const unique = [...new Map(todo.map((t) => [t.diffId, t])).values()];
+    const unique = [...new Map(layers.map((l, i) => [diffIds[i]!, { l, diffId: diffIds[i]! }])).values()];
     const progress: PullProgress = {
-      layersTotal: layers.length,
-      layersDone: layers.length - unique.length,
+      layersTotal,
+      layersDone: layersTotal - unique.length,
       bytesTotal: unique.reduce((a, t) => a + t.l.size, 0),
       bytesDone: 0,
     };
@@ -417,14 +576,16 @@ export class ImageStore implements ImageSource {
     const abort = new AbortController();
     const sig = signal ? AbortSignal.any([signal, abort.signal]) : abort.signal;
     const limit = Math.max(1, this.#opts.concurrency ?? 3);
+    const done = new Map<string, { work: string; report: UnpackReport }>();
     let next = 0;
     const worker = async () => {
-      while (next < unique.length) {
+      while (next < unique.length && !sig.aborted) {
         const t = unique[next++]!;
-        await this.#fetchLayer(client, repo, t.l, t.diffId, sig, (n) => {
+        const r = await this.#fetchLayer(client, repo, t.l, t.diffId, budget, sig, (n) => {
           progress.bytesDone += n;
           this.#opts.onProgress?.({ ...progress });
         });
+        done.set(t.diffId, r);
         progress.layersDone++;
         this.#opts.onProgress?.({ ...progress });
       }
@@ -440,18 +601,33 @@ export class ImageStore implements ImageSource {
         }),
       ),
     );
-    if (results.some((r) => r.status === 'rejected')) throw first;
+    if (results.some((r) => r.status === 'rejected')) {
+      for (const r of done.values()) await rm(r.work, { recursive: true, force: true });
+      throw first;
+    }
+    return done;
   }
 
+  /** Moves a verified layer into the store (a concurrent pull may have committed it first). */
+  async #commitLayer(work: string, diffId: string): Promise<void> {
+    try {
+      await rename(work, join(this.#layers, hexOf(diffId)));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+    }
+  }
+
+  /** One layer into a temp dir: digest, diff_id and unpack checked while it streams. */
   async #fetchLayer(
     client: DistributionClient,
     repo: string,
     l: Descriptor,
     diffId: string,
+    budget: ImageBudget,
     signal: AbortSignal,
     onBytes: (n: number) => void,
-  ): Promise<void> {
-    const finalDir = join(this.#layers, hexOf(diffId));
+  ): Promise<{ work: string; report: UnpackReport }> {
     const work = join(this.#tmp, `layer-${hexOf(diffId).slice(0, 12)}-${randomBytes(6).toString('hex')}`);
     const rootfs = join(work, 'rootfs');
     await mkdir(rootfs, { recursive: true, mode: 0o755 });
@@ -484,7 +660,7 @@ export class ImageStore implements ImageSource {
       });
       const unpacking = unpackLayer(tarStream, {
         dest: rootfs,
-        maxBytes: this.#opts.maxImageBytes ?? DEFAULT_MAX_IMAGE_BYTES,
+        budget,
         keepSetuid: this.#opts.keepSetuid,
         signal,
       });
@@ -514,13 +690,7 @@ export class ImageStore implements ImageSource {
       await writeFile(join(work, 'layer.json'), JSON.stringify({ ...report, digest: l.digest, diffId }), {
         mode: 0o600,
       });
-      try {
-        await rename(work, finalDir);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
-        await rm(work, { recursive: true, force: true }); // another pull committed it first
-      }
+      return { work, report };
     } catch (err) {
       await rm(work, { recursive: true, force: true });
       throw err;
