@@ -22,6 +22,7 @@ import {
 import { KubeApiError, type KubeClient } from '../kube/client.js';
 import { kubeClientFor } from '../kube/connect.js';
 import { getConfigMap, putConfigMap } from '../kube/resources.js';
+import { retry } from '../util/retry.js';
 
 export const STATUS_KEY = 'status.json';
 
@@ -182,15 +183,15 @@ export async function updateStoreKey<T>(
   signal: AbortSignal,
   step: (text: string | undefined, exists: boolean) => { value?: string; result: T },
 ): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    const cur = await getConfigMap(k, ref.namespace, ref.name, signal);
-    if (cur && cur.labels[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE)
-      throw new StatusStoreError(
-        `a ConfigMap of that name exists and is not ours (no ${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}); it is left alone: set statusStore.name to another name`,
-      );
-    const { value, result } = step(cur?.data[key], cur !== undefined);
-    if (value === undefined) return result;
-    try {
+  return retry(
+    async () => {
+      const cur = await getConfigMap(k, ref.namespace, ref.name, signal);
+      if (cur && cur.labels[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE)
+        throw new StatusStoreError(
+          `a ConfigMap of that name exists and is not ours (no ${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}); it is left alone: set statusStore.name to another name`,
+        );
+      const { value, result } = step(cur?.data[key], cur !== undefined);
+      if (value === undefined) return result;
       await putConfigMap(
         k,
         {
@@ -203,9 +204,13 @@ export async function updateStoreKey<T>(
         signal,
       );
       return result;
-    } catch (err) {
-      if (!(err instanceof KubeApiError && err.status === 409) || attempt >= 8) throw err;
-      await new Promise((r) => setTimeout(r, Math.random() * Math.min(2000, 50 * 2 ** attempt)));
-    }
-  }
+    },
+    {
+      attempts: 8,
+      baseMs: 100,
+      maxDelayMs: 2000,
+      signal,
+      retryable: (err) => err instanceof KubeApiError && err.status === 409,
+    },
+  );
 }

@@ -8,6 +8,7 @@ export const CAPABILITIES = {
   writePullSecrets: true,
   pushNodeConfig: true,
   nodeRunner: true,
+  podCredentialBroker: true,
 } as const;
 
 export type Capability = keyof typeof CAPABILITIES;

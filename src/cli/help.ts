@@ -593,19 +593,40 @@ export const PULLKEEPER_NODE = {
   'credential-provider': {
     summary: 'kubelet credential provider plugin (credentialprovider.kubelet.k8s.io/v1, stdin -> stdout)',
     description:
-      'The kubelet credential provider plugin: reads a CredentialProviderRequest on stdin and answers with a CredentialProviderResponse from the credentials file pullkeeper keeps on the node. A missing file answers with no credentials (and says so on stderr). The output is always JSON.',
+      "The kubelet credential provider plugin: reads a CredentialProviderRequest on stdin and answers with a CredentialProviderResponse. With --broker and a request that carries the pod's serviceAccountToken (the kubelet's tokenAttributes, KEP-4412), it asks pullkeeper's broker (POST /v1/credentials) for the pod's tenant's credentials; a broker that cannot be reached or refuses gives an empty auth cached for 10s and the reason on stderr. Otherwise it answers from the credentials file pullkeeper keeps on the node; a missing file answers with no credentials (and says so on stderr). The output is always JSON. docs/pod-credentials.md",
     flags: {
       credentials: {
         type: 'string',
         arg: 'FILE',
         default: `${DEFAULT_STATE_DIR}/credentials.json`,
-        help: 'the credentials file to answer from',
+        help: 'the credentials file to answer from (requests without a serviceAccountToken)',
+      },
+      broker: {
+        type: 'string',
+        arg: 'URL',
+        help: "pullkeeper's API (https://HOST): requests with a serviceAccountToken ask its broker",
+      },
+      'ca-file': {
+        type: 'string',
+        arg: 'FILE',
+        help: "PEM CA that signed the broker's certificate (default: the system's CAs)",
+      },
+      timeout: {
+        type: 'string',
+        arg: 'S',
+        default: '5',
+        help: 'seconds to wait for the broker (then: no credentials, reason on stderr)',
       },
     },
     examples: [
       `echo '{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":"quay.io/acme/app"}' | pullkeeper-node credential-provider`,
+      'pullkeeper-node credential-provider --broker https://pullkeeper.example.com --ca-file /etc/pullkeeper/ca.pem --timeout 5',
     ],
-    exit: { 0: 'answered', 1: 'the request or the credentials file is malformed', 2: 'usage error' },
+    exit: {
+      0: 'answered (also with no credentials when the broker is down)',
+      1: 'the request or the credentials file is malformed',
+      2: 'usage error',
+    },
     json: {
       shape:
         'a CredentialProviderResponse: { apiVersion, kind, cacheKeyType, cacheDuration?, auth: { KEY: { username, password } } }',
@@ -621,7 +642,7 @@ export const PULLKEEPER_NODE = {
     args: 'POD.yaml',
     summary: 'run a Pod (YAML or JSON) on this node',
     description:
-      'Runs the Pod in POD.yaml on this node with runc, pulling its images through the node store. ConfigMaps, Secrets, Services and RuntimeClasses may follow the Pod in the same file, come in --objects files, or be read from the cluster of --kubeconfig (files win by name).',
+      "Runs the Pod in POD.yaml on this node with runc, pulling its images through the node store. ConfigMaps, Secrets, Services and RuntimeClasses may follow the Pod in the same file, come in --objects files, or be read from the cluster of --kubeconfig (files win by name). With podCredentials in the node config (and --kubeconfig), the pod's ServiceAccount token (bound to the pod, which must exist in the cluster) is exchanged at pullkeeper's broker, and its answer is tried after the pod's Secrets and the node file (docs/pod-credentials.md).",
     flags: {
       'state-dir': nodeStateDir,
       'node-config': nodeConfig,

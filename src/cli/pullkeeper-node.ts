@@ -261,10 +261,33 @@ const gc: NodeCommand = async (args, io) => {
 const credentialProvider: NodeCommand = async (args, io) => {
   const { values } = parseArgs({ args, options: PULLKEEPER_NODE['credential-provider'].flags });
   if (!io.readStdin) throw new UsageError('credential-provider needs stdin');
-  const { answerProviderRequest, parseProviderCredentials, parseProviderRequest } = await import(
+  const { answerProviderRequest, askBroker, parseProviderCredentials, parseProviderRequest } = await import(
     '../runner/credential-provider.js'
   );
   const req = parseProviderRequest(await io.readStdin());
+  // A pod's token (KEP-4412 tokenAttributes): ask the broker, which knows the pod's tenant.
+  if (values.broker && req.serviceAccountToken) {
+    const timeout = Number(values.timeout);
+    if (!Number.isFinite(timeout) || timeout <= 0 || timeout > 60)
+      throw new UsageError(`--timeout must be a number of seconds between 0 and 60, not ${values.timeout}`);
+    let ca: string | undefined;
+    if (values['ca-file']) {
+      try {
+        ca = await readFile(values['ca-file'], 'utf8');
+      } catch (err) {
+        throw new UsageError(
+          `--ca-file ${values['ca-file']} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}): pass the PEM CA of the broker's certificate`,
+        );
+      }
+    }
+    const r = await askBroker(req, { url: values.broker, ca, timeoutMs: timeout * 1000 });
+    if (r.problem)
+      io.err(
+        `pullkeeper-node credential-provider: ${r.problem}; answering with no credentials for ${r.response.cacheDuration} (the kubelet tries its other sources)`,
+      );
+    io.out(JSON.stringify(r.response));
+    return EXIT.ok;
+  }
   let text: string | undefined;
   try {
     text = await readFile(values.credentials, 'utf8');

@@ -147,7 +147,7 @@ describe('pullkeeper CLI', () => {
     assert.match(out, /demo-coreos@quay\.io\/coreos, demo-robot@quay\.io/);
     assert.match(
       out,
-      /This build can: core, mintCredentials, writePullSecrets, pushNodeConfig, nodeRunner\./,
+      /This build can: core, mintCredentials, writePullSecrets, pushNodeConfig, nodeRunner, podCredentialBroker\./,
     );
   });
 });

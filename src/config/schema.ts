@@ -231,6 +231,16 @@ export const TenantSchema = z.strictObject({
   adopt: z.boolean().default(false),
   /** Delete our Secrets in namespaces that no longer belong to the tenant. */
   prune: z.boolean().default(false),
+  /**
+   * Pod credentials through the broker (POST /v1/credentials, docs/pod-credentials.md): only
+   * these ServiceAccounts (names, `*` for any) of the tenant's namespaces get a credential.
+   * Default: any ServiceAccount of its namespaces.
+   */
+  podCredentials: z
+    .strictObject({
+      serviceAccounts: z.union([z.literal('*'), z.array(z.string().min(1)).min(1)]).default('*'),
+    })
+    .optional(),
 });
 export type TenantConfig = z.infer<typeof TenantSchema>;
 
@@ -361,7 +371,39 @@ export const OidcIssuerSchema = z.strictObject({
     .min(1),
 });
 
+/**
+ * The credential broker (POST /v1/credentials, docs/pod-credentials.md): which service account
+ * tokens it accepts. A token is verified by the cluster it comes from: a TokenReview with
+ * `audience` against each of `clusters` (default every configured cluster), or offline with the
+ * cluster's issuer keys (OIDC discovery + JWKS) when `issuers` names that cluster.
+ */
+export const ServiceAccountTokensSchema = z.strictObject({
+  /** The audience kubelet requests (tokenAttributes.serviceAccountTokenAudience); never the apiserver's own. */
+  audience: z.string().min(1).max(253),
+  /** The clusters whose tokens are accepted (default all). */
+  clusters: z.array(z.string().min(1)).min(1).optional(),
+  /** Offline verification per cluster: the cluster's service-account issuer (`iss`). */
+  issuers: z
+    .array(
+      z.strictObject({
+        cluster: z.string().min(1),
+        issuer: z.url(),
+        /** Default: from the issuer's /.well-known/openid-configuration. */
+        jwksUri: z.url().optional(),
+        clockToleranceSec: z.number().int().min(0).max(300).default(60),
+      }),
+    )
+    .default([]),
+  /** A verified token is reused until this many seconds before it expires, at most `cacheSeconds`. */
+  cacheSeconds: z.number().int().min(0).max(3600).default(300),
+  /** The ServiceAccount annotation that narrows a pod's registries (comma-separated registry names). */
+  registriesAnnotation: z.string().min(1).default('pullkeeper.dev/registries'),
+});
+export type ServiceAccountTokensConfig = z.infer<typeof ServiceAccountTokensSchema>;
+
 export const ApiSchema = z.strictObject({
+  /** The pod credential broker (POST /v1/credentials); off when absent. */
+  serviceAccountTokens: ServiceAccountTokensSchema.optional(),
   auth: z
     .strictObject({
       oidc: z.array(OidcIssuerSchema).default([]),
@@ -494,6 +536,31 @@ export const PullkeeperConfigSchema = z
       });
     if (cfg.tenants.length && cfg.clusters.length === 0)
       ctx.addIssue({ code: 'custom', path: ['clusters'], message: 'tenants need at least one cluster' });
+    const sat = cfg.api?.serviceAccountTokens;
+    if (sat) {
+      sat.clusters?.forEach((c, i) => {
+        if (!clusterNames.has(c))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['api', 'serviceAccountTokens', 'clusters', i],
+            message: `unknown cluster "${c}"`,
+          });
+      });
+      sat.issuers.forEach((x, i) => {
+        if (!clusterNames.has(x.cluster))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['api', 'serviceAccountTokens', 'issuers', i, 'cluster'],
+            message: `unknown cluster "${x.cluster}"`,
+          });
+      });
+      if (cfg.clusters.length === 0)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['api', 'serviceAccountTokens'],
+          message: 'the broker verifies tokens with a cluster: configure one under "clusters"',
+        });
+    }
     if (cfg.nodes) {
       checkRegistries(cfg.nodes.registries, ['nodes', 'registries']);
       if (cfg.nodes.inventory === 'kubernetes' && cfg.clusters.length === 0)

@@ -17,6 +17,7 @@ import {
   type Principal,
 } from './auth.js';
 import {
+  CredentialsRequestSchema,
   EnsureRequestSchema,
   NamespaceParamSchema,
   type RefreshRequest,
@@ -60,6 +61,17 @@ export interface ApiUseCases {
   ): Promise<{ ok: boolean; report: unknown }>;
   /** The status of `scope.tenants`; node results only with `scope.nodes` (a caller granted every tenant). */
   status(config: PullkeeperConfig, scope: StatusScope, ctx: CallContext): Promise<StatusReport>;
+  /**
+   * The pod credential broker (POST /v1/credentials): verifies the service account token in
+   * `authorization` itself (not the API's callers) and answers a CredentialProviderResponse.
+   * Absent: the route answers 404.
+   */
+  podCredentials?(
+    config: PullkeeperConfig,
+    authorization: string | undefined,
+    image: string,
+    ctx: { signal: AbortSignal; log: Logger },
+  ): Promise<{ status: 200 | 400 | 401 | 403 | 404 | 503; body: unknown }>;
 }
 
 export interface StatusScope {
@@ -369,6 +381,51 @@ export function createApp(deps?: ApiDeps): Hono<Env> {
         { ok, requestId: c.get('requestId'), ...(report as object) },
         ok ? 200 : 503,
         ok ? {} : { 'retry-after': '10' },
+      );
+    });
+
+    // The pod credential broker (docs/pod-credentials.md): its callers are pods, by their
+    // ServiceAccount token (KEP-4412), never the API's tokens. Errors say nothing that helps
+    // an attacker; the log says why.
+    app.post('/v1/credentials', limit, async (c) => {
+      const config = await configOf(c);
+      if (!config)
+        return c.json(
+          { error: 'unavailable', message: 'pullkeeper is not configured correctly; see the function logs' },
+          503,
+          { 'retry-after': '60' },
+        );
+      if (!config.api?.serviceAccountTokens || !uc.podCredentials)
+        return c.json(
+          {
+            error: 'not_found',
+            message: 'the pod credential broker is off: configure api.serviceAccountTokens',
+          },
+          404,
+        );
+      const authorization = c.req.header('authorization');
+      if (!/^Bearer\s+\S+\s*$/i.test(authorization ?? '')) {
+        c.get('log').warn('pod credentials refused', { reason: 'no bearer token' });
+        deps.metrics?.recordPodCredential('none', 'denied');
+        return c.json({ error: 'unauthorized', message: 'a valid service account token is required' }, 401, {
+          'www-authenticate': 'Bearer',
+        });
+      }
+      const j = await readJson(c);
+      if ('res' in j) return j.res;
+      const parsed = CredentialsRequestSchema.safeParse(j.body);
+      if (!parsed.success)
+        return c.json(badRequest('invalid credentials request', validationErrors(parsed.error)), 400);
+      const r = await uc.podCredentials(config, authorization, parsed.data.image, {
+        signal: c.req.raw.signal,
+        log: c.get('log'),
+      });
+      return c.json(
+        r.body as object,
+        r.status,
+        r.status === 401
+          ? { 'www-authenticate': 'Bearer', 'cache-control': 'no-store' }
+          : { 'cache-control': 'no-store' },
       );
     });
 

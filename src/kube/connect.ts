@@ -7,6 +7,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
+import { azureCredential } from '../cloud/azure-identity.js';
 import type { ClusterConfig } from '../config/schema.js';
 import type { SecretResolver } from '../config/secret-ref.js';
 import { PullkeeperError } from '../core/errors.js';
@@ -152,36 +153,14 @@ export async function connectionFor(
   }
   if ('aks' in cluster) {
     const a = cluster.aks;
-    const id = await import('@azure/identity');
-    const authority = a.authorityHost
-      ? { authorityHost: a.authorityHost, disableInstanceDiscovery: true }
-      : {};
-    const c = a.credential;
-    const cred = !c
-      ? new id.DefaultAzureCredential({ tenantId: a.tenantId, ...authority })
-      : 'clientSecret' in c
-        ? new id.ClientSecretCredential(
-            a.tenantId,
-            c.clientId,
-            await secrets.resolve(c.clientSecret),
-            authority,
-          )
-        : 'federatedToken' in c
-          ? new id.ClientAssertionCredential(
-              a.tenantId,
-              c.clientId,
-              () => secrets.resolve(c.federatedToken),
-              authority,
-            )
-          : new id.ManagedIdentityCredential(
-              c.managedIdentity === true ? {} : { clientId: c.managedIdentity.clientId },
-            );
+    // The SDK's retries are off: KubeClient's are the only ones.
+    const cred = await azureCredential(a, secrets);
     return {
       server: a.server,
       ca: caOf(a.caData),
       // @azure/identity caches the token and refreshes it before expiry.
-      token: async () => {
-        const t = await cred.getToken(`${AKS_SERVER_APP_ID}/.default`);
+      token: async (signal) => {
+        const t = await cred.getToken(`${AKS_SERVER_APP_ID}/.default`, signal ? { abortSignal: signal } : {});
         if (!t)
           throw new ClusterAccessError(`cluster ${cluster.name}: no Entra ID token for the AKS server app`);
         return t.token;
@@ -189,7 +168,9 @@ export async function connectionFor(
     };
   }
   const g = cluster.gke;
-  const { googleClient, googleReason, CLOUD_PLATFORM_SCOPE } = await import('../cloud/google-auth.js');
+  const { googleClient, googleReason, cachedGoogleToken, CLOUD_PLATFORM_SCOPE } = await import(
+    '../cloud/google-auth.js'
+  );
   let google: Awaited<ReturnType<typeof googleClient>>;
   try {
     google = await googleClient({
@@ -207,9 +188,9 @@ export async function connectionFor(
     server: g.server,
     ca: caOf(g.caData),
     // The client caches the token and refreshes it before expiry; GKE wants it without trailing dots.
-    token: async () => {
+    token: async (signal) => {
       try {
-        return ((await client.getAccessToken()).token ?? '').replace(/\.+$/, '');
+        return ((await cachedGoogleToken(client, signal)).token ?? '').replace(/\.+$/, '');
       } catch (err) {
         throw new ClusterAccessError(
           `cluster ${cluster.name}: Google access token failed: ${googleReason(err, google.kind)}`,

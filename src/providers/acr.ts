@@ -8,6 +8,7 @@
  * docs/providers.md `acr`). @azure/container-registry has no token API, so the
  * POST is ours. A repository-scoped token (scope map) is the tenant-scoped option.
  */
+import { azureCredential, type TokenCredential } from '../cloud/azure-identity.js';
 import type { RegistryConfigOf } from '../config/schema.js';
 import { PullkeeperError } from '../core/errors.js';
 import { redactSecrets } from './redact.js';
@@ -43,38 +44,6 @@ class HttpError extends Error {
   ) {
     super(`HTTP ${status}`);
   }
-}
-
-type TokenCredential = import('@azure/core-auth').TokenCredential;
-
-async function entraCredential(cfg: AcrConfig, ctx: MintContext): Promise<TokenCredential> {
-  const id = await import('@azure/identity');
-  const authority = cfg.authorityHost
-    ? { authorityHost: cfg.authorityHost, disableInstanceDiscovery: true }
-    : {};
-  const c = cfg.credential;
-  let cred: TokenCredential;
-  if (!c) cred = new id.DefaultAzureCredential({ tenantId: cfg.tenantId, ...authority });
-  else if ('clientSecret' in c)
-    cred = new id.ClientSecretCredential(
-      cfg.tenantId,
-      c.clientId,
-      await ctx.secrets.resolve(c.clientSecret),
-      authority,
-    );
-  else if ('federatedToken' in c) {
-    const ref = c.federatedToken;
-    cred = new id.ClientAssertionCredential(
-      cfg.tenantId,
-      c.clientId,
-      () => ctx.secrets.resolve(ref),
-      authority,
-    );
-  } else
-    cred = new id.ManagedIdentityCredential(
-      c.managedIdentity === true ? {} : { clientId: c.managedIdentity.clientId },
-    );
-  return cred;
 }
 
 async function entraToken(cfg: AcrConfig, cred: TokenCredential, ctx: MintContext): Promise<string> {
@@ -255,7 +224,7 @@ export const acrProvider: CredentialProvider<'acr'> = {
         source: `ACR repository-scoped token ${cfg.repositoryToken.username}`,
       };
     }
-    const cred = await entraCredential(cfg, ctx);
+    const cred = await azureCredential(cfg, ctx.secrets);
     const aad = await entraToken(cfg, cred, ctx);
     const rt = await exchange(cfg, aad, ctx);
     if (cfg.checkRepositories?.length) await checkRepositories(cfg, cred, ctx);

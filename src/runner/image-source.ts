@@ -46,6 +46,12 @@ export interface EnsureImageRequest {
    */
   podSecrets: SourcedDockerConfig[];
   /**
+   * Credentials a credential provider answered for this pod (the broker, for its
+   * ServiceAccount: source kind `serviceaccount`), tried after the pod's Secrets and the
+   * node file, as kubelet orders its plugins' answers; recorded by their source (KEP-2535).
+   */
+  providerCredentials?: SourcedDockerConfig[];
+  /**
    * KEP-2535 `imagePullCredentialsVerificationPolicy` for an image already
    * present (default `NeverVerifyPreloadedImages`, as kubelet 1.35).
    */

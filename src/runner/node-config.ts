@@ -84,6 +84,15 @@ const schema = z.strictObject({
       maxPaxHeaderBytes: z.number().int().positive().optional(),
     })
     .optional(),
+  /** `run --kubeconfig` pulls with the broker's answer for the pod's ServiceAccount (docs/pod-credentials.md). */
+  podCredentials: z
+    .strictObject({
+      broker: z.url(),
+      audience: z.string().min(1),
+      caFile: z.string().min(1).optional(),
+      timeoutSeconds: z.number().positive().max(60).default(5),
+    })
+    .optional(),
 });
 export type NodeConfigFile = z.infer<typeof schema>;
 
@@ -160,6 +169,7 @@ export function nodeConfigFrom(file: NodeConfigFile, overrides: { stateDir?: str
     allowPrivileged: file.allowPrivileged ?? false,
     seccompProfileRoot: file.seccompProfileRoot ?? DEFAULT_SECCOMP_PROFILE_ROOT,
     ...(file.imageLimits ? { imageLimits: file.imageLimits } : {}),
+    ...(file.podCredentials ? { podCredentials: file.podCredentials } : {}),
   };
 }
 

@@ -77,6 +77,8 @@ export interface NodeConfig {
   seccompProfileRoot?: string;
   /** Bounds on what a pull may unpack (node config `imageLimits`). */
   imageLimits?: ImageLimits;
+  /** Pull through the credential broker with the pod's ServiceAccount token (`run --kubeconfig`; docs/pod-credentials.md). */
+  podCredentials?: { broker: string; audience: string; caFile?: string; timeoutSeconds: number };
 }
 
 /** Kubelet's default `--root-dir` + `seccomp`: where Localhost seccomp profiles are read from. */

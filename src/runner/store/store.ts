@@ -49,6 +49,7 @@ import {
   LAYER_MEDIA_TYPES,
   parseManifest,
 } from '../../oci/manifest.js';
+import { pool } from '../../util/concurrency.js';
 import { type NodeCredentialsOptions, pullKeyring, readNodeDockerConfig } from '../credentials.js';
 import type {
   EnsureImageRequest,
@@ -264,7 +265,10 @@ export class ImageStore implements ImageSource {
       present: present !== undefined,
       record: present?.credentials,
       podCredentials: present?.credentials
-        ? podCredentialHashes(await this.#key(), ref.name, req.podSecrets)
+        ? podCredentialHashes(await this.#key(), ref.name, [
+            ...req.podSecrets,
+            ...(req.providerCredentials ?? []),
+          ])
         : [],
       policy: verificationPolicyOf(req),
       allowlist: req.verificationAllowlist,
@@ -293,12 +297,13 @@ export class ImageStore implements ImageSource {
   async #credentials(
     ref: ImageRef,
     podSecrets: readonly SourcedDockerConfig[],
+    providers: readonly SourcedDockerConfig[] = [],
   ): Promise<KeyringCredential[]> {
     const node = await readNodeDockerConfig(this.#opts.nodeCredentials ?? {});
     const nodeConfig = node
       ? { ...node.config, source: { kind: 'node' as const, name: node.path } }
       : undefined;
-    return pullKeyring(sourcedPodSecrets(podSecrets), nodeConfig).lookup(ref.name);
+    return pullKeyring(sourcedPodSecrets(podSecrets), nodeConfig, providers).lookup(ref.name);
   }
 
   /** What a successful pull or check with `cred` proves (kubelet's trackedToImagePullCreds). */
@@ -340,7 +345,7 @@ export class ImageStore implements ImageSource {
     req: EnsureImageRequest,
     emit: (e: ImageEvent) => void,
   ): Promise<PulledImage> {
-    const creds = await this.#credentials(ref, req.podSecrets);
+    const creds = await this.#credentials(ref, req.podSecrets, req.providerCredentials);
     const errors: Error[] = [];
     const tried: string[] = [];
     let gone = false;
@@ -376,7 +381,7 @@ export class ImageStore implements ImageSource {
     const t0 = performance.now();
     emit({ type: 'Normal', reason: 'Pulling', message: `Pulling image ${goQuote(req.image)}` });
     await this.#init();
-    const creds = await this.#credentials(ref, req.podSecrets);
+    const creds = await this.#credentials(ref, req.podSecrets, req.providerCredentials);
     const errors: Error[] = [];
     const tried: string[] = [];
     for (const cred of creds.length > 0 ? creds : [undefined]) {
@@ -573,37 +578,27 @@ export class ImageStore implements ImageSource {
       bytesDone: 0,
     };
     this.#opts.onProgress?.({ ...progress });
-    const abort = new AbortController();
-    const sig = signal ? AbortSignal.any([signal, abort.signal]) : abort.signal;
-    const limit = Math.max(1, this.#opts.concurrency ?? 3);
     const done = new Map<string, { work: string; report: UnpackReport }>();
-    let next = 0;
-    const worker = async () => {
-      while (next < unique.length && !sig.aborted) {
-        const t = unique[next++]!;
-        const r = await this.#fetchLayer(client, repo, t.l, t.diffId, budget, sig, (n) => {
-          progress.bytesDone += n;
+    try {
+      // The first failure aborts the others (their signal) and is the reason.
+      await pool(
+        unique,
+        { concurrency: Math.max(1, this.#opts.concurrency ?? 3), ...(signal ? { signal } : {}) },
+        async (t, _i, sig) => {
+          const r = await this.#fetchLayer(client, repo, t.l, t.diffId, budget, sig, (n) => {
+            progress.bytesDone += n;
+            this.#opts.onProgress?.({ ...progress });
+          });
+          done.set(t.diffId, r);
+          progress.layersDone++;
           this.#opts.onProgress?.({ ...progress });
-        });
-        done.set(t.diffId, r);
-        progress.layersDone++;
-        this.#opts.onProgress?.({ ...progress });
-      }
-    };
-    let first: unknown;
-    const results = await Promise.allSettled(
-      Array.from({ length: Math.min(limit, unique.length) }, worker).map((p) =>
-        p.catch((err) => {
-          // The first failure is the reason; the others are its abort.
-          if (first === undefined) first = err;
-          abort.abort(err);
-          throw err;
-        }),
-      ),
-    );
-    if (results.some((r) => r.status === 'rejected')) {
+        },
+      );
+      // Aborted between two layers: not every layer is here.
+      signal?.throwIfAborted();
+    } catch (err) {
       for (const r of done.values()) await rm(r.work, { recursive: true, force: true });
-      throw first;
+      throw err;
     }
     return done;
   }
