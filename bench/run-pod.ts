@@ -16,7 +16,7 @@
  *
  * Targets (issue #10): run overhead under 100 ms (median), stop within 50 ms
  * of the baseline. Every run uses a fresh bundle / pod directory; nothing is
- * deleted while timing (HARNESS.md protocol).
+ * deleted while timing (docs/harness.md protocol).
  *
  *   npm run bench -- run-pod [--rounds 10] [--detached-rounds 3]
  */

@@ -27,19 +27,8 @@ import {
   type SourcedDockerConfig,
   type VerificationAllowlist,
 } from '../core/index.js';
-import {
-  answerProviderRequest,
-  askBroker,
-  parseProviderCredentials,
-  parseProviderRequest,
-} from '../runner/credential-provider.js';
 import type { ImageEvent, ImageSource } from '../runner/image-source.js';
-import {
-  DEFAULT_STATE_DIR,
-  ImageNeverPullError,
-  ImageStore,
-  type PullProgress,
-} from '../runner/store/store.js';
+import type { PullProgress } from '../runner/store/store.js';
 import { VERSION } from '../version.js';
 import { printCompletion } from './completion.js';
 import {
@@ -51,8 +40,11 @@ import {
   usageErrorMessage,
 } from './help.js';
 import { type CliIO, processIO, progressOf, unexpectedFailureMessage, withJsonErrors } from './io.js';
-import { readCredentialFile } from './pull-secret-file.js';
-import { makeRunCommands } from './pullkeeper-node-run.js';
+
+// Modules are imported by the commands that use them: `--version`, `--help` and
+// `credential-provider` (which kubelet runs per image pull) load neither the image
+// store nor the pod runner (start-up time; `npm run bench -- startup`).
+const loadStore = () => import('../runner/store/store.js');
 
 /** CliIO (with its terminal progress line) plus stdin. */
 export interface NodeCliIO extends CliIO {
@@ -111,6 +103,8 @@ const pull: NodeCommand = async (args, io) => {
     io.err(`pullkeeper-node: ${message}`);
     return code;
   };
+  const { ImageStore, ImageNeverPullError } = await loadStore();
+  const { readCredentialFile } = await import('./pull-secret-file.js');
   const verification = pullVerification(values);
   if (values['verify-cached-credentials']) {
     io.err(
@@ -131,7 +125,7 @@ const pull: NodeCommand = async (args, io) => {
   let lastProgress = 0;
   const progress = progressOf(io, json);
   const store = new ImageStore({
-    stateDir: nodeStateDir(values['state-dir']),
+    stateDir: await nodeStateDir(values['state-dir']),
     nodeCredentials: { rootDir: kubeletRootDir(values['root-dir']) },
     concurrency: num('concurrency', values.concurrency),
     maxImageBytes: num('max-image-bytes', values['max-image-bytes']),
@@ -224,7 +218,8 @@ function pullVerification(values: {
 
 const images: NodeCommand = async (args, io) => {
   const { values } = parseArgs({ args, options: PULLKEEPER_NODE.images.flags });
-  const list = await new ImageStore({ stateDir: nodeStateDir(values['state-dir']) }).list();
+  const { ImageStore } = await loadStore();
+  const list = await new ImageStore({ stateDir: await nodeStateDir(values['state-dir']) }).list();
   if (values.json) {
     // Who pulled each image, by source only: the credential hashes stay in the store.
     const shown = list.map(({ credentials, ...r }) =>
@@ -250,7 +245,10 @@ const images: NodeCommand = async (args, io) => {
 
 const gc: NodeCommand = async (args, io) => {
   const { values } = parseArgs({ args, options: PULLKEEPER_NODE.gc.flags });
-  const r = await new ImageStore({ stateDir: nodeStateDir(values['state-dir']) }).gc(values.image ?? []);
+  const { ImageStore } = await loadStore();
+  const r = await new ImageStore({ stateDir: await nodeStateDir(values['state-dir']) }).gc(
+    values.image ?? [],
+  );
   if (values.json) io.out(JSON.stringify(r));
   else {
     io.out(
@@ -263,6 +261,9 @@ const gc: NodeCommand = async (args, io) => {
 const credentialProvider: NodeCommand = async (args, io) => {
   const { values } = parseArgs({ args, options: PULLKEEPER_NODE['credential-provider'].flags });
   if (!io.readStdin) throw new UsageError('credential-provider needs stdin');
+  const { answerProviderRequest, askBroker, parseProviderCredentials, parseProviderRequest } = await import(
+    '../runner/credential-provider.js'
+  );
   const req = parseProviderRequest(await io.readStdin());
   // A pod's token (KEP-4412 tokenAttributes): ask the broker, which knows the pod's tenant.
   if (values.broker && req.serviceAccountToken) {
@@ -311,16 +312,16 @@ class UsageError extends PullkeeperError {}
  * PULLKEEPER_KUBELET_ROOT_DIR (default /var/lib/kubelet) for node credentials.
  */
 const storeForRunner: ImageSource = {
-  ensure: (req) =>
-    new ImageStore({
-      stateDir: nodeStateDir(undefined),
+  ensure: async (req) =>
+    new (await loadStore()).ImageStore({
+      stateDir: await nodeStateDir(undefined),
       nodeCredentials: { rootDir: kubeletRootDir(undefined) },
     }).ensure(req),
 };
 
 /** The image store's directory: the flag, else $PULLKEEPER_NODE_STATE_DIR, else the default (pull, images, gc and pods agree). */
-function nodeStateDir(flag: string | undefined): string {
-  return flag || process.env.PULLKEEPER_NODE_STATE_DIR || DEFAULT_STATE_DIR;
+async function nodeStateDir(flag: string | undefined): Promise<string> {
+  return flag || process.env.PULLKEEPER_NODE_STATE_DIR || (await loadStore()).DEFAULT_STATE_DIR;
 }
 
 /** kubelet's root dir for node credentials: the flag, else $PULLKEEPER_KUBELET_ROOT_DIR, else /var/lib/kubelet. */
@@ -328,8 +329,18 @@ function kubeletRootDir(flag: string | undefined): string {
   return flag || process.env.PULLKEEPER_KUBELET_ROOT_DIR || DEFAULT_KUBELET_ROOT_DIR;
 }
 
+/** The pod runner's commands (pullkeeper-node-run.ts), loaded when one of them runs. */
+const RUN_COMMANDS = ['run', 'stop', 'describe', 'ps', 'logs', 'daemon'] as const;
+const runCommand =
+  (name: (typeof RUN_COMMANDS)[number]): NodeCommand =>
+  async (args, io) =>
+    (await import('./pullkeeper-node-run.js')).makeRunCommands({ imageSource: storeForRunner })[name]!(
+      args,
+      io,
+    );
+
 export const commands: Record<string, NodeCommand> = {
-  ...makeRunCommands({ imageSource: storeForRunner }),
+  ...Object.fromEntries(RUN_COMMANDS.map((name) => [name, runCommand(name)])),
   pull,
   images,
   gc,

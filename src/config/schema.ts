@@ -1,5 +1,5 @@
 /**
- * The zod schema of pullkeeper.yaml (DESIGN.md section 3). Every object is
+ * The zod schema of pullkeeper.yaml (docs/providers.md, docs/rotation.md). Every object is
  * strict: an unknown key is an error that names its path. Secret values are
  * references (see secret-ref.ts), never literal fields.
  */

@@ -1,6 +1,6 @@
 /**
  * Who is calling the API. CI systems present an OIDC ID token (GitHub Actions,
- * GitLab CI; spec-clouds §7), verified with jose: the issuer pinned exactly, our
+ * GitLab CI; docs/deploy.md), verified with jose: the issuer pinned exactly, our
  * own audience, RS256 only, a bounded clock skew, the JWKS fetched once per
  * process and cached (a warm Lambda reuses it). Claims map to tenants by
  * immutable ids. Operators may use static bearer tokens, stored as sha256

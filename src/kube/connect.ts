@@ -2,8 +2,8 @@
  * Cluster access, from a `clusters[]` entry: a kubeconfig file (any auth
  * client-node understands: tokens, client certificates, exec plugins),
  * in-cluster config, or the identities a Lambda has: EKS (a presigned STS
- * GetCallerIdentity, spec-clouds §1), AKS (an Entra ID token for the AKS
- * server app, §2.1), GKE (a Google access token, §2.2).
+ * GetCallerIdentity, eks-token.ts), AKS (an Entra ID token for the AKS
+ * server app), GKE (a Google access token); docs/deploy.md.
  */
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';

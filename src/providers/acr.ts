@@ -5,8 +5,8 @@
  * (grant_type=access_token, service, tenant, access_token) for an ACR refresh
  * token; docker username is the null GUID and the password is that refresh
  * token, whose own `exp` is the expiry (Azure/acr docs/AAD-OAuth.md;
- * spec-clouds §3). @azure/container-registry has no token API, so the POST is
- * ours. A repository-scoped token (scope map) is the tenant-scoped option.
+ * docs/providers.md `acr`). @azure/container-registry has no token API, so the
+ * POST is ours. A repository-scoped token (scope map) is the tenant-scoped option.
  */
 import { azureCredential, type TokenCredential } from '../cloud/azure-identity.js';
 import type { RegistryConfigOf } from '../config/schema.js';

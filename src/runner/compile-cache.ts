@@ -1,5 +1,5 @@
 /**
- * Where the built node launcher (scripts/build-node.mjs) keeps Node's compile
+ * Where the built launchers (scripts/build.mjs) keep Node's compile
  * cache. pullkeeper-node runs as root, and Node loads V8 code from the cache
  * directory trusting its entries (they are only checksummed) and never checks
  * who owns it; its default, `<os.tmpdir()>/node-compile-cache`, is writable by

@@ -1,5 +1,5 @@
 /**
- * Credentials exactly as kubelet chooses them (spec-kubelet.md §1-2):
+ * Credentials exactly as kubelet chooses them (docs/kubelet-parity.md §1-2):
  * the node's docker config (first valid file of kubelet's search order under
  * the root dir; files are never merged) and the pod's imagePullSecrets (one
  * keyring, pod order), combined as `union(secrets, node)`.

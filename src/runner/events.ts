@@ -1,5 +1,5 @@
 /**
- * Kubelet-style events: reasons and message texts (spec-kubelet.md §4.2, §6.3, §7),
+ * Kubelet-style events: reasons and message texts (docs/kubelet-parity.md §4.2, §6.3, §7),
  * and their rendering as `kubectl describe` prints them. Pure.
  */
 

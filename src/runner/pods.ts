@@ -7,7 +7,7 @@
  * answers.
  */
 import { execFile, spawn } from 'node:child_process';
-import { closeSync } from 'node:fs';
+import { closeSync, existsSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
@@ -110,15 +110,23 @@ export interface RunResult {
   warnings: string[];
 }
 
-const SUPERVISOR_MAIN = fileURLToPath(new URL('./supervisor-main.ts', import.meta.url));
+/** The supervisor's entry: built beside this code in dist/ (scripts/build.mjs), else the source through tsx (a checkout). */
+function supervisorArgs(): string[] {
+  const built = fileURLToPath(new URL('./supervisor-main.mjs', import.meta.url));
+  if (existsSync(built)) return [built];
+  return [
+    '--import',
+    import.meta.resolve('tsx'),
+    fileURLToPath(new URL('./supervisor-main.ts', import.meta.url)),
+  ];
+}
 
 function spawnSupervisor(pod: PodDir, timeoutMs: number): Promise<Record<string, unknown>> {
   const logFd = openPrivateAppendSync(join(pod.dir, 'supervisor.log'));
-  const child = spawn(
-    process.execPath,
-    ['--import', import.meta.resolve('tsx'), SUPERVISOR_MAIN, pod.root, pod.key],
-    { detached: true, stdio: ['ignore', logFd, logFd, 'pipe'] },
-  );
+  const child = spawn(process.execPath, [...supervisorArgs(), pod.root, pod.key], {
+    detached: true,
+    stdio: ['ignore', logFd, logFd, 'pipe'],
+  });
   closeSync(logFd);
   child.unref();
   const report = child.stdio[3] as NodeJS.ReadableStream & { unref?: () => void; destroy: () => void };

@@ -1,7 +1,7 @@
 /**
- * RuntimeClass: validating RuntimeClass objects (spec-kubelet.md §6.1, DESIGN.md §5),
- * resolving a pod's runtimeClassName to a node handler (§6.3), and finding out,
- * once, whether the node can actually run a handler's OCI runtime.
+ * RuntimeClass: validating RuntimeClass objects (docs/kubelet-parity.md §6.1),
+ * resolving a pod's runtimeClassName to a node handler (§6.3; docs/node-runner.md),
+ * and finding out, once, whether the node can actually run a handler's OCI runtime.
  *
  * The pure part (validation and lookup) is separate from the probe (I/O).
  */

@@ -1,8 +1,12 @@
 /**
- * `npm run build:node`, the way pullkeeper-node is installed on nodes: the
- * launcher runs, and what every command loads up front (main.mjs and the
- * chunks it imports statically) leaves out @kubernetes/client-node, which only
- * `run --kubeconfig` needs (bench/pull.ts measures what that saves).
+ * `npm run build:node -- --outdir DIR` (scripts/build.mjs, the same build `npm pack`
+ * ships), the way pullkeeper-node is installed on nodes: the directory is
+ * self-contained (no node_modules beside it), the launcher runs, and what every
+ * command loads up front (main-pullkeeper-node.mjs and the chunks it imports
+ * statically) leaves out @kubernetes/client-node, which only `run --kubeconfig`
+ * needs, and zod, which `--version` does not need (bench/pull.ts and
+ * `npm run bench -- startup` measure what that saves). The launcher's compile
+ * cache never lives in the OS temp dir.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -39,17 +43,13 @@ function staticClosure(dir: string, file: string, seen = new Set<string>()): Set
 function built(): string {
   const dist = join(out, 'dist');
   if (!existsSync(join(dist, 'pullkeeper-node.mjs')))
-    execFileSync(
-      process.execPath,
-      [join(import.meta.dirname, '../../scripts/build-node.mjs'), '--outdir', dist],
-      {
-        stdio: 'pipe',
-      },
-    );
+    execFileSync(process.execPath, [join(import.meta.dirname, '../../scripts/build.mjs'), '--outdir', dist], {
+      stdio: 'pipe',
+    });
   return dist;
 }
 
-test('build:node builds a launcher that runs; start-up code leaves out client-node', {
+test('build:node builds a self-contained launcher that runs; start-up code leaves out client-node', {
   timeout: 120_000,
 }, () => {
   const dist = built();
@@ -84,17 +84,23 @@ test('build:node builds a launcher that runs; start-up code leaves out client-no
     VERSION,
   );
 
-  const upFront = staticClosure(dist, 'main.mjs');
-  const all = readFileSync(join(dist, 'main.mjs'), 'utf8');
-  assert.ok(all.includes('import('), 'main.mjs loads some code lazily');
-  for (const f of upFront)
-    assert.ok(
-      !readFileSync(join(dist, f), 'utf8').includes('CoreV1Api'),
-      `${f} is loaded up front and holds client-node`,
-    );
+  // `run` starts the pod supervisor from the same directory (src/runner/pods.ts looks for it
+  // beside its chunk): it is built, and it loads (without arguments it prints its usage).
+  const sup = spawnSync(process.execPath, [join(dist, 'supervisor-main.mjs')], { env, encoding: 'utf8' });
+  assert.equal(sup.status, 2, sup.stderr);
+  assert.match(sup.stderr, /usage: supervisor-main/);
+
+  const upFront = staticClosure(dist, 'main-pullkeeper-node.mjs');
+  const all = readFileSync(join(dist, 'main-pullkeeper-node.mjs'), 'utf8');
+  assert.ok(all.includes('import('), 'main-pullkeeper-node.mjs loads some code lazily');
+  for (const f of upFront) {
+    const text = readFileSync(join(dist, f), 'utf8');
+    assert.ok(!text.includes('CoreV1Api'), `${f} is loaded up front and holds client-node`);
+    assert.ok(!text.includes('_zod'), `${f} is loaded up front and holds zod`);
+  }
   // The lazily loaded chunks do hold it (run --kubeconfig).
   const lazy = readdirSync(dist).filter(
-    (f) => f.endsWith('.mjs') && !upFront.has(f) && f !== 'pullkeeper-node.mjs',
+    (f) => f.endsWith('.mjs') && !upFront.has(f) && !/^pullkeeper(-node)?\.mjs$/.test(f),
   );
   assert.ok(lazy.some((f) => readFileSync(join(dist, f), 'utf8').includes('CoreV1Api')));
 });

@@ -27,7 +27,7 @@ export const MediaTypes = {
   inToto: 'application/vnd.in-toto+json',
 } as const;
 
-/** What a client sends as manifest Accept (kubelet/containerd's list, spec §9.3). */
+/** What a client sends as manifest Accept (kubelet/containerd's list, docs/kubelet-parity.md §9.3). */
 export const MANIFEST_ACCEPT = [
   MediaTypes.dockerManifest,
   MediaTypes.dockerManifestList,
