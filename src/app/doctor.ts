@@ -2,7 +2,7 @@
  * `pullkeeper doctor`: checks each piece a user can get wrong, and says how to
  * fix it. Each check is independent; one failing never hides the others.
  */
-import type { PullkeeperConfig, SecretRef } from '../config/schema.js';
+import type { PullkeeperConfig, SecretRef, TenantConfig } from '../config/schema.js';
 import { createSecretResolver, describeSecretRef } from '../config/secret-ref.js';
 import { PullkeeperError } from '../core/errors.js';
 import type { KubeClient } from '../kube/client.js';
@@ -15,8 +15,10 @@ export interface DoctorFinding {
   subject: string;
   ok: boolean;
   detail: string;
-  /** What to do about a failure. */
+  /** What to do about a failure (or a warning). */
   fix?: string;
+  /** ok, but worth fixing (more permission than needed): printed as WARN, does not fail. */
+  warning?: boolean;
 }
 
 /** More checks plug in here (cluster RBAC, node SSH) as the adapters provide them. */
@@ -143,6 +145,7 @@ export async function runDoctor(
 /** SelfSubjectAccessReview: may the config's identity do this? */
 async function allowed(
   k: KubeClient,
+  /** namespace '' asks about every namespace at once (a cluster-wide list). */
   attrs: { namespace: string; group: string; resource: string; verb: string; name?: string },
   signal: AbortSignal,
 ): Promise<boolean> {
@@ -161,21 +164,70 @@ async function allowed(
   return r.status?.allowed === true;
 }
 
-/** The verbs refresh needs in each tenant namespace (infra/kubernetes/rbac.yaml), checked with SelfSubjectAccessReview. */
-export const TENANT_VERBS: ReadonlyArray<{ group: string; resource: string; verb: string }> = [
-  { group: '', resource: 'secrets', verb: 'list' },
-  { group: '', resource: 'secrets', verb: 'create' },
-  { group: '', resource: 'secrets', verb: 'patch' },
-  { group: '', resource: 'serviceaccounts', verb: 'list' },
-  { group: '', resource: 'serviceaccounts', verb: 'patch' },
-  { group: '', resource: 'events', verb: 'create' },
-];
+/** The verbs refresh needs in each of a tenant's namespaces (what `pullkeeper rbac` grants), for SelfSubjectAccessReview. */
+export function tenantVerbs(
+  t: TenantConfig,
+  name: string,
+): Array<{ group: string; resource: string; verb: string; name?: string }> {
+  return [
+    { group: '', resource: 'secrets', verb: 'list', name },
+    { group: '', resource: 'secrets', verb: 'create' },
+    { group: '', resource: 'secrets', verb: 'patch', name },
+    ...(t.serviceAccounts === '*'
+      ? [
+          { group: '', resource: 'serviceaccounts', verb: 'list' },
+          { group: '', resource: 'serviceaccounts', verb: 'patch' },
+        ]
+      : t.serviceAccounts.flatMap((sa) => [
+          { group: '', resource: 'serviceaccounts', verb: 'list', name: sa },
+          { group: '', resource: 'serviceaccounts', verb: 'patch', name: sa },
+        ])),
+    { group: '', resource: 'events', verb: 'create' },
+  ];
+}
+
+/** A Secret name no config uses: if the identity may read it, it may read Secrets it does not need. */
+export const UNUSED_SECRET_PROBE = 'pullkeeper-doctor-not-a-pull-secret';
+
+/**
+ * Least privilege: may the identity read Secrets pullkeeper never needs (one in kube-system
+ * under a name no tenant uses, or every Secret in the cluster)? A warning, not a failure.
+ */
+async function excessSecretReads(
+  k: KubeClient,
+  cluster: string,
+  config: PullkeeperConfig,
+  signal: AbortSignal,
+): Promise<DoctorFinding> {
+  const extra: string[] = [];
+  if (
+    await allowed(
+      k,
+      { namespace: 'kube-system', group: '', resource: 'secrets', verb: 'get', name: UNUSED_SECRET_PROBE },
+      signal,
+    )
+  )
+    extra.push('get Secrets in kube-system');
+  if (await allowed(k, { namespace: '', group: '', resource: 'secrets', verb: 'list' }, signal))
+    extra.push('list every Secret in the cluster');
+  const subject = `${cluster} Secret access`;
+  if (!extra.length)
+    return { area: 'cluster', subject, ok: true, detail: "only the tenants' Secret names can be read" };
+  return {
+    area: 'cluster',
+    subject,
+    ok: true,
+    warning: true,
+    detail: `the identity can read Secrets it does not need: ${extra.join('; ')}`,
+    fix: `apply \`pullkeeper rbac --config FILE${config.clusters.length > 1 ? ` --cluster ${cluster}` : ''}\` (Secrets limited to the tenants' names) and remove the broader bindings of this identity (kubectl get clusterrolebindings,rolebindings -A -o wide)`,
+  };
+}
 
 /** Cluster identity: can it list namespaces, and do each tenant namespace's verbs pass SelfSubjectAccessReview? */
 export const checkClusterRbac: DoctorCheck = async (config, signal) => {
   const { kubeClientFor } = await import('../kube/connect.js');
   const { listNamespaces } = await import('../kube/resources.js');
-  const { tenantNamespaces } = await import('./refresh.js');
+  const { defaultSecretName, tenantNamespaces } = await import('./refresh.js');
   const out: DoctorFinding[] = [];
   for (const cluster of config.clusters) {
     const tenants = config.tenants.filter((t) => (t.cluster ?? config.clusters[0]?.name) === cluster.name);
@@ -187,7 +239,7 @@ export const checkClusterRbac: DoctorCheck = async (config, signal) => {
     } catch (err) {
       const { clusterFailure } = await import('../kube/failure.js');
       const rbac =
-        'bind the pullkeeper-inventory ClusterRole of infra/kubernetes/rbac.yaml to this identity ("list" on namespaces)';
+        'apply the output of "pullkeeper rbac --config FILE" (ClusterRole pullkeeper-inventory: "list" on namespaces) for this identity';
       const f = clusterFailure(err, rbac);
       out.push({
         area: 'cluster',
@@ -213,11 +265,13 @@ export const checkClusterRbac: DoctorCheck = async (config, signal) => {
         ok: true,
         detail: `reachable; ${nss.length} namespaces visible`,
       });
+      out.push(await excessSecretReads(k, cluster.name, config, signal));
       for (const t of tenants) {
         for (const ns of tenantNamespaces(t, nss).names) {
           const missing: string[] = [];
-          for (const v of TENANT_VERBS) {
-            if (!(await allowed(k, { namespace: ns, ...v }, signal))) missing.push(`${v.verb} ${v.resource}`);
+          for (const v of tenantVerbs(t, defaultSecretName(t))) {
+            if (!(await allowed(k, { namespace: ns, ...v }, signal)))
+              missing.push(`${v.verb} ${v.resource}${v.name ? `/${v.name}` : ''}`);
           }
           out.push({
             area: 'cluster',
@@ -228,7 +282,7 @@ export const checkClusterRbac: DoctorCheck = async (config, signal) => {
               : 'every verb refresh needs is allowed',
             ...(missing.length
               ? {
-                  fix: `bind the pullkeeper-tenant-writer ClusterRole of infra/kubernetes/rbac.yaml in ${ns} (RoleBinding) or cluster-wide`,
+                  fix: `apply \`pullkeeper rbac --config FILE\` for this cluster, or bind its ClusterRole pullkeeper-tenant-writer in ${ns} (RoleBinding) when you use --per-namespace`,
                 }
               : {}),
           });
@@ -251,7 +305,7 @@ export const checkStatusStore: DoctorCheck = async (config, signal) => {
   const { kubeClientFor } = await import('../kube/connect.js');
   const { getNamespace } = await import('../kube/resources.js');
   const subject = `${ref.cluster} status store ${ref.namespace}/${ref.name}`;
-  const fix = `apply infra/kubernetes/rbac.yaml (namespace ${ref.namespace}, ClusterRole pullkeeper-status and its RoleBinding), set statusStore.namespace/name to where you keep it, or set statusStore: false`;
+  const fix = `apply \`pullkeeper rbac --config FILE\` (namespace ${ref.namespace}, ClusterRole pullkeeper-status and its RoleBinding), set statusStore.namespace/name to where you keep it, or set statusStore: false`;
   let k: Awaited<ReturnType<typeof kubeClientFor>>;
   try {
     k = await kubeClientFor(cluster, createSecretResolver({ signal }));
@@ -377,7 +431,7 @@ export const checkHostKeyTrust: DoctorCheck = async (config, signal) => {
         subject,
         ok: false,
         detail: (err as Error).message,
-        fix: 'let pullkeeper read and update the status ConfigMap (infra/kubernetes/rbac.yaml), or pin the nodes in nodes.ssh.knownHosts',
+        fix: 'let pullkeeper read and update the status ConfigMap (`pullkeeper rbac --config FILE` grants it), or pin the nodes in nodes.ssh.knownHosts',
       },
     ];
   }

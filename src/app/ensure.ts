@@ -58,7 +58,7 @@ export async function tenantsOfNamespace(
       if (err instanceof EnsureError || signal?.aborted) throw err;
       // Unreachable, refused, 401 or 403: each told as what it is (only a 403 is about RBAC).
       throw new EnsureError(
-        `cannot read namespace ${ns}: ${clusterFailureMessage(cluster, err, 'bind the pullkeeper-inventory ClusterRole of infra/kubernetes/rbac.yaml ("get" on namespaces)')}`,
+        `cannot read namespace ${ns}: ${clusterFailureMessage(cluster, err, 'apply the output of "pullkeeper rbac --config FILE" (ClusterRole pullkeeper-inventory: "get" on namespaces)')}`,
         { cause: err },
       );
     }

@@ -93,7 +93,7 @@ function describe(err: unknown): string {
   if (err instanceof HostKeyRecordError) return err.message;
   if (err instanceof KubeApiError)
     return err.status === 403
-      ? 'forbidden; apply infra/kubernetes/rbac.yaml (get, update of the status ConfigMap)'
+      ? 'forbidden; apply the output of "pullkeeper rbac --config FILE" (get, update of the status ConfigMap)'
       : `HTTP ${err.status} ${err.reason}`;
   return `${(err as Error)?.name ?? 'error'}: ${(err as Error)?.message ?? String(err)}`;
 }

@@ -7,14 +7,7 @@
  */
 import type { PullkeeperConfig } from '../config/schema.js';
 import { createSecretResolver } from '../config/secret-ref.js';
-import {
-  EXPIRES_ANNOTATION,
-  HASH_ANNOTATION,
-  isOurs,
-  MANAGED_BY_LABEL,
-  MANAGED_BY_VALUE,
-  REFRESH_ANNOTATION,
-} from '../core/rotation-plan.js';
+import { EXPIRES_ANNOTATION, HASH_ANNOTATION, isOurs, REFRESH_ANNOTATION } from '../core/rotation-plan.js';
 import {
   emptyStatusRecord,
   mergeSeen,
@@ -24,8 +17,8 @@ import {
 } from '../core/status-record.js';
 import type { KubeClient } from '../kube/client.js';
 import { kubeClientFor } from '../kube/connect.js';
-import { listNamespaces, listSecrets } from '../kube/resources.js';
-import { defaultSecretName, tenantNamespaces } from './refresh.js';
+import { listNamespaces } from '../kube/resources.js';
+import { defaultSecretName, readPullSecrets, tenantNamespaces } from './refresh.js';
 import { readStatusRecord, statusStoreOf } from './status-store.js';
 
 export interface StatusNamespace {
@@ -135,15 +128,9 @@ export async function statusReport(
     for (const [cluster, ts] of byCluster) {
       try {
         const k = await kube(cluster);
-        const [namespaces, ours] = await Promise.all([
-          listNamespaces(k, signal),
-          listSecrets(k, { labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}` }, signal),
-          Promise.all(
-            [...new Set(ts.map(defaultSecretName))].map((n) =>
-              listSecrets(k, { fieldSelector: `metadata.name=${n}` }, signal),
-            ),
-          ).then((x) => x.flat()),
-        ]);
+        const namespaces = await listNamespaces(k, signal);
+        // By name only (what `pullkeeper rbac` allows): cluster-wide, or per tenant namespace.
+        const ours = await readPullSecrets(k, ts, (t) => tenantNamespaces(t, namespaces).names, signal);
         for (const t of ts) {
           const name = defaultSecretName(t);
           const nss = tenantNamespaces(t, namespaces).names.sort();

@@ -78,9 +78,9 @@ function describe(ref: StatusStoreRef, err: unknown): string {
   const where = `ConfigMap ${ref.namespace}/${ref.name} in cluster ${ref.cluster}`;
   if (err instanceof KubeApiError) {
     if (err.status === 403)
-      return `${where}: forbidden; apply infra/kubernetes/rbac.yaml (ClusterRole pullkeeper-status, bound in ${ref.namespace}), or set statusStore: false`;
+      return `${where}: forbidden; apply the output of "pullkeeper rbac --config FILE" (ClusterRole pullkeeper-status, bound in ${ref.namespace}), or set statusStore: false`;
     if (err.status === 404)
-      return `${where}: namespace ${ref.namespace} does not exist; create it (infra/kubernetes/rbac.yaml does), or set statusStore.namespace`;
+      return `${where}: namespace ${ref.namespace} does not exist; create it ("pullkeeper rbac" prints it), or set statusStore.namespace`;
     return `${where}: HTTP ${err.status} ${err.reason}`;
   }
   if (err instanceof StatusStoreError) return `${where}: ${err.message}`;

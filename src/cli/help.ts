@@ -312,7 +312,8 @@ export const PULLKEEPER = {
     ],
     exit: { 0: 'no problems found', 1: 'problems found (or the config is invalid)', 2: 'usage error' },
     json: {
-      shape: '{ ok, findings: [{ area, subject, ok, detail, fix? }] }',
+      shape:
+        '{ ok, findings: [{ area, subject, ok, detail, fix?, warning? }] } (warning: ok but more permission than needed; does not fail)',
       example: {
         ok: false,
         findings: [
@@ -325,6 +326,62 @@ export const PULLKEEPER = {
             fix: 'fromEnv: export the variable',
           },
         ],
+      },
+    },
+  },
+  rbac: {
+    summary: 'print the least-privilege RBAC and admission policy one cluster needs for this config',
+    description:
+      "Prints, as YAML documents, everything one cluster needs for this config and nothing more: Secrets get/list/watch/patch limited to the tenants' Secret names, create on Secrets, ServiceAccounts by name (unrestricted only in the namespaces of tenants with serviceAccounts: '*'), namespace and node reads as the config uses them, Events create, the status ConfigMap, and a ValidatingAdmissionPolicy that denies the identity any Secret write that is not kubernetes.io/dockerconfigjson, lacks the managed-by label or uses another name. Pipe it to kubectl apply -f -. With --per-namespace the namespaced rules are bound with a RoleBinding in each tenant namespace named in the config (label-selected tenants: what to do is printed as a comment and on stderr). docs/rotation.md explains each permission.",
+    flags: {
+      config,
+      cluster: {
+        type: 'string',
+        arg: 'NAME',
+        help: 'the cluster to generate for (default: the first in the config)',
+      },
+      'service-account': {
+        type: 'string',
+        arg: 'NAMESPACE/NAME',
+        help: 'the ServiceAccount pullkeeper runs as (default pullkeeper-system/pullkeeper); its Namespace and ServiceAccount are included',
+      },
+      user: {
+        type: 'string',
+        arg: 'NAME',
+        help: 'bind a user instead (an EKS/AKS/GKE identity as the API server names it)',
+      },
+      'per-namespace': {
+        type: 'boolean',
+        help: 'RoleBindings in each tenant namespace instead of cluster-wide bindings',
+      },
+      'guard-tenant-labels': {
+        type: 'boolean',
+        help: `also a policy letting only system:masters and the group pullkeeper:tenant-admins set or change the labels tenants select namespaces by`,
+      },
+      json: { ...json, help: 'print { cluster, username, objects, notes } as JSON instead of YAML' },
+    },
+    examples: [
+      'pullkeeper rbac --config pullkeeper.yaml | kubectl apply -f -',
+      'pullkeeper rbac --config pullkeeper.yaml --cluster prod --user arn:aws:iam::123456789012:role/pullkeeper',
+      'pullkeeper rbac --config pullkeeper.yaml --per-namespace --guard-tenant-labels',
+    ],
+    exit: { 0: 'printed', 1: 'the config names no such cluster', 2: 'usage error or bad config' },
+    json: {
+      shape: '{ cluster, username, objects: [{ comment?, object }], notes: [string] }',
+      example: {
+        cluster: 'lab',
+        username: 'system:serviceaccount:pullkeeper-system:pullkeeper',
+        objects: [
+          {
+            comment: 'The identity pullkeeper runs as in this cluster.',
+            object: {
+              apiVersion: 'v1',
+              kind: 'ServiceAccount',
+              metadata: { name: 'pullkeeper', namespace: 'pullkeeper-system' },
+            },
+          },
+        ],
+        notes: [],
       },
     },
   },

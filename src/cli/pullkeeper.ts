@@ -38,6 +38,7 @@ export const COMMANDS: Readonly<Record<string, Handler>> = {
   refresh: async (args, io) => (await import('./refresh-command.js')).refreshCommand(args, io),
   ensure: async (args, io) => (await import('./refresh-command.js')).ensureCommand(args, io),
   doctor: async (args, io) => (await import('./doctor-command.js')).doctorCommand(args, io),
+  rbac: async (args, io) => (await import('./rbac-command.js')).rbacCommand(args, io),
   serve: async (args, io) => (await import('./serve-command.js')).serveCommand(args, io),
   push: async (args, io) => (await import('./push-command.js')).pushCommand(args, io),
   demo: async (args, io) => {

@@ -18,7 +18,7 @@ export interface ClusterFailure {
 
 /**
  * @param rbac what to grant when the answer is 403, e.g.
- *   `bind the pullkeeper-inventory ClusterRole of infra/kubernetes/rbac.yaml ("list" on nodes)`
+ *   `apply the output of "pullkeeper rbac --config FILE" (ClusterRole pullkeeper-inventory: "list" on nodes)`
  */
 export function clusterFailure(err: unknown, rbac: string): ClusterFailure {
   if (err instanceof KubeApiError) {

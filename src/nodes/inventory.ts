@@ -52,9 +52,9 @@ interface NodeObj {
   status?: { addresses?: Array<{ type: string; address: string }> };
 }
 
-/** What the node inventory needs in RBAC (infra/kubernetes/rbac.yaml). */
+/** What the node inventory needs in RBAC (`pullkeeper rbac` grants it with inventory: kubernetes). */
 const NODES_RBAC =
-  'bind the pullkeeper-inventory ClusterRole of infra/kubernetes/rbac.yaml to this identity ("get" and "list" on nodes)';
+  'apply the output of "pullkeeper rbac --config FILE" (ClusterRole pullkeeper-inventory: "get" and "list" on nodes with inventory: kubernetes) for this identity';
 
 /**
  * Node listing through pullkeeper's own Kubernetes client (src/kube), so every

@@ -17,6 +17,7 @@ import { saveStatus } from '../../src/app/status-store.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { PullkeeperConfig } from '../../src/config/schema.js';
 import { createApp } from '../../src/http/app.js';
+import { rbacConfigFor } from '../harness/cluster/index.js';
 import { type Harness, startHarness } from '../harness/index.js';
 
 const OPS = 'pk-ops-token-5d1e2a';
@@ -48,6 +49,10 @@ before(async () => {
     namespace: 'pullkeeper-system',
     name: 'pullkeeper',
     rbac: 'pullkeeper',
+    config: rbacConfigFor([
+      { name: 'team-a', namespaces: { matchLabels: { tenant: 'team-a' } } },
+      { name: 'team-b', namespaces: { names: ['team-b-1', 'shared'] } },
+    ]),
   });
   const kubeconfig = join(h.dir, 'pullkeeper.kubeconfig');
   await writeFile(kubeconfig, id.kubeConfig.exportConfig(), { mode: 0o600 });

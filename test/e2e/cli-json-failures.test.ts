@@ -114,7 +114,7 @@ interface Case {
   not?: RegExp;
 }
 const missing = join(dir, 'missing.yaml');
-const RBAC = /RBAC|rbac\.yaml|ClusterRole|forbidden/i;
+const RBAC = /RBAC|rbac\.yaml|pullkeeper rbac|ClusterRole|forbidden/i;
 /** Blaming the credentials (naming which ones were tried is fine). */
 const CREDENTIALS_BLAMED =
   /refused the (credential|issued token)|check .*(user|password)|wrong password|unauthori[sz]ed/i;
@@ -145,7 +145,11 @@ const PULLKEEPER_CASES: Record<string, (c: typeof cfg) => Case[]> = {
       says: /not reachable from here/,
       not: RBAC,
     },
-    { argv: ['ensure', 'team-a', '--config', c.forbidden!], exit: 1, says: /forbidden \(403\).*rbac\.yaml/ },
+    {
+      argv: ['ensure', 'team-a', '--config', c.forbidden!],
+      exit: 1,
+      says: /forbidden \(403\).*pullkeeper rbac/,
+    },
     { argv: ['ensure', '--config', c.refused!], exit: 2, says: /one namespace/ },
   ],
   doctor: (c) => [
@@ -157,6 +161,24 @@ const PULLKEEPER_CASES: Record<string, (c: typeof cfg) => Case[]> = {
       not: CREDENTIALS_BLAMED,
     },
     { argv: ['doctor', '--config', c.forbidden!], exit: 1, says: /403/ },
+  ],
+  rbac: (c) => [
+    { argv: ['rbac', '--config', missing], exit: 2, says: /missing\.yaml/ },
+    {
+      argv: ['rbac', '--config', c.refused!, '--cluster', 'nope'],
+      exit: 1,
+      says: /pass one of those to --cluster/,
+    },
+    {
+      argv: ['rbac', '--config', c.refused!, '--service-account', 'no-slash'],
+      exit: 1,
+      says: /expected NAMESPACE\/NAME/,
+    },
+    {
+      argv: ['rbac', '--config', c.refused!, '--service-account', 'a/b', '--user', 'u'],
+      exit: 2,
+      says: /not both/,
+    },
   ],
   serve: () => [{ argv: ['serve', '--config', missing], exit: 2, says: /missing\.yaml/ }],
   push: (c) => [

@@ -31,7 +31,7 @@ import { type GoogleFake, type ServiceAccountKey, startGoogle } from '../harness
 import { type MotoComponent, startMoto } from '../harness/cloud/moto.js';
 import { type OidcIssuer, startOidcIssuer } from '../harness/cloud/oidc-issuer.js';
 import { type EksWebhook, startEksWebhook } from '../harness/cluster/eks-webhook.js';
-import { type Cluster, startCluster } from '../harness/cluster/index.js';
+import { type Cluster, rbacConfigFor, startCluster } from '../harness/cluster/index.js';
 import { startOidcMirror } from '../harness/cluster/oidc-mirror.js';
 
 const EKS_CLUSTER = 'pk-test';
@@ -317,8 +317,22 @@ let threeClusters: ReturnType<typeof parseConfig> | undefined;
 
 describe('refresh through EKS, AKS and GKE identities', () => {
   test('each cluster entry mints its own token; Secrets land with the shipped RBAC bound to those users', async () => {
-    // rbac.yaml's ClusterRoles, bound to the two cloud identities instead of the ServiceAccount.
-    await cluster.createIdentity({ namespace: 'pullkeeper-system', name: 'pullkeeper', rbac: 'pullkeeper' });
+    // The ClusterRoles `pullkeeper rbac` prints for these tenants, bound to the cloud identities instead of the ServiceAccount.
+    await cluster.createIdentity({
+      namespace: 'pullkeeper-system',
+      name: 'pullkeeper',
+      rbac: 'pullkeeper',
+      config: rbacConfigFor(
+        ['eks', 'aks', 'gke'].map((via) => ({ name: `on-${via}`, namespaces: { matchLabels: { via } } })),
+        {
+          nodes: {
+            inventory: 'kubernetes',
+            registries: ['placeholder'],
+            ssh: { privateKey: { value: 'k' } },
+          },
+        },
+      ),
+    });
     const aadUser = `aad:${(
       await whoAmI(
         await (async () => {

@@ -17,7 +17,7 @@ import { pollQueue, type SqsEvent } from '../../src/app/fanout.js';
 import { fanoutWorker, scheduledRefresh } from '../../src/app/scheduled.js';
 import { readStatusRecord } from '../../src/app/status-store.js';
 import { configFromEnvOnce } from '../../src/config/load.js';
-import { writeTokenKubeconfig } from '../harness/cluster/index.js';
+import { rbacConfigFor, writeTokenKubeconfig } from '../harness/cluster/index.js';
 import { type Harness, startHarness } from '../harness/index.js';
 
 let h: Harness;
@@ -46,6 +46,12 @@ before(async () => {
     namespace: 'pullkeeper-system',
     name: 'pullkeeper',
     rbac: 'pullkeeper',
+    config: rbacConfigFor(
+      TENANTS.map((t) => ({ name: t, namespaces: { names: [`${t}-ns`] } })),
+      {
+        nodes: { inventory: 'kubernetes', registries: ['placeholder'], ssh: { privateKey: { value: 'k' } } },
+      },
+    ),
   });
   const nodes = h.nodes!.info.nodes;
   for (const [i, name] of GOOD_NODES.entries()) await createNode(name, nodes[i]!.address);

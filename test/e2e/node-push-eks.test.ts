@@ -17,7 +17,7 @@ import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { bufferIO } from '../../src/cli/io.js';
 import { main } from '../../src/cli/pullkeeper.js';
 import { type EksWebhook, startEksWebhook } from '../harness/cluster/eks-webhook.js';
-import { type Cluster, startCluster } from '../harness/cluster/index.js';
+import { type Cluster, rbacConfigFor, startCluster } from '../harness/cluster/index.js';
 import { type Harness, startHarness } from '../harness/index.js';
 
 const EXAMPLE = new URL('../../infra/examples/eks.yaml', import.meta.url);
@@ -43,8 +43,15 @@ before(async () => {
     dir: join(h.dir, 'eks-cluster'),
     authn: { tokenWebhook: { url: hook.url, caPem: hook.caPem } },
   });
-  // rbac.yaml as shipped, its inventory ClusterRole bound to the EKS-mapped user (an access entry's job).
-  await cluster.createIdentity({ namespace: 'pullkeeper-system', name: 'pullkeeper', rbac: 'pullkeeper' });
+  // What `pullkeeper rbac` prints for nodes from the cluster; its inventory ClusterRole bound to the EKS-mapped user (an access entry's job).
+  await cluster.createIdentity({
+    namespace: 'pullkeeper-system',
+    name: 'pullkeeper',
+    rbac: 'pullkeeper',
+    config: rbacConfigFor([], {
+      nodes: { inventory: 'kubernetes', registries: ['placeholder'], ssh: { privateKey: { value: 'k' } } },
+    }),
+  });
   await cluster.admin.rbac.createClusterRoleBinding({
     body: {
       metadata: { name: 'pullkeeper-inventory-eks' },

@@ -18,6 +18,7 @@ import { type PushResult, pushNodes } from '../../src/app/push.js';
 import { STATUS_KEY, saveStatus } from '../../src/app/status-store.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { PullkeeperConfig } from '../../src/config/schema.js';
+import { rbacConfigFor } from '../harness/cluster/index.js';
 import { type Harness, startHarness } from '../harness/index.js';
 
 const CONFIG = '/var/lib/kubelet/config.json';
@@ -90,10 +91,14 @@ const expectedKey = (i: number) => {
 before(async () => {
   secret();
   h = await startHarness({ cluster: true, nodes: 3 });
+  // What `pullkeeper rbac` prints for nodes from the cluster (node reads, the status ConfigMap).
   const id = await h.cluster!.createIdentity({
     namespace: 'pullkeeper-system',
     name: 'pullkeeper',
     rbac: 'pullkeeper',
+    config: rbacConfigFor([], {
+      nodes: { inventory: 'kubernetes', registries: ['placeholder'], ssh: { privateKey: { value: 'k' } } },
+    }),
   });
   kubeconfig = join(h.dir, 'pullkeeper.kubeconfig');
   await writeFile(kubeconfig, id.kubeConfig.exportConfig(), { mode: 0o600 });

@@ -25,6 +25,7 @@ import { parseConfig } from '../../src/config/load.js';
 import type { PullkeeperConfig, PullkeeperConfigInput } from '../../src/config/schema.js';
 import { createApp } from '../../src/http/app.js';
 import { ImageStore } from '../../src/runner/store/store.js';
+import { rbacConfigFor } from '../harness/cluster/index.js';
 import { type Harness, startHarness } from '../harness/index.js';
 import { buildImage, pushImage } from '../harness/registry/images.js';
 import { stopPodsAndBridge } from './support/node-cleanup.js';
@@ -113,11 +114,23 @@ before(async () => {
     namespace: 'team-a-1',
     body: { metadata: { name: 'narrow', annotations: { 'pullkeeper.dev/registries': 'reg-b' } } },
   });
-  // pullkeeper's identity: exactly the shipped RBAC plus the broker's extra file.
+  // pullkeeper's identity: what `pullkeeper rbac` prints for this config, plus the broker's extra file.
   const id = await c.createIdentity({
     namespace: 'pullkeeper-system',
     name: 'pullkeeper',
     rbac: 'pullkeeper',
+    config: rbacConfigFor(
+      [
+        { name: 'team-a', namespaces: { matchLabels: { tenant: 'team-a' } } },
+        { name: 'team-b', namespaces: { names: ['team-b-1'] } },
+        {
+          name: 'team-c',
+          namespaces: { names: ['team-c-1'] },
+          podCredentials: { serviceAccounts: ['builder'] },
+        },
+      ],
+      { api: { serviceAccountTokens: { audience: AUDIENCE } }, statusStore: false },
+    ),
   });
   for (const d of parseAllDocuments(await readFile(RBAC_EXTRA, 'utf8'))) {
     const obj = d.toJS() as KubernetesObject | null;

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parseDockerConfig } from '../../src/core/index.js';
 import { type OidcIssuer, startOidcIssuer } from '../harness/cloud/oidc-issuer.js';
-import { writeTokenKubeconfig } from '../harness/cluster/index.js';
+import { rbacConfigFor, writeTokenKubeconfig } from '../harness/cluster/index.js';
 import { type Harness, startHarness } from '../harness/index.js';
 import { freePort } from '../harness/ports.js';
 import { run, type Service, startService } from '../harness/proc.js';
@@ -59,6 +59,10 @@ describe('serverless offline against the harness', { timeout: 480_000 }, () => {
       namespace: 'pullkeeper-system',
       name: 'pullkeeper',
       rbac: 'pullkeeper',
+      config: rbacConfigFor([
+        { name: 'team-a', namespaces: { matchLabels: { tenant: 'team-a' } } },
+        { name: 'team-b', namespaces: { matchLabels: { tenant: 'team-b' } } },
+      ]),
     });
     const info = h.cluster!.info;
     const kubeconfig = join(dir, 'kubeconfig');
