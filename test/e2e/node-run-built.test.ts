@@ -11,6 +11,7 @@
  * anything is pulled.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import {
   cpSync,
   existsSync,
@@ -39,6 +40,8 @@ let h: Harness;
 let root: string;
 let install: string;
 let state: string;
+let daemonState: string;
+let daemonPid: number | undefined;
 let nodeConfig: string;
 let env: NodeJS.ProcessEnv;
 
@@ -59,6 +62,7 @@ before(
     renameSync(join(root, 'build'), install);
     await pushImage(h.registry!, 'apps/hello', 'v1', await buildImage({ layers: [{ busybox: true }] }));
     state = join(root, 'state');
+    daemonState = join(root, 'daemon-state');
     nodeConfig = join(root, 'node.yaml');
     writeFileSync(
       nodeConfig,
@@ -80,6 +84,8 @@ before(
   { timeout: 400_000 },
 );
 after(async () => {
+  if (daemonPid) process.kill(daemonPid, 'SIGTERM');
+  await stopPodsAndBridge(daemonState, BRIDGE);
   await stopPodsAndBridge(state, BRIDGE);
   await h?.stop();
   await rm(root, { recursive: true, force: true });
@@ -179,8 +185,8 @@ test('the built runner, installed elsewhere without tsx, runs a detached pod to 
   );
 });
 
-test('a build without its supervisor: `run` says what is missing and what to do, before pulling', {
-  timeout: 180_000,
+test('a build without its supervisor: `run` says what is missing and what to do, before pulling; with the daemon it runs', {
+  timeout: 240_000,
 }, async () => {
   const partial = join(root, 'partial');
   cpSync(install, partial, { recursive: true });
@@ -191,4 +197,34 @@ test('a build without its supervisor: `run` says what is missing and what to do,
   assert.match(r.stderr, /pullkeeper-node daemon/);
   assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
   assert.ok(!existsSync(join(state, 'pods', 'default_partial-pod')), 'nothing was planned or pulled');
+
+  // The advice holds: the same build's daemon hosts the pod (its own state dir here).
+  const daemon = spawn(join(partial, 'pullkeeper-node.mjs'), ['daemon', '--state-dir', daemonState], {
+    cwd: root,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  daemonPid = daemon.pid;
+  let daemonErr = '';
+  daemon.stderr.on('data', (b) => {
+    daemonErr += b;
+  });
+  const exited = new Promise((r) => daemon.once('close', r));
+  for (const deadline = Date.now() + 60_000; !existsSync(join(daemonState, 'daemon.sock')); await sleep(100))
+    assert.ok(Date.now() < deadline && daemon.exitCode === null, `the daemon did not start: ${daemonErr}`);
+  const d = await node(
+    ['run', podFile('partial-pod'), '--json', '--node-config', nodeConfig, '--state-dir', daemonState],
+    partial,
+  );
+  assert.equal(d.code, 0, d.stderr);
+  assert.equal((JSON.parse(d.stdout) as { phase: string }).phase, 'Running', d.stdout);
+  const st = JSON.parse(
+    readFileSync(join(daemonState, 'pods', 'default_partial-pod', 'status.json'), 'utf8'),
+  ) as PodStatus;
+  assert.equal(st.supervisorPid, daemon.pid, 'the daemon hosts the supervisor');
+  const stop = await node(['stop', 'partial-pod', '--state-dir', daemonState], partial);
+  assert.equal(stop.code, 0, stop.stderr);
+  daemon.kill('SIGTERM');
+  await exited;
+  daemonPid = undefined;
 });
