@@ -699,7 +699,7 @@ export const PULLKEEPER_NODE = {
     args: 'POD.yaml',
     summary: 'run a Pod (YAML or JSON) on this node',
     description:
-      "Runs the Pod in POD.yaml on this node with runc, pulling its images through the node store. ConfigMaps, Secrets, Services and RuntimeClasses may follow the Pod in the same file, come in --objects files, or be read from the cluster of --kubeconfig (files win by name). With podCredentials in the node config (and --kubeconfig), the pod's ServiceAccount token (bound to the pod, which must exist in the cluster) is exchanged at pullkeeper's broker, and its answer is tried after the pod's Secrets and the node file (docs/pod-credentials.md).",
+      "Runs the Pod in POD.yaml on this node with runc, pulling its images through the node store. ConfigMaps, Secrets, Services and RuntimeClasses may follow the Pod in the same file, come in --objects files, or be read from the cluster of --kubeconfig (files win by name). With podCredentials in the node config (and --kubeconfig), the pod's ServiceAccount token (bound to the pod, which must exist in the cluster) is exchanged at pullkeeper's broker, and its answer is tried after the pod's Secrets and the node file (docs/pod-credentials.md). The pod is supervised by `pullkeeper-node daemon` when one serves the state dir, else by a process of its own started from the same installation (supervisor-main.mjs beside the launcher); run returns once the pod is Running or has failed.",
     flags: {
       'state-dir': nodeStateDir,
       'node-config': nodeConfig,

@@ -9,12 +9,14 @@
 import { execFile, spawn } from 'node:child_process';
 import { closeSync, existsSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
+import { getCompileCacheDir } from 'node:module';
 import { connect, createServer } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { PullkeeperError } from '../core/errors.js';
 import { bundlePaths, removeBundleMount } from './bundle.js';
+import { compileCacheDir } from './compile-cache.js';
 import type { PodEvent } from './events.js';
 import type { ImageSource } from './image-source.js';
 import { releasePodIP } from './ipam.js';
@@ -110,21 +112,43 @@ export interface RunResult {
   warnings: string[];
 }
 
-/** The supervisor's entry: built beside this code in dist/ (scripts/build.mjs), else the source through tsx (a checkout). */
-function supervisorArgs(): string[] {
-  const built = fileURLToPath(new URL('./supervisor-main.mjs', import.meta.url));
-  if (existsSync(built)) return [built];
-  return [
-    '--import',
-    import.meta.resolve('tsx'),
-    fileURLToPath(new URL('./supervisor-main.ts', import.meta.url)),
-  ];
+/** A build of pullkeeper-node lacks its detached supervisor (supervisor-main.mjs beside the launcher). */
+export class SupervisorMissingError extends PullkeeperError {}
+
+/**
+ * How to start the detached supervisor: in a build (scripts/build.mjs), this code is a chunk
+ * in the build's directory and the supervisor is its own entry point beside it,
+ * supervisor-main.mjs; in a checkout, the TypeScript source through tsx. The build's process
+ * shares the launcher's compile cache (NODE_COMPILE_CACHE), which the launcher has checked.
+ */
+function detachedSupervisor(): { args: string[]; env: NodeJS.ProcessEnv } {
+  const here = fileURLToPath(import.meta.url);
+  if (here.endsWith('.ts'))
+    return {
+      args: ['--import', import.meta.resolve('tsx'), join(dirname(here), 'supervisor-main.ts')],
+      env: process.env,
+    };
+  const built = join(dirname(here), 'supervisor-main.mjs');
+  if (!existsSync(built))
+    throw new SupervisorMissingError(
+      `this pullkeeper-node build has no pod supervisor: ${built} is missing; install the whole build directory (\`npm run build:node -- --outdir DIR\` or the package's dist/), or run pods through \`pullkeeper-node daemon\``,
+    );
+  // The launcher turned the cache on (module.enableCompileCache): the same checked directory.
+  // A NODE_COMPILE_CACHE of the caller's is inherited as it is (the launcher warned if unsafe).
+  const env = { ...process.env };
+  if (!env.NODE_COMPILE_CACHE && getCompileCacheDir()) {
+    const cache = compileCacheDir();
+    if (cache) env.NODE_COMPILE_CACHE = cache;
+  }
+  return { args: [built], env };
 }
 
 function spawnSupervisor(pod: PodDir, timeoutMs: number): Promise<Record<string, unknown>> {
+  const sup = detachedSupervisor();
   const logFd = openPrivateAppendSync(join(pod.dir, 'supervisor.log'));
-  const child = spawn(process.execPath, [...supervisorArgs(), pod.root, pod.key], {
+  const child = spawn(process.execPath, [...sup.args, pod.root, pod.key], {
     detached: true,
+    env: sup.env,
     stdio: ['ignore', logFd, logFd, 'pipe'],
   });
   closeSync(logFd);
@@ -169,6 +193,9 @@ export async function runPod(opts: {
   if (!pod) throw new PodControlError('the manifest has no Pod (kind: Pod); give a Pod manifest');
   const warnings = await prepareStateRoot(opts.node.stateRoot);
   const dir = PodDir.of(opts.node.stateRoot, `${pod.metadata.namespace}/${pod.metadata.name}`);
+  const daemonSock = join(opts.node.stateRoot, 'daemon.sock');
+  // Without a daemon, the pod needs the detached supervisor: a build without it fails here, before any pull.
+  if (!existsSync(daemonSock)) detachedSupervisor();
   if (await supervisorAlive(dir)) {
     throw new PodControlError(
       `pod ${pod.metadata.namespace}/${pod.metadata.name} is already running; stop it first (\`pullkeeper-node stop ${pod.metadata.name}\`)`,
@@ -216,7 +243,6 @@ export async function runPod(opts: {
   await Promise.all(events);
   await dir.writePlan(plan);
   const timeout = opts.startTimeoutMs ?? 120_000;
-  const daemonSock = join(opts.node.stateRoot, 'daemon.sock');
   let reply: Record<string, unknown>;
   try {
     reply = await askSocket(daemonSock, { op: 'run', key: dir.key }, timeout);
