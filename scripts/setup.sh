@@ -21,7 +21,8 @@ if [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules/.package-loc
   npm install --no-audit --no-fund --loglevel=error
 fi
 
-debs=(docker-registry openssh-server openssh-client pssh runc crun attr iproute2 busybox-static skopeo umoci apache2-utils jq openssl)
+debs=(docker-registry openssh-server openssh-client pssh runc crun attr iproute2 busybox-static skopeo umoci apache2-utils jq openssl
+  containerd containernetworking-plugins)
 # Only the tests: the status page is checked in Debian's headless Chromium, shell completion in
 # zsh and fish; benchmarks use hyperfine.
 [[ $want == test ]] && debs+=(chromium zsh fish hyperfine)
@@ -46,4 +47,6 @@ fi
 
 say "kube-apiserver + etcd (first build takes several minutes, then cached)"
 bash test/harness/cluster/build.sh >/dev/null
+say "kubelet for the kubelet harness (built once from the same Go modules, then cached)"
+bash test/harness/kubelet/build.sh >/dev/null
 say "ready"
