@@ -116,8 +116,11 @@ async function kubeletBench(): Promise<void> {
     ]),
   );
   console.log(`kubelet adds (medians): ${((median(cand) - median(base)) / 1000).toFixed(2)} s`);
-  console.log('kubelet breakdown, median ms (containerd ready; pause image in; kubelet until Node Ready; total)');
-  for (const [k, v] of Object.entries(parts)) console.log(`  ${k.padEnd(22)} ${median(v).toFixed(0).padStart(6)}`);
+  console.log(
+    'kubelet breakdown, median ms (containerd ready; pause image in; kubelet until Node Ready; total)',
+  );
+  for (const [k, v] of Object.entries(parts))
+    console.log(`  ${k.padEnd(22)} ${median(v).toFixed(0).padStart(6)}`);
   await rm(root, { recursive: true, force: true });
 }
 

@@ -150,7 +150,9 @@ describe('kubelet vs pullkeeper-node pull: a generated table of cases', { timeou
       h
         .registry!.tokenRequests()
         .slice(from, to)
-        .filter((r) => r.status === 200 && r.user && r.granted?.some((g) => g.startsWith(`repository:${repo}:`)))
+        .filter(
+          (r) => r.status === 200 && r.user && r.granted?.some((g) => g.startsWith(`repository:${repo}:`)),
+        )
         .map((r) => r.user!),
     ),
   ];
@@ -163,7 +165,10 @@ describe('kubelet vs pullkeeper-node pull: a generated table of cases', { timeou
     for (const [u, p] of Object.entries(USERS)) await reg.allow(u, p);
     reg.limitRepositories('d-team', ['d/team/']);
     reg.limitRepositories('d-other', ['d/other/']);
-    const pusher = { username: `d-push-${randomBytes(3).toString('hex')}`, password: randomBytes(12).toString('hex') };
+    const pusher = {
+      username: `d-push-${randomBytes(3).toString('hex')}`,
+      password: randomBytes(12).toString('hex'),
+    };
     await reg.allow(pusher.username, pusher.password);
     // One image per case (own repository, own content: a digest is never shared between cases).
     for (const c of cases) {
@@ -248,7 +253,8 @@ describe('kubelet vs pullkeeper-node pull: a generated table of cases', { timeou
       roots[node] = join(work, `root-${node}`);
       await mkdir(roots[node], { recursive: true });
       const cfg = NODE_CONFIGS[node];
-      if (cfg) await writeFile(join(roots[node], 'config.json'), dockerConfigJson(cfg, host), { mode: 0o600 });
+      if (cfg)
+        await writeFile(join(roots[node], 'config.json'), dockerConfigJson(cfg, host), { mode: 0o600 });
     }
     const empty = join(work, 'empty');
     await mkdir(empty, { recursive: true });
@@ -313,7 +319,10 @@ describe('kubelet vs pullkeeper-node pull: a generated table of cases', { timeou
       assert.ok(kinds.has(k), `no case ended in ${k}`);
     }
     const pulledBy = new Set(rows.flatMap((r) => r.kubelet!.users));
-    assert.ok(pulledBy.has('d-team') && pulledBy.has('d-all'), 'both the pod Secret and the node file pulled');
+    assert.ok(
+      pulledBy.has('d-team') && pulledBy.has('d-all'),
+      'both the pod Secret and the node file pulled',
+    );
     assert.deepEqual(differ, [], `kubelet and pullkeeper-node differ (see ${ARTIFACT})`);
   });
 });
