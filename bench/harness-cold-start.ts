@@ -102,7 +102,11 @@ async function kubeletBench(): Promise<void> {
       });
       const total = performance.now() - t0;
       if (h.kubelet) {
-        for (const [k, v] of Object.entries(h.kubelet.timings)) (parts[`kubelet.${k}`] ??= []).push(v);
+        for (const [k, v] of Object.entries(h.kubelet.timings)) {
+          const list = parts[`kubelet.${k}`] ?? [];
+          list.push(v);
+          parts[`kubelet.${k}`] = list;
+        }
       }
       await h.stop();
       (withKubelet ? cand : base).push(total);

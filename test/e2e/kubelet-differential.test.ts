@@ -22,7 +22,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { V1Secret } from '@kubernetes/client-node';
@@ -186,6 +186,12 @@ describe('kubelet vs pullkeeper-node pull: a generated table of cases', { timeou
         invalid: `${host}/d/${c.owner === 'team' ? 'Team' : 'Priv'}/${c.id}:v1`,
       }[c.form];
     }
+    for (const c of cached) {
+      const img = await buildImage({
+        layers: [{ busybox: true }, { files: [{ path: 'case.txt', content: `${c.id}\n` }] }],
+      });
+      c.image = (await pushImage(reg, `d/team/${c.id}`, 'v1', img, pusher)).reference;
+    }
     await reg.revoke(pusher.username);
     ns = await h.cluster!.createNamespace();
     for (const [name, cred] of Object.entries(SECRETS)) {
@@ -194,14 +200,37 @@ describe('kubelet vs pullkeeper-node pull: a generated table of cases', { timeou
         type: 'kubernetes.io/dockerconfigjson',
         stringData: { '.dockerconfigjson': dockerConfigJson(cred, host) },
       };
-      await h.cluster!.admin.core.createNamespacedSecret({ namespace: ns, body });
+      // The Secret as the API server returns it (namespace and uid included: KEP-2535 records name them).
+      const created = await h.cluster!.admin.core.createNamespacedSecret({ namespace: ns, body });
       await writeFile(
         join(work, `${name}.json`),
-        JSON.stringify({ apiVersion: 'v1', kind: 'Secret', ...body }),
-        { mode: 0o600 },
+        JSON.stringify({ apiVersion: 'v1', kind: 'Secret', ...created }),
+        {
+          mode: 0o600,
+        },
       );
     }
   });
+  /** One cached-image case: the image was pulled first by a pod with `s-team`; then a second pod. */
+  interface CachedCase {
+    id: string;
+    gate: 'on' | 'off';
+    secrets: string[];
+    policy: 'IfNotPresent' | 'Never';
+    image?: string;
+  }
+  const cached: CachedCase[] = [];
+  for (const gate of ['off', 'on'] as const)
+    for (const [secrets, policy] of [
+      [[], 'IfNotPresent'],
+      [['s-team'], 'IfNotPresent'],
+      [['s-other'], 'IfNotPresent'],
+      [['s-wrong'], 'IfNotPresent'],
+      [[], 'Never'],
+      [['s-team'], 'Never'],
+    ] as const)
+      cached.push({ id: `k${String(cached.length).padStart(2, '0')}`, gate, secrets: [...secrets], policy });
+
   after(async () => {
     await rm(work, { recursive: true, force: true }).catch(() => undefined);
     await h?.stop();
@@ -324,5 +353,113 @@ describe('kubelet vs pullkeeper-node pull: a generated table of cases', { timeou
       'both the pod Secret and the node file pulled',
     );
     assert.deepEqual(differ, [], `kubelet and pullkeeper-node differ (see ${ARTIFACT})`);
+  });
+
+  test('cached images (KEP-2535): kubelet with KubeletEnsureSecretPulledImages on agrees; 1.34.2 as shipped differs only where documented', async () => {
+    const kubelet = h.kubelet!;
+    await rm(join(kubelet.info.rootDir, 'config.json'), { force: true });
+    const kubeletCached = new Map<string, string>();
+    for (const gate of ['off', 'on'] as const) {
+      // 'off' is kubelet 1.34.2's default (alpha gate); 'on' with the policy kubelet 1.35 defaults to.
+      await kubelet.restart({
+        config:
+          gate === 'on'
+            ? {
+                featureGates: { KubeletEnsureSecretPulledImages: true },
+                imagePullCredentialsVerificationPolicy: 'NeverVerifyPreloadedImages',
+              }
+            : {},
+      });
+      const group = cached.filter((c) => c.gate === gate);
+      const results = await pool(group, 6, async (c) => {
+        const first = `${c.id}-first`;
+        await h.cluster!.admin.core.createNamespacedPod({
+          namespace: ns,
+          body: kubelet.pod({
+            name: first,
+            image: c.image!,
+            imagePullPolicy: 'Always',
+            imagePullSecrets: ['s-team'],
+            hostNetwork: true,
+          }),
+        });
+        assert.equal(await kubelet.waitOutcome(ns, first, 300_000), 'Running', `${c.id}: the first pull`);
+        await kubelet.deletePod(ns, first, 300_000);
+        const second = `${c.id}-second`;
+        await h.cluster!.admin.core.createNamespacedPod({
+          namespace: ns,
+          body: kubelet.pod({
+            name: second,
+            image: c.image!,
+            imagePullPolicy: c.policy,
+            imagePullSecrets: c.secrets,
+            hostNetwork: true,
+          }),
+        });
+        const raw = await kubelet.waitOutcome(ns, second, 300_000);
+        await kubelet.deletePod(ns, second, 300_000);
+        return raw === 'Running' ? 'pulled' : raw === 'ImagePullBackOff' ? 'ErrImagePull' : raw;
+      });
+      group.forEach((c, i) => {
+        kubeletCached.set(c.id, results[i]!);
+      });
+    }
+
+    const host = h.registry!.info.host;
+    const empty = join(work, 'empty');
+    const root = join(work, 'root-none');
+    const env = { PATH: process.env.PATH, HOME: empty, NODE_OPTIONS: '--no-warnings' };
+    const pull = async (c: CachedCase, secrets: string[], policy: string) => {
+      const r = await spawnJson(
+        [
+          'pull',
+          c.image!,
+          ...secrets.flatMap((s) => ['--secret', join(work, `${s}.json`)]),
+          '--policy',
+          policy,
+          '--state-dir',
+          join(work, 'state', c.id),
+          '--root-dir',
+          root,
+          '--insecure-registry',
+          host,
+          '--json',
+        ],
+        { cwd: empty, env },
+      );
+      const json = JSON.parse(r.stdout) as { error?: { reason: string } };
+      return json.error ? json.error.reason : 'pulled';
+    };
+    const nodeCached = new Map<string, string>();
+    await pool(cached, 3, async (c) => {
+      assert.equal(await pull(c, ['s-team'], 'Always'), 'pulled', `${c.id}: the first pull`);
+      nodeCached.set(c.id, await pull(c, c.secrets, c.policy));
+    });
+
+    const rows = cached.map((c) => ({
+      id: c.id,
+      gate: c.gate,
+      secrets: c.secrets.join(',') || '-',
+      policy: c.policy,
+      kubelet: kubeletCached.get(c.id),
+      pullkeeper: nodeCached.get(c.id),
+    }));
+    const prev = JSON.parse(await readFile(ARTIFACT, 'utf8').catch(() => '{}'));
+    await writeFile(ARTIFACT, `${JSON.stringify({ ...prev, cached: rows }, null, 2)}\n`);
+    const on = rows.filter((r) => r.gate === 'on');
+    const off = rows.filter((r) => r.gate === 'off');
+    console.log(
+      `kubelet differential, cached images: ${rows.length} cases; gate on: ${on.filter((r) => r.kubelet === r.pullkeeper).length}/${on.length} agree; 1.34.2 default (gate off): ${off.filter((r) => r.kubelet === r.pullkeeper).length}/${off.length} agree`,
+    );
+    // kubelet 1.34.2 with the gate on (kubelet 1.35's default) and pullkeeper-node agree on every case.
+    assert.deepEqual(
+      on.filter((r) => r.kubelet !== r.pullkeeper),
+      [],
+    );
+    assert.ok(on.some((r) => r.kubelet === 'ErrImagePull') && on.some((r) => r.kubelet === 'pulled'));
+    // As shipped (gate off), 1.34.2 hands a present image to every pod: the documented difference,
+    // exactly on the cases where the 1.35 rule refuses.
+    for (const r of off)
+      assert.equal(r.kubelet, 'pulled', `${r.id}: kubelet 1.34.2 (gate off) used the cached image`);
   });
 });
