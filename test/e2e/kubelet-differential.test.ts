@@ -249,25 +249,13 @@ describe('kubelet vs pullkeeper-node pull: a generated table of cases', { timeou
       await kubelet.restart();
       const from = h.registry!.tokenRequests().length;
       const results = await pool(group, 6, async (c) => {
-        const name = `${c.id}-${node}`;
-        await h.cluster!.admin.core.createNamespacedPod({
-          namespace: ns,
-          body: kubelet.pod({
-            name,
-            image: c.image!,
-            imagePullPolicy: c.policy,
-            imagePullSecrets: c.secrets,
-            hostNetwork: true,
-          }),
-        });
-        const outcome = await kubelet.waitOutcome(ns, name, 300_000);
-        await kubelet.deletePod(ns, name, 300_000);
-        return outcome;
+        const pod = { image: c.image!, imagePullPolicy: c.policy, imagePullSecrets: c.secrets };
+        return kubelet.runPod(ns, { name: `${c.id}-${node}`, ...pod, hostNetwork: true });
       });
       const to = h.registry!.tokenRequests().length;
       group.forEach((c, i) => {
         const raw = results[i]!;
-        const result = raw === 'Running' ? 'pulled' : raw === 'ImagePullBackOff' ? 'ErrImagePull' : raw;
+        const result = raw === 'Running' ? 'pulled' : raw;
         kubeletOut.set(c.id, { result, users: result === 'pulled' ? usersFor(c.repo!, from, to) : [] });
       });
     }
@@ -372,33 +360,18 @@ describe('kubelet vs pullkeeper-node pull: a generated table of cases', { timeou
       });
       const group = cached.filter((c) => c.gate === gate);
       const results = await pool(group, 6, async (c) => {
-        const first = `${c.id}-first`;
-        await h.cluster!.admin.core.createNamespacedPod({
-          namespace: ns,
-          body: kubelet.pod({
-            name: first,
-            image: c.image!,
-            imagePullPolicy: 'Always',
-            imagePullSecrets: ['s-team'],
-            hostNetwork: true,
-          }),
+        const image = c.image!;
+        const first = await kubelet.runPod(ns, {
+          name: `${c.id}-first`,
+          image,
+          imagePullPolicy: 'Always',
+          imagePullSecrets: ['s-team'],
+          hostNetwork: true,
         });
-        assert.equal(await kubelet.waitOutcome(ns, first, 300_000), 'Running', `${c.id}: the first pull`);
-        await kubelet.deletePod(ns, first, 300_000);
-        const second = `${c.id}-second`;
-        await h.cluster!.admin.core.createNamespacedPod({
-          namespace: ns,
-          body: kubelet.pod({
-            name: second,
-            image: c.image!,
-            imagePullPolicy: c.policy,
-            imagePullSecrets: c.secrets,
-            hostNetwork: true,
-          }),
-        });
-        const raw = await kubelet.waitOutcome(ns, second, 300_000);
-        await kubelet.deletePod(ns, second, 300_000);
-        return raw === 'Running' ? 'pulled' : raw === 'ImagePullBackOff' ? 'ErrImagePull' : raw;
+        assert.equal(first, 'Running', `${c.id}: the first pull`);
+        const pod = { image, imagePullPolicy: c.policy, imagePullSecrets: c.secrets, hostNetwork: true };
+        const raw = await kubelet.runPod(ns, { name: `${c.id}-second`, ...pod });
+        return raw === 'Running' ? 'pulled' : raw;
       });
       group.forEach((c, i) => {
         kubeletCached.set(c.id, results[i]!);

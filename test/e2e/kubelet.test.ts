@@ -63,15 +63,8 @@ function pulledBy(h: Harness, repo: string, from: number): string[] {
     .map((r) => r.user!);
 }
 
-async function runPod(h: Harness, ns: string, name: string, image: string) {
-  await h.cluster!.admin.core.createNamespacedPod({
-    namespace: ns,
-    body: h.kubelet!.pod({ name, image, imagePullPolicy: 'Always' }),
-  });
-  const outcome = await h.kubelet!.waitOutcome(ns, name);
-  await h.kubelet!.deletePod(ns, name);
-  return outcome;
-}
+const runPod = (h: Harness, ns: string, name: string, image: string) =>
+  h.kubelet!.runPod(ns, { name, image, imagePullPolicy: 'Always' });
 
 describe('kubelet reads the config.json that pullkeeper push writes into its root dir', {
   timeout: 600_000,

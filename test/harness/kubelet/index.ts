@@ -18,18 +18,17 @@
  * `restrict_oom_score_adj = true`; no controller-manager runs, so pods set
  * `automountServiceAccountToken: false`.
  */
-import { createHash, randomBytes, randomInt } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { randomBytes, randomInt } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { V1Pod } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
-import type { Cluster } from '../cluster/index.js';
+import { type Cluster, toolsCacheDir } from '../cluster/index.js';
 import { freePort } from '../ports.js';
-import { HarnessError, run, type Service, startService } from '../proc.js';
+import { commandCheck, HarnessError, run, type Service, startService } from '../proc.js';
 import { buildImage, pushImage } from '../registry/images.js';
 import type { Registry } from '../registry/index.js';
 import type { Component, DoctorCheck } from '../types.js';
@@ -112,6 +111,11 @@ export interface Kubelet extends Component<KubeletInfo> {
    * reasons (ErrImagePull, ImagePullBackOff, ErrImageNeverPull, InvalidImageName, ...).
    */
   waitOutcome(namespace: string, name: string, timeoutMs?: number): Promise<PodOutcome>;
+  /**
+   * Creates the pod, waits for its outcome, deletes it (waiting until the kubelet removed it).
+   * `ImagePullBackOff` is reported as `ErrImagePull` (the same failure, seen later).
+   */
+  runPod(namespace: string, o: PodSpecOptions, timeoutMs?: number): Promise<PodOutcome>;
   /** Deletes a pod and waits until the kubelet has removed it (containers stopped). */
   deletePod(namespace: string, name: string, timeoutMs?: number): Promise<void>;
   /** `ctr -n k8s.io ...` against this containerd. */
@@ -135,35 +139,23 @@ export interface StartKubeletOptions extends KubeletOptions {
 // ---------------------------------------------------------------------------------------------
 // binaries and doctor
 
-/** The directory kubelet/build.sh caches into; mirrors its key (sha256 of tools go.mod + go.sum + build.sh). */
+/** The directory kubelet/build.sh caches into (keyed like kube-apiserver's, by the same tools module). */
 export function cachedKubeletDir(): string {
-  const tools = join(here, '..', 'cluster', 'tools');
-  const hash = createHash('sha256');
-  for (const f of [join(tools, 'go.mod'), join(tools, 'go.sum'), join(here, 'build.sh')]) {
-    hash.update(readFileSync(f));
-  }
-  const root =
-    process.env.PULLKEEPER_CACHE ??
-    join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'pullkeeper');
-  return join(root, `kubelet-${hash.digest('hex').slice(0, 16)}`);
+  return toolsCacheDir('kubelet', join(here, 'build.sh'));
 }
 
 /** containerd, ctr, the CNI plugins and the cached kubelet build. */
 export async function checkKubelet(): Promise<DoctorCheck[]> {
   const checks: DoctorCheck[] = [];
   const apt = (pkg: string) => `apt-get update && apt-get install -y ${pkg}`;
-  const containerd = await run('containerd', ['--version'], { allowFail: true, timeoutMs: 10_000 }).catch(
-    () => undefined,
-  );
   checks.push(
-    containerd?.code === 0
-      ? { name: 'containerd', ok: true, detail: containerd.stdout.trim() }
-      : {
-          name: 'containerd',
-          ok: false,
-          detail: 'containerd not found (the kubelet harness runs its own private containerd)',
-          fix: apt('containerd'),
-        },
+    await commandCheck(
+      'containerd',
+      'containerd',
+      ['--version'],
+      'containerd not found (the kubelet harness runs its own private containerd)',
+      apt('containerd'),
+    ),
   );
   const missingCni = CNI_PLUGINS.filter((p) => !existsSync(join(CNI_BIN_DIR, p)));
   checks.push(
@@ -505,7 +497,7 @@ export async function startKubelet(opts: StartKubeletOptions): Promise<Kubelet> 
     const core = opts.cluster.admin.core;
     let stopping: Promise<void> | undefined;
     const ctr = async (args: string[]) => (await ctrRaw(args)).stdout;
-    return {
+    const self: Kubelet = {
       info,
       timings,
       get pids() {
@@ -552,6 +544,12 @@ export async function startKubelet(opts: StartKubeletOptions): Promise<Kubelet> 
           await sleep(delay);
         }
       },
+      async runPod(namespace, o, timeoutMs = 300_000) {
+        await core.createNamespacedPod({ namespace, body: self.pod(o) });
+        const outcome = await self.waitOutcome(namespace, o.name, timeoutMs);
+        await self.deletePod(namespace, o.name, timeoutMs);
+        return outcome === 'ImagePullBackOff' ? 'ErrImagePull' : outcome;
+      },
       async deletePod(namespace, name, timeoutMs = 120_000) {
         await core.deleteNamespacedPod({ namespace, name, gracePeriodSeconds: 1 }).catch(() => undefined);
         const deadline = Date.now() + timeoutMs;
@@ -589,6 +587,7 @@ export async function startKubelet(opts: StartKubeletOptions): Promise<Kubelet> 
         return stopping;
       },
     };
+    return self;
   } catch (err) {
     await cleanup().catch(() => undefined);
     throw err;
