@@ -375,7 +375,19 @@ export async function startKubelet(opts: StartKubeletOptions): Promise<Kubelet> 
       username: pauseUser,
       password: pausePass,
     });
-    await ctrRaw(['images', 'pull', '--plain-http', '--user', `${pauseUser}:${pausePass}`, pushed.reference]);
+    // A throw-away credential, revoked below; kept out of any error message all the same.
+    await ctrRaw([
+      'images',
+      'pull',
+      '--plain-http',
+      '--user',
+      `${pauseUser}:${pausePass}`,
+      pushed.reference,
+    ]).catch((err: Error) => {
+      throw new HarnessError(
+        `kubelet harness: ctr could not pull the sandbox image ${pushed.reference}: ${err.message.split(pausePass).join('***')}`,
+      );
+    });
     await ctrRaw(['images', 'tag', '--force', pushed.reference, PAUSE_IMAGE]);
     await ctrRaw(['images', 'rm', pushed.reference]);
     await opts.registry.revoke(pauseUser);
