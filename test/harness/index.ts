@@ -71,6 +71,12 @@ async function timed<T>(timings: Record<string, number>, name: string, start: ()
 }
 
 export async function startHarness(opts: HarnessOptions): Promise<Harness> {
+  const kubeletOpts = opts.kubelet === true ? {} : opts.kubelet || undefined;
+  if (kubeletOpts && (!opts.cluster || !opts.registry)) {
+    throw new HarnessError(
+      'harness: `kubelet` needs `cluster: true` and a `registry` (its sandbox image comes from there)',
+    );
+  }
   const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'pullkeeper-harness-')));
   const sub = async (name: string) => {
     const d = join(dir, name);
@@ -82,12 +88,6 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
   const nodeOpts = typeof opts.nodes === 'number' ? { count: opts.nodes } : opts.nodes;
   const registryAuth = opts.registry === true ? 'token' : opts.registry ? opts.registry.auth : undefined;
   const cloudOpts = opts.cloud === true ? {} : opts.cloud || undefined;
-  const kubeletOpts = opts.kubelet === true ? {} : opts.kubelet || undefined;
-  if (kubeletOpts && (!opts.cluster || !registryAuth)) {
-    throw new HarnessError(
-      'harness: `kubelet` needs `cluster: true` and a `registry` (its sandbox image comes from there)',
-    );
-  }
 
   const parts = await Promise.allSettled([
     opts.cluster

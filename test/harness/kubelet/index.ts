@@ -20,7 +20,7 @@
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -41,6 +41,11 @@ const CNI_BIN_DIR = '/usr/lib/cni';
 const CNI_PLUGINS = ['bridge', 'host-local', 'loopback'];
 /** Bridges this module creates: `pkk<6 hex>`; pods get a random /24 of 10.214.0.0/16. */
 export const KUBELET_BRIDGE_PREFIX = 'pkk';
+/**
+ * Owner markers: `<id>.json` = { pid of the test process, dir, bridge }, so removeKubeletLeftovers()
+ * (`harness down`) cleans up after a crashed run and spares live harnesses.
+ */
+const OWNER_DIR = '/run/pullkeeper-kubelet';
 const BUILD_MINUTES = '~2 (after kube-apiserver is built; ~6 from empty Go caches)';
 
 /** One provider entry of a CredentialProviderConfig (kubelet.config.k8s.io/v1). */
@@ -311,6 +316,9 @@ export async function startKubelet(opts: StartKubeletOptions): Promise<Kubelet> 
     await mkdir(p, { recursive: true });
   }
   const logFiles = { containerd: join(dir, 'containerd.log'), kubelet: join(dir, 'kubelet.log') };
+  const owner = join(OWNER_DIR, `${id}.json`);
+  await mkdir(OWNER_DIR, { recursive: true });
+  await writeFile(owner, JSON.stringify({ pid: process.pid, dir, bridge }));
   const configPath = join(dir, 'containerd.toml');
   await writeFile(configPath, containerdToml(paths));
   await writeFile(
@@ -335,6 +343,10 @@ export async function startKubelet(opts: StartKubeletOptions): Promise<Kubelet> 
       });
       return r.code === 0;
     },
+  }).catch(async (err) => {
+    await sweep(dir, bridge);
+    await rm(owner, { force: true });
+    throw err;
   });
   const containerdMs = performance.now() - t0;
   let kubelet: Service | undefined;
@@ -357,9 +369,8 @@ export async function startKubelet(opts: StartKubeletOptions): Promise<Kubelet> 
     await kubelet?.stop(5_000);
     await killContainers(paths.runcRoot);
     await containerd.stop(10_000);
-    await killContainers(paths.runcRoot);
-    await unmountUnder(dir);
-    await run('ip', ['link', 'del', bridge], { allowFail: true }).catch(() => undefined);
+    await sweep(dir, bridge);
+    await rm(owner, { force: true });
   };
 
   try {
@@ -636,6 +647,69 @@ async function deleteNodePods(cluster: Cluster, nodeName: string): Promise<void>
     if (left.items.length === 0) return;
     await sleep(500);
   }
+}
+
+/**
+ * What is left of one kubelet harness after its processes stopped or its test process died:
+ * its kubelet and containerd (args naming its dir), its containers (its own runc root), their
+ * shims (args naming its containerd socket), mounts under its dir, and its bridge.
+ */
+async function sweep(dir: string, bridge: string): Promise<void> {
+  const ours = async (match: (cmd: string, args: string) => boolean) => {
+    const ps = await run('ps', ['-eo', 'pid=,args='], { allowFail: true }).catch(() => undefined);
+    for (const line of (ps?.stdout ?? '').split('\n')) {
+      const m = /^\s*(\d+)\s+(\S+)(.*)$/.exec(line);
+      if (!m || Number(m[1]) === process.pid || !match(m[2]!.split('/').pop()!, m[3]!)) continue;
+      try {
+        process.kill(Number(m[1]), 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  };
+  await ours((cmd, args) => (cmd === 'kubelet' || cmd === 'containerd') && args.includes(`${dir}/`));
+  await killContainers(join(dir, 'containerd', 'runc'));
+  const socket = join(dir, 'containerd.sock');
+  await ours((cmd, args) => cmd.startsWith('containerd-shim') && args.split(/\s+/).includes(socket));
+  await unmountUnder(dir);
+  // Pod network namespaces whose CNI teardown never ran (containerd was killed): the peers of
+  // the veths on our bridge. Deleting the netns name frees it (its processes are gone).
+  const veths = await run('ip', ['-o', 'link', 'show', 'master', bridge], { allowFail: true }).catch(
+    () => undefined,
+  );
+  const netns = [...(veths?.stdout ?? '').matchAll(/link-netns (cni-[0-9a-f-]+)/g)].map((m) => m[1]!);
+  for (const ns of new Set(netns)) await run('ip', ['netns', 'del', ns], { allowFail: true });
+  await run('ip', ['link', 'del', bridge], { allowFail: true }).catch(() => undefined);
+}
+
+/**
+ * For `harness down`: the kubelet harnesses whose test process is gone (a crashed run): their
+ * containers, shims, mounts, bridge and directory. Returns what it cleaned, by bridge name.
+ */
+export async function removeKubeletLeftovers(): Promise<string[]> {
+  const names = await readdir(OWNER_DIR).catch(() => [] as string[]);
+  const removed: string[] = [];
+  for (const name of names.filter((n) => n.endsWith('.json'))) {
+    const file = join(OWNER_DIR, name);
+    let rec: { pid: number; dir: string; bridge: string };
+    try {
+      rec = JSON.parse(await readFile(file, 'utf8'));
+    } catch {
+      continue;
+    }
+    let alive = true;
+    try {
+      process.kill(rec.pid, 0);
+    } catch {
+      alive = false;
+    }
+    if (alive || !rec.dir?.startsWith('/') || !rec.bridge?.startsWith(KUBELET_BRIDGE_PREFIX)) continue;
+    await sweep(rec.dir, rec.bridge);
+    await rm(rec.dir, { recursive: true, force: true });
+    await rm(file, { force: true });
+    removed.push(rec.bridge);
+  }
+  return removed;
 }
 
 /** Kills and deletes every container in our own runc root (nothing else is touched). */

@@ -4,6 +4,7 @@
  * runc root, CNI bridge and subnet, node name), with nothing left after stop.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,7 +12,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { type Harness, startHarness } from '../index.js';
 import { run } from '../proc.js';
-import { checkKubelet, PAUSE_IMAGE } from './index.js';
+import { checkKubelet, type KubeletInfo, PAUSE_IMAGE, removeKubeletLeftovers } from './index.js';
 
 const alive = (pid: number) => {
   try {
@@ -101,5 +102,52 @@ describe('kubelet harness: two at once', { timeout: 600_000 }, () => {
       .split('\n')
       .filter((l) => l.includes('containerd-shim') && dirs.some((d) => l.includes(d)));
     assert.deepEqual(shims, [], 'containerd shims left behind');
+  });
+});
+
+describe('kubelet harness: a crashed run', { timeout: 300_000 }, () => {
+  test('`harness down` (removeKubeletLeftovers) removes the containers, shims, mounts, bridge and dir a killed test left', async () => {
+    // The fixture's whole process group is killed (harness processes included), but containerd's
+    // shims run in their own process groups and keep the pod's containers alive: what a crash leaves.
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(import.meta.dirname, 'crash-fixture.ts')],
+      {
+        detached: true,
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    let out = '';
+    const info = await new Promise<KubeletInfo & { harnessDir: string }>((ok, fail) => {
+      child.stdout!.on('data', (d) => {
+        out += d;
+        if (out.includes('\n')) ok(JSON.parse(out.split('\n')[0]!));
+      });
+      child.once('exit', (code) => fail(new Error(`the fixture exited ${code} before it was ready`)));
+    });
+    const shimsOf = async () =>
+      (await run('ps', ['-eo', 'args'])).stdout
+        .split('\n')
+        .filter((l) => l.includes('containerd-shim') && l.includes(info.containerdSocket));
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+      await new Promise((r) =>
+        child.exitCode !== null || child.signalCode ? r(undefined) : child.once('exit', r),
+      );
+      assert.ok((await shimsOf()).length > 0, 'the crash left shims running (the case this test is for)');
+      const netnsBefore = (await run('ip', ['netns', 'list'])).stdout;
+      const removed = await removeKubeletLeftovers();
+      assert.ok(removed.includes(info.bridge), `removed: ${removed.join(', ')}`);
+      assert.deepEqual(await shimsOf(), []);
+      assert.ok(!(await readFile('/proc/self/mountinfo', 'utf8')).includes(info.dir));
+      assert.equal(existsSync(info.dir), false);
+      assert.ok(!(await run('ip', ['-o', 'link', 'show'])).stdout.includes(`${info.bridge}:`));
+      // The pod's network namespace (CNI teardown never ran) is gone too.
+      const netnsAfter = (await run('ip', ['netns', 'list'])).stdout;
+      const cni = (t: string) => t.split('\n').filter((l) => l.startsWith('cni-'));
+      assert.ok(cni(netnsAfter).length < cni(netnsBefore).length, 'the pod netns was removed');
+    } finally {
+      await rm(info.harnessDir, { recursive: true, force: true });
+    }
   });
 });
