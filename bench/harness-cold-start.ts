@@ -9,7 +9,11 @@
  * `sync` and a pause between rounds). Reported: medians, min/max, the ratio
  * candidate/baseline, and the per-part breakdown. Target (issue #3): under 15 s.
  *
- *   npm run bench -- harness-cold-start [--rounds 5]
+ * With --kubelet: the kubelet component instead (issue 24). Baseline "cluster +
+ * registry" (what the kubelet needs), candidate the same plus `kubelet: {}`
+ * (containerd, the sandbox image from the registry, kubelet until its Node is Ready).
+ *
+ *   npm run bench -- harness-cold-start [--rounds 5] [--kubelet]
  */
 import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -26,7 +30,7 @@ import { median, reportTable } from './stats.js';
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
-  options: { rounds: { type: 'string', default: '5' } },
+  options: { rounds: { type: 'string', default: '5' }, kubelet: { type: 'boolean', default: false } },
 });
 const rounds = Number(values.rounds);
 const root = await mkdtemp(join(tmpdir(), 'pk-bench-harness-'));
@@ -72,6 +76,56 @@ async function parallel(): Promise<{ total: number; parts: Record<string, number
     total,
     parts: { ...parts, 'cluster.etcd': cluster.etcdMs, 'cluster.apiserver': cluster.apiserverMs },
   };
+}
+
+if (values.kubelet) {
+  await kubeletBench();
+  process.exit(0);
+}
+
+async function kubeletBench(): Promise<void> {
+  const base: number[] = [];
+  const cand: number[] = [];
+  const parts: Record<string, number[]> = {};
+  console.log(`kubelet cold start: ${rounds} rounds, alternating baseline and candidate`);
+  for (let i = 0; i < rounds; i++) {
+    for (const withKubelet of i % 2 === 0 ? [false, true] : [true, false]) {
+      execFileSync('sync');
+      await sleep(2000);
+      const dir = await fresh(withKubelet ? 'kubelet' : 'base');
+      const t0 = performance.now();
+      const h = await startHarness({
+        dir,
+        cluster: true,
+        registry: { auth: 'token' },
+        ...(withKubelet ? { kubelet: {} } : {}),
+      });
+      const total = performance.now() - t0;
+      if (h.kubelet) {
+        for (const [k, v] of Object.entries(h.kubelet.timings)) {
+          const list = parts[`kubelet.${k}`] ?? [];
+          list.push(v);
+          parts[`kubelet.${k}`] = list;
+        }
+      }
+      await h.stop();
+      (withKubelet ? cand : base).push(total);
+      console.log(`  round ${i + 1} ${withKubelet ? 'kubelet ' : 'baseline'} ${(total / 1000).toFixed(2)} s`);
+    }
+  }
+  console.log(
+    reportTable('kubelet harness cold start', [
+      { name: 'baseline: cluster + registry', samples: base },
+      { name: 'cluster + registry + kubelet', samples: cand },
+    ]),
+  );
+  console.log(`kubelet adds (medians): ${((median(cand) - median(base)) / 1000).toFixed(2)} s`);
+  console.log(
+    'kubelet breakdown, median ms (containerd ready; pause image in; kubelet until Node Ready; total)',
+  );
+  for (const [k, v] of Object.entries(parts))
+    console.log(`  ${k.padEnd(22)} ${median(v).toFixed(0).padStart(6)}`);
+  await rm(root, { recursive: true, force: true });
 }
 
 const results: Record<'sequential' | 'parallel', Array<{ total: number; parts: Record<string, number> }>> = {

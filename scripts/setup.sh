@@ -28,8 +28,8 @@ fi
 
 debs=(docker-registry openssh-server openssh-client pssh runc crun attr iproute2 busybox-static skopeo umoci apache2-utils jq openssl)
 # Only the tests: the status page is checked in Debian's headless Chromium, shell completion in
-# zsh and fish; benchmarks use hyperfine.
-[[ $want == test ]] && debs+=(chromium zsh fish hyperfine)
+# zsh and fish; benchmarks use hyperfine; the kubelet harness runs its own containerd with CNI.
+[[ $want == test ]] && debs+=(chromium zsh fish hyperfine containerd containernetworking-plugins)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -51,4 +51,8 @@ fi
 
 say "kube-apiserver + etcd (first build takes several minutes, then cached)"
 bash test/harness/cluster/build.sh >/dev/null
+if [[ $want == test ]]; then
+  say "kubelet for the kubelet harness (built once from the same Go modules, then cached)"
+  bash test/harness/kubelet/build.sh >/dev/null
+fi
 say "ready"

@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { doctor, formatDoctor } from './doctor.js';
 import { startHarness } from './index.js';
+import { removeKubeletLeftovers } from './kubelet/index.js';
 import { removeLeftovers } from './nodes/index.js';
 
 const STATE_DIR = '.harness';
@@ -110,7 +111,7 @@ async function down(): Promise<number> {
   } else {
     console.log('harness down: no harness started by `up` is running');
   }
-  const removed = await removeLeftovers();
+  const removed = [...(await removeLeftovers()), ...(await removeKubeletLeftovers())];
   if (removed.length) console.log(`harness down: removed leftovers of crashed runs: ${removed.join(', ')}`);
   return 0;
 }

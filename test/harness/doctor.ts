@@ -4,6 +4,7 @@
  */
 import { checkCloud } from './cloud/index.js';
 import { checkCluster } from './cluster/index.js';
+import { checkKubelet } from './kubelet/index.js';
 import { checkNodes } from './nodes/index.js';
 import { run } from './proc.js';
 import { checkRegistry } from './registry/index.js';
@@ -56,6 +57,7 @@ export async function doctor(): Promise<DoctorCheck[]> {
     checkRegistry(),
     checkNodes(),
     checkCloud(),
+    checkKubelet(),
   ]);
   return groups.flat();
 }

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Cloud, type CloudOptions, MOTO_ACCOUNT_ID, startCloud } from './cloud/index.js';
 import { type Cluster, startCluster } from './cluster/index.js';
+import { type Kubelet, type KubeletOptions, startKubelet } from './kubelet/index.js';
 import { type NodeControls, type NodesInfo, startNodes } from './nodes/index.js';
 import { HarnessError } from './proc.js';
 import { type Registry, type RegistryAuth, startRegistry } from './registry/index.js';
@@ -23,6 +24,11 @@ export interface HarnessOptions {
   registry?: boolean | { auth: RegistryAuth };
   nodes?: number | { count: number; tmpfsSize?: string };
   cloud?: boolean | Omit<CloudOptions, 'dir' | 'signal'>;
+  /**
+   * A real kubelet (+ a private containerd) registered with the cluster, its sandbox
+   * image from the registry. Needs `cluster` and `registry`; starts after them.
+   */
+  kubelet?: boolean | KubeletOptions;
   /**
    * When the registry and the cloud endpoints both run: make the registry accept
    * exactly the credentials the ACR and Google fakes mint, and moto's ECR token
@@ -41,6 +47,7 @@ export interface Harness {
   readonly registry?: Registry;
   readonly nodes?: Nodes;
   readonly cloud?: Cloud;
+  readonly kubelet?: Kubelet;
   /** Milliseconds each part took to start (they start concurrently), and the whole. */
   readonly timings: Record<string, number>;
   /**
@@ -64,6 +71,12 @@ async function timed<T>(timings: Record<string, number>, name: string, start: ()
 }
 
 export async function startHarness(opts: HarnessOptions): Promise<Harness> {
+  const kubeletOpts = opts.kubelet === true ? {} : opts.kubelet || undefined;
+  if (kubeletOpts && (!opts.cluster || !opts.registry)) {
+    throw new HarnessError(
+      'harness: `kubelet` needs `cluster: true` and a `registry` (its sandbox image comes from there)',
+    );
+  }
   const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'pullkeeper-harness-')));
   const sub = async (name: string) => {
     const d = join(dir, name);
@@ -105,11 +118,24 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
     Nodes | undefined,
     Cloud | undefined,
   ];
+  let kubelet: Kubelet | undefined;
+  let kubeletFailure: PromiseRejectedResult | undefined;
+  if (kubeletOpts && cluster && registry) {
+    try {
+      kubelet = await timed(timings, 'kubelet', async () =>
+        startKubelet({ dir: await sub('kubelet'), cluster, registry, ...kubeletOpts, signal: opts.signal }),
+      );
+    } catch (reason) {
+      kubeletFailure = { status: 'rejected', reason };
+    }
+  }
   timings.total = Math.round(performance.now() - t0);
 
   const stopAll = async () => {
-    // Stop in parallel; report every failure, not only the first.
-    const results = await Promise.allSettled(started.map((c) => c?.stop()));
+    // The kubelet first (it deletes its pods through the apiserver), then the rest in
+    // parallel; report every failure, not only the first.
+    const first = await Promise.allSettled([kubelet?.stop()]);
+    const results = [...first, ...(await Promise.allSettled(started.map((c) => c?.stop())))];
     if (!opts.dir && !opts.keepDir) await rm(dir, { recursive: true, force: true });
     const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed.length)
@@ -119,7 +145,10 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
       );
   };
 
-  const failures = parts.filter((p): p is PromiseRejectedResult => p.status === 'rejected');
+  const failures = [
+    ...parts.filter((p): p is PromiseRejectedResult => p.status === 'rejected'),
+    ...(kubeletFailure ? [kubeletFailure] : []),
+  ];
   if (failures.length) {
     await stopAll().catch(() => undefined);
     const detail = failures.map((f) => (f.reason instanceof Error ? f.reason.message : String(f.reason)));
@@ -146,6 +175,7 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
     registry,
     nodes,
     cloud,
+    kubelet,
     timings,
     credentialsSynced: async () => {
       await Promise.all([...pending]);
@@ -156,6 +186,7 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
       ...(registry && { registry: registry.info }),
       ...(nodes && { nodes: nodes.info }),
       ...(cloud && { cloud: cloud.info }),
+      ...(kubelet && { kubelet: kubelet.info }),
     }),
     stop() {
       unsubscribe?.();

@@ -221,3 +221,20 @@ export async function run(
   const r = await runBuffer(command, args, opts);
   return { ...r, stdout: r.stdout.toString('utf8') };
 }
+
+/**
+ * One doctor check for a command: ok with its first output line when `command args` exits 0,
+ * otherwise MISSING with `missing` as the detail and `fix` as the command that fixes it.
+ */
+export async function commandCheck(
+  name: string,
+  command: string,
+  args: string[],
+  missing: string,
+  fix: string,
+): Promise<{ name: string; ok: boolean; detail: string; fix?: string }> {
+  const r = await run(command, args, { allowFail: true, timeoutMs: 10_000 }).catch(() => undefined);
+  return r?.code === 0
+    ? { name, ok: true, detail: (r.stdout || r.stderr).trim().split('\n')[0] ?? command }
+    : { name, ok: false, detail: missing, fix };
+}

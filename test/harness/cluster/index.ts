@@ -34,7 +34,7 @@ import {
 } from '@kubernetes/client-node';
 import { parseAllDocuments, stringify } from 'yaml';
 import { freePort } from '../ports.js';
-import { HarnessError, run, type Service, startService } from '../proc.js';
+import { commandCheck, HarnessError, run, type Service, startService } from '../proc.js';
 import type { Component, DoctorCheck } from '../types.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -158,17 +158,26 @@ export interface JwtIssuer {
 // ---------------------------------------------------------------------------
 // binaries
 
-/** The directory build.sh caches into; mirrors its key (sha256 of go.mod + go.sum + build.sh). */
-export function cachedBinDir(): string {
+/**
+ * Where a build script of the harness caches what it builds from the tools module:
+ * `<cache>/<prefix>-<key>`, the key being sha256 of tools/go.mod + tools/go.sum + the script
+ * (the scripts compute the same key).
+ */
+export function toolsCacheDir(prefix: string, buildScript: string): string {
   const tools = join(here, 'tools');
   const hash = createHash('sha256');
-  for (const f of [join(tools, 'go.mod'), join(tools, 'go.sum'), join(here, 'build.sh')]) {
+  for (const f of [join(tools, 'go.mod'), join(tools, 'go.sum'), buildScript]) {
     hash.update(readFileSync(f));
   }
   const root =
     process.env.PULLKEEPER_CACHE ??
     join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'pullkeeper');
-  return join(root, `kube-${hash.digest('hex').slice(0, 16)}`);
+  return join(root, `${prefix}-${hash.digest('hex').slice(0, 16)}`);
+}
+
+/** The directory build.sh caches kube-apiserver and etcd into. */
+export function cachedBinDir(): string {
+  return toolsCacheDir('kube', join(here, 'build.sh'));
 }
 
 function binariesIn(dir: string): { apiserver: string; etcd: string } | undefined {
@@ -218,18 +227,14 @@ export async function checkCluster(): Promise<DoctorCheck[]> {
           fix,
         },
   );
-  const ssl = await run('openssl', ['version'], { allowFail: true, timeoutMs: 10_000 }).catch(
-    () => undefined,
-  );
   checks.push(
-    ssl?.code === 0
-      ? { name: 'openssl', ok: true, detail: ssl.stdout.trim() }
-      : {
-          name: 'openssl',
-          ok: false,
-          detail: 'not found; needed for the test CA',
-          fix: 'apt-get install -y openssl',
-        },
+    await commandCheck(
+      'openssl',
+      'openssl',
+      ['version'],
+      'not found; needed for the test CA',
+      'apt-get install -y openssl',
+    ),
   );
   return checks;
 }
