@@ -47,6 +47,8 @@ function setup(
   opts: {
     failConfig?: boolean;
     refreshOk?: boolean;
+    /** tenantsOfNamespace throws this (a cluster that cannot be asked). */
+    lookupError?: Error;
     config?: typeof config;
     allowPublicStatusPage?: boolean;
   } = {},
@@ -63,6 +65,7 @@ function setup(
     },
     async tenantsOfNamespace(c, ns, among) {
       lookups.push([ns, among]);
+      if (opts.lookupError) throw opts.lookupError;
       return c.tenants
         .filter((t) => among.includes(t.name))
         .filter((t) => 'names' in t.namespaces && t.namespaces.names.includes(ns))
@@ -199,6 +202,21 @@ describe('authentication and authorization', () => {
     });
     assert.equal(res.status, 200);
     assert.deepEqual(calls, [['ensure', { ns: 'a2', timeoutMs: 5000, tenants: ['team-a'] }]]);
+  });
+  test('ensure when the cluster cannot be asked: 503 with Retry-After, the cause only in the log', async () => {
+    const { req, calls, logs } = setup({
+      lookupError: new Error(
+        'cluster prod: the API server is not accepting connections: ECONNREFUSED 10.9.9.9:6443',
+      ),
+    });
+    const res = await req('POST', '/v1/namespaces/a2/ensure', { token: TOKEN_A });
+    assert.equal(res.status, 503);
+    assert.equal(res.headers.get('retry-after'), '30');
+    const text = await res.text();
+    assert.match(text, /"error":"unavailable"/);
+    assert.doesNotMatch(text, /10\.9\.9\.9|ECONNREFUSED|prod/);
+    assert.ok(logs.some((l) => l.includes('ECONNREFUSED')));
+    assert.deepEqual(calls, []);
   });
   test("status lists only the caller's tenants", async () => {
     const { req } = setup();

@@ -370,7 +370,24 @@ export function createApp(deps?: ApiDeps): Hono<Env> {
       // Only the caller's tenants are looked at (their clusters asked), so a namespace of another
       // tenant and one that does not exist get the same answer, from the same calls.
       const mine = uc.tenants(a.config).filter((t) => allows(a.principal.tenants, t));
-      const owners = mine.length ? await uc.tenantsOfNamespace(a.config, ns.data, mine, ctx) : [];
+      let owners: Awaited<ReturnType<typeof uc.tenantsOfNamespace>> = [];
+      try {
+        owners = mine.length ? await uc.tenantsOfNamespace(a.config, ns.data, mine, ctx) : [];
+      } catch (err) {
+        // The cluster could not be asked (unreachable, 401, 403): a 503 the caller may retry, never
+        // a 500, and no detail in the answer (the log has the cause).
+        c.get('log').error('ensure: cluster not asked', { error: (err as Error)?.message ?? String(err) });
+        return c.json(
+          {
+            error: 'unavailable',
+            message:
+              'the cluster could not be asked about this namespace; try again later (the function logs say why)',
+            requestId: c.get('requestId'),
+          },
+          503,
+          { 'retry-after': '30' },
+        );
+      }
       if (owners.length === 0) return c.json(namespaceNotFound(ns.data), 404);
       const { ok, report } = await uc.ensure(a.config, ns.data, {
         ...ctx,
