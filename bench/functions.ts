@@ -38,7 +38,7 @@ async function bundle(name: string, entry: string): Promise<string> {
     format: 'cjs',
     target: 'node24',
     outfile: out,
-    // As serverless.yml: the AWS SDK comes with the runtime; heavy SDKs are installed beside the bundle.
+    // As serverless.yml: the AWS SDK clients and the heavy SDKs are installed beside the bundle.
     external: [
       '@aws-sdk/*',
       'cpu-features',

@@ -5,7 +5,7 @@
  * Baseline, named: "sequential" — the same four parts started one after the
  * other with the same code. Candidate: startHarness(), which starts them
  * concurrently. Both run in this one process, alternating, each into a fresh
- * directory (HARNESS.md benchmark protocol: nothing is deleted while timing;
+ * directory (docs/harness.md benchmark protocol: nothing is deleted while timing;
  * `sync` and a pause between rounds). Reported: medians, min/max, the ratio
  * candidate/baseline, and the per-part breakdown. Target (issue #3): under 15 s.
  *

@@ -3,7 +3,7 @@
  * the harness registry (token mode).
  *
  * Baseline, named: "skopeo copy + umoci unpack" (chained, the reference pull +
- * unpack in HARNESS.md). Candidate: `pullkeeper-node pull` (layers downloaded,
+ * unpack in docs/harness.md). Candidate: `pullkeeper-node pull` (layers downloaded,
  * verified and unpacked concurrently, streamed), run as installed (`npm run
  * build:node`: split ES modules, Node's compile cache) and as the dev shim
  * (bin/pullkeeper-node.js through tsx, which adds its start-up). Every timed
@@ -92,13 +92,9 @@ try {
 
   // As installed on nodes: `npm run build:node` (split ES modules + Node's compile cache).
   const built = join(root, 'pullkeeper-node');
-  execFileSync(
-    process.execPath,
-    [join(import.meta.dirname, '../scripts/build-node.mjs'), '--outdir', built],
-    {
-      stdio: 'ignore',
-    },
-  );
+  execFileSync(process.execPath, [join(import.meta.dirname, '../scripts/build.mjs'), '--outdir', built], {
+    stdio: 'ignore',
+  });
   const bundle = join(built, 'pullkeeper-node.mjs');
   // Its compile cache lives with this run (the first, untimed run fills it, as the first use on a node does).
   process.env.NODE_COMPILE_CACHE = join(root, 'compile-cache');
@@ -279,6 +275,6 @@ try {
   console.log(`load after: ${execFileSync('uptime').toString().trim()}`);
 } finally {
   await registry.stop();
-  // After every timed run: removing trees while timing would skew the next run (HARNESS.md).
+  // After every timed run: removing trees while timing would skew the next run (docs/harness.md).
   await rm(root, { recursive: true, force: true });
 }

@@ -8,7 +8,7 @@
  * Candidate: pushNodes() (read, merge, check, temp+fsync+rename, read-back sha256, sidecar), and
  * the whole `pullkeeper push` CLI process (Node + tsx start-up included). Each candidate round
  * rotates the password, so every node really is written; then a no-change rerun is timed and must
- * write 0 files. Rounds alternate order; `sync` and a pause between runs (HARNESS.md protocol;
+ * write 0 files. Rounds alternate order; `sync` and a pause between runs (docs/harness.md protocol;
  * nothing is deleted while timing: the scp baselines overwrite one file).
  *
  *   npm run bench -- push [--nodes 50] [--rounds 5] [--concurrency 20]

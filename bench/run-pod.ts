@@ -16,7 +16,7 @@
  *
  * Targets (issue #10): run overhead under 100 ms (median), stop within 50 ms
  * of the baseline. Every run uses a fresh bundle / pod directory; nothing is
- * deleted while timing (HARNESS.md protocol).
+ * deleted while timing (docs/harness.md protocol).
  *
  *   npm run bench -- run-pod [--rounds 10] [--detached-rounds 3]
  */
@@ -29,6 +29,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { bufferIO } from '../src/cli/io.js';
 import { makeRunCommands } from '../src/cli/pullkeeper-node-run.js';
+import { decideContainerSecurity } from '../src/core/security-context.js';
 import { buildOciSpec, overlayOptions } from '../src/runner/bundle.js';
 import { serveDaemon } from '../src/runner/pods.js';
 import { busyboxImageSource } from '../test/e2e/support/busybox-image-source.js';
@@ -92,6 +93,17 @@ spec:
 }
 
 const runtimeRoot = join(root, 'bare-runc');
+/** What a pod without securityContext gets (root, containerd's default capabilities). */
+function bareSecurity() {
+  const d = decideContainerSecurity({
+    imageUser: '',
+    who: { pod: 'bench', container: 'c' },
+    allowPrivileged: false,
+  });
+  if (!d.ok) throw new Error(d.message);
+  return d.value;
+}
+
 function prepareBareBundle(i: number): { dir: string; id: string } {
   const dir = join(root, `bare-${i}`);
   for (const d of ['bundle/rootfs', 'upper', 'work']) mkdirSync(join(dir, d), { recursive: true });
@@ -107,8 +119,7 @@ function prepareBareBundle(i: number): { dir: string; id: string } {
     args: ['sh', '-c', MAIN],
     env: ['PATH=/bin'],
     cwd: '/',
-    uid: 0,
-    gid: 0,
+    security: bareSecurity(),
     hostname: `bare-${i}`,
     netnsPath: '',
     rootfs: 'rootfs',

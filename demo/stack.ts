@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { type EntraAcrFake, startEntraAcr } from '../test/harness/cloud/entra-acr.js';
 import { type OidcIssuer, startOidcIssuer } from '../test/harness/cloud/oidc-issuer.js';
-import { writeTokenKubeconfig } from '../test/harness/cluster/index.js';
+import { rbacConfigFor, writeTokenKubeconfig } from '../test/harness/cluster/index.js';
 import { type Harness, startHarness } from '../test/harness/index.js';
 import { freePort } from '../test/harness/ports.js';
 import { type Service, startService } from '../test/harness/proc.js';
@@ -145,7 +145,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     await pushImage(reg, 'platform/agent', 'v1', await appImage('platform'), pusher);
     o.log(`  private images pushed: ${reg.info.host}/team-a/app:v1, team-b/api:v1, platform/agent:v1`);
 
-    // Tenant namespaces and pullkeeper's own identity (exactly the shipped RBAC).
+    // Tenant namespaces and pullkeeper's own identity (least privilege, as `pullkeeper rbac` prints it).
     const namespaces = { 'team-a': ['team-a-dev', 'team-a-prod'], 'team-b': ['team-b-prod'] };
     for (const [tenant, nss] of Object.entries(namespaces))
       for (const ns of nss) await h.cluster!.createNamespace(ns, { tenant });
@@ -153,6 +153,10 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       namespace: 'pullkeeper-system',
       name: 'pullkeeper',
       rbac: 'pullkeeper',
+      // What `pullkeeper rbac` prints for the two tenants below.
+      config: rbacConfigFor(
+        Object.keys(namespaces).map((tenant) => ({ name: tenant, namespaces: { matchLabels: { tenant } } })),
+      ),
     });
     const kubeconfig = join(dir, 'kubeconfig');
     writeTokenKubeconfig(kubeconfig, h.cluster!.info, id.token);

@@ -3,6 +3,7 @@
 # of this project's kind, as root. Idempotent: a second run only checks.
 #   scripts/setup.sh demo   Node packages, Debian packages, moto, kube-apiserver/etcd (built once, cached)
 #   scripts/setup.sh test   the same, plus what only the tests use (headless Chromium, hyperfine)
+#   scripts/setup.sh build  only Node 24 and the Node packages (`make build`)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 want=${1:-test}
@@ -19,6 +20,10 @@ if [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules/.package-loc
   # packages (Biome's binaries for macOS, Windows, musl) and `npm ci` then rejects
   # its own lock file. `npm install` installs the locked versions and leaves the lock as it is.
   npm install --no-audit --no-fund --loglevel=error
+fi
+if [[ $want == build ]]; then
+  say "ready (Node packages only)"
+  exit 0
 fi
 
 debs=(docker-registry openssh-server openssh-client pssh runc crun attr iproute2 busybox-static skopeo umoci apache2-utils jq openssl)

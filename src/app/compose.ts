@@ -7,7 +7,9 @@ import { configFromEnvOnce } from '../config/load.js';
 import type { PullkeeperConfig } from '../config/schema.js';
 import { createSecretResolver } from '../config/secret-ref.js';
 import type { ApiDeps, ApiUseCases } from '../http/app.js';
+import type { KubeClient } from '../kube/client.js';
 import { kubeClientFor } from '../kube/connect.js';
+import { PodCredentialBroker } from './broker.js';
 import { ensureNamespace, tenantsOfNamespace } from './ensure.js';
 import type { Logger } from './log.js';
 import { createLogger } from './log.js';
@@ -67,8 +69,47 @@ export function summarize(r: RefreshReport): Record<string, unknown> {
   };
 }
 
+/**
+ * One broker per loaded config, with long-lived keep-alive clients to its clusters
+ * (a warm Lambda or `pullkeeper serve` reuses them, and the verified-token cache).
+ */
+const brokers = new WeakMap<PullkeeperConfig, PodCredentialBroker>();
+export function brokerFor(config: PullkeeperConfig): PodCredentialBroker {
+  let b = brokers.get(config);
+  if (!b) {
+    const clients = new Map<string, Promise<KubeClient>>();
+    b = new PodCredentialBroker(config, {
+      cache: processCache,
+      metrics: processMetrics,
+      kube: (name) => {
+        let c = clients.get(name);
+        if (!c) {
+          c = kubeClientFor(config.clusters.find((x) => x.name === name)!, createSecretResolver(), {
+            timeoutMs: 5000,
+          });
+          clients.set(name, c);
+          c.catch(() => clients.delete(name));
+        }
+        return c;
+      },
+      close: () => {
+        for (const c of clients.values())
+          c.then(
+            (k) => k.close(),
+            () => undefined,
+          );
+        clients.clear();
+      },
+    });
+    brokers.set(config, b);
+  }
+  return b;
+}
+
 export function apiUseCases(): ApiUseCases {
   return {
+    podCredentials: (config, authorization, image, ctx) =>
+      brokerFor(config).answer(authorization, image, ctx),
     tenants: (c) => c.tenants.map((t) => t.name),
     async refresh(config, req, ctx) {
       const r = await refresh(config, {
@@ -83,7 +124,7 @@ export function apiUseCases(): ApiUseCases {
       ctx.log.info('refresh', summarize(r));
       return { ok: !refreshFailed(r), report: r };
     },
-    async tenantsOfNamespace(config, ns, ctx) {
+    async tenantsOfNamespace(config, ns, among, ctx) {
       const clients = new Map<string, Awaited<ReturnType<typeof kubeClientFor>>>();
       try {
         return await tenantsOfNamespace(
@@ -101,6 +142,7 @@ export function apiUseCases(): ApiUseCases {
             return c;
           },
           ctx.signal,
+          among,
         );
       } finally {
         for (const c of clients.values()) c.close();
@@ -111,11 +153,13 @@ export function apiUseCases(): ApiUseCases {
         signal: ctx.signal,
         timeoutMs: ctx.timeoutMs,
         cache: processCache,
+        onlyTenants: ctx.tenants,
       });
       ctx.log.info('ensure', { namespace: ns, ready: r.ready, ...summarize(r.refresh) });
       return { ok: r.ready, report: r };
     },
-    status: (config, tenants, ctx) => statusReport(config, tenants, { signal: ctx.signal }),
+    status: (config, scope, ctx) =>
+      statusReport(config, scope.tenants, { signal: ctx.signal, nodes: scope.nodes }),
   };
 }
 
@@ -125,7 +169,12 @@ export function onDeployedLambda(env: NodeJS.ProcessEnv = process.env): boolean 
 }
 
 export function apiDeps(
-  o: { logger?: Logger; exposeMetrics?: boolean; config?: () => Promise<PullkeeperConfig> } = {},
+  o: {
+    logger?: Logger;
+    exposeMetrics?: boolean;
+    loopbackOnly?: boolean;
+    config?: () => Promise<PullkeeperConfig>;
+  } = {},
 ): ApiDeps {
   return {
     config: o.config ?? (() => configFromEnvOnce()),
@@ -133,6 +182,7 @@ export function apiDeps(
     metrics: processMetrics,
     logger: o.logger ?? createLogger(),
     exposeMetrics: o.exposeMetrics,
+    loopbackOnly: o.loopbackOnly === true && !onDeployedLambda(),
     // api.statusPage.public is for a local demo: a deployed function never serves the page without sign-in.
     allowPublicStatusPage: !onDeployedLambda(),
   };

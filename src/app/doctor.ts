@@ -2,7 +2,7 @@
  * `pullkeeper doctor`: checks each piece a user can get wrong, and says how to
  * fix it. Each check is independent; one failing never hides the others.
  */
-import type { PullkeeperConfig, SecretRef } from '../config/schema.js';
+import type { PullkeeperConfig, SecretRef, TenantConfig } from '../config/schema.js';
 import { createSecretResolver, describeSecretRef } from '../config/secret-ref.js';
 import { PullkeeperError } from '../core/errors.js';
 import type { KubeClient } from '../kube/client.js';
@@ -15,8 +15,10 @@ export interface DoctorFinding {
   subject: string;
   ok: boolean;
   detail: string;
-  /** What to do about a failure. */
+  /** What to do about a failure (or a warning). */
   fix?: string;
+  /** ok, but worth fixing (more permission than needed): printed as WARN, does not fail. */
+  warning?: boolean;
 }
 
 /** More checks plug in here (cluster RBAC, node SSH) as the adapters provide them. */
@@ -67,6 +69,13 @@ export const checkSecretRefs: DoctorCheck = async (config, signal) => {
 
 /** Fix hints by the words of a mint error. */
 function mintFix(error: string): string {
+  // First: an endpoint that did not answer (or whose TLS is not trusted) says nothing about the credential.
+  if (
+    /cannot reach|did not answer|could not be reached|not trusted|ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ETIMEDOUT|timed out/.test(
+      error,
+    )
+  )
+    return 'the registry or its token endpoint could not be reached from here (or its TLS certificate is not trusted), so the credential was not tested: check the host name, DNS, the network route and any proxy; set verifyEndpoint for a private endpoint, PULLKEEPER_EXTRA_CA_CERTS for a private CA';
   if (/ecr:GetAuthorizationToken|ecr-public:GetAuthorizationToken/.test(error))
     return 'add the named IAM action to the function role (infra/aws/iam.yml)';
   if (/AssumeRole/.test(error))
@@ -123,7 +132,11 @@ export async function runDoctor(
             area: 'doctor',
             subject: `check ${i + 1}`,
             ok: false,
-            detail: `the check itself failed (${(r.reason as Error)?.name ?? 'error'})`,
+            // Errors we throw on purpose say what went wrong and what to do (and carry no secret).
+            detail:
+              r.reason instanceof PullkeeperError
+                ? r.reason.message
+                : `the check itself failed (${(r.reason as Error)?.name ?? 'error'})`,
           },
         ],
   );
@@ -132,6 +145,7 @@ export async function runDoctor(
 /** SelfSubjectAccessReview: may the config's identity do this? */
 async function allowed(
   k: KubeClient,
+  /** namespace '' asks about every namespace at once (a cluster-wide list). */
   attrs: { namespace: string; group: string; resource: string; verb: string; name?: string },
   signal: AbortSignal,
 ): Promise<boolean> {
@@ -150,21 +164,70 @@ async function allowed(
   return r.status?.allowed === true;
 }
 
-/** The verbs refresh needs in each tenant namespace (infra/kubernetes/rbac.yaml), checked with SelfSubjectAccessReview. */
-export const TENANT_VERBS: ReadonlyArray<{ group: string; resource: string; verb: string }> = [
-  { group: '', resource: 'secrets', verb: 'list' },
-  { group: '', resource: 'secrets', verb: 'create' },
-  { group: '', resource: 'secrets', verb: 'patch' },
-  { group: '', resource: 'serviceaccounts', verb: 'list' },
-  { group: '', resource: 'serviceaccounts', verb: 'patch' },
-  { group: '', resource: 'events', verb: 'create' },
-];
+/** The verbs refresh needs in each of a tenant's namespaces (what `pullkeeper rbac` grants), for SelfSubjectAccessReview. */
+export function tenantVerbs(
+  t: TenantConfig,
+  name: string,
+): Array<{ group: string; resource: string; verb: string; name?: string }> {
+  return [
+    { group: '', resource: 'secrets', verb: 'list', name },
+    { group: '', resource: 'secrets', verb: 'create' },
+    { group: '', resource: 'secrets', verb: 'patch', name },
+    ...(t.serviceAccounts === '*'
+      ? [
+          { group: '', resource: 'serviceaccounts', verb: 'list' },
+          { group: '', resource: 'serviceaccounts', verb: 'patch' },
+        ]
+      : t.serviceAccounts.flatMap((sa) => [
+          { group: '', resource: 'serviceaccounts', verb: 'list', name: sa },
+          { group: '', resource: 'serviceaccounts', verb: 'patch', name: sa },
+        ])),
+    { group: '', resource: 'events', verb: 'create' },
+  ];
+}
+
+/** A Secret name no config uses: if the identity may read it, it may read Secrets it does not need. */
+export const UNUSED_SECRET_PROBE = 'pullkeeper-doctor-not-a-pull-secret';
+
+/**
+ * Least privilege: may the identity read Secrets pullkeeper never needs (one in kube-system
+ * under a name no tenant uses, or every Secret in the cluster)? A warning, not a failure.
+ */
+async function excessSecretReads(
+  k: KubeClient,
+  cluster: string,
+  config: PullkeeperConfig,
+  signal: AbortSignal,
+): Promise<DoctorFinding> {
+  const extra: string[] = [];
+  if (
+    await allowed(
+      k,
+      { namespace: 'kube-system', group: '', resource: 'secrets', verb: 'get', name: UNUSED_SECRET_PROBE },
+      signal,
+    )
+  )
+    extra.push('get Secrets in kube-system');
+  if (await allowed(k, { namespace: '', group: '', resource: 'secrets', verb: 'list' }, signal))
+    extra.push('list every Secret in the cluster');
+  const subject = `${cluster} Secret access`;
+  if (!extra.length)
+    return { area: 'cluster', subject, ok: true, detail: "only the tenants' Secret names can be read" };
+  return {
+    area: 'cluster',
+    subject,
+    ok: true,
+    warning: true,
+    detail: `the identity can read Secrets it does not need: ${extra.join('; ')}`,
+    fix: `apply \`pullkeeper rbac --config FILE${config.clusters.length > 1 ? ` --cluster ${cluster}` : ''}\` (Secrets limited to the tenants' names) and remove the broader bindings of this identity (kubectl get clusterrolebindings,rolebindings -A -o wide)`,
+  };
+}
 
 /** Cluster identity: can it list namespaces, and do each tenant namespace's verbs pass SelfSubjectAccessReview? */
 export const checkClusterRbac: DoctorCheck = async (config, signal) => {
   const { kubeClientFor } = await import('../kube/connect.js');
   const { listNamespaces } = await import('../kube/resources.js');
-  const { tenantNamespaces } = await import('./refresh.js');
+  const { defaultSecretName, tenantNamespaces } = await import('./refresh.js');
   const out: DoctorFinding[] = [];
   for (const cluster of config.clusters) {
     const tenants = config.tenants.filter((t) => (t.cluster ?? config.clusters[0]?.name) === cluster.name);
@@ -174,12 +237,24 @@ export const checkClusterRbac: DoctorCheck = async (config, signal) => {
       k = await kubeClientFor(cluster, createSecretResolver({ signal }));
       nss = await listNamespaces(k, signal);
     } catch (err) {
+      const { clusterFailure } = await import('../kube/failure.js');
+      const rbac =
+        'apply the output of "pullkeeper rbac --config FILE" (ClusterRole pullkeeper-inventory: "list" on namespaces) for this identity';
+      const f = clusterFailure(err, rbac);
       out.push({
         area: 'cluster',
         subject: cluster.name,
         ok: false,
-        detail: `cannot list namespaces: ${(err as Error).message}`,
-        fix: 'check the cluster entry (kubeconfig, eks, aks, gke) and bind the pullkeeper-inventory ClusterRole of infra/kubernetes/rbac.yaml',
+        detail: `cannot list namespaces: ${f.text}`,
+        // Only a 403 is about RBAC; an API server that cannot be reached or refuses the identity is not.
+        fix:
+          f.kind === 'forbidden'
+            ? rbac
+            : f.kind === 'unauthorized'
+              ? "fix the cluster entry's credentials (kubeconfig user, eks/aks/gke identity); the API server did not accept them"
+              : f.kind === 'access' || f.kind === 'other' || f.kind === 'api'
+                ? 'fix the cluster entry as the message says (kubeconfig, inCluster, eks, aks or gke)'
+                : "check the cluster's server address and that this machine can reach it (network route, VPC, firewall, proxy); its permissions can be checked once it answers",
       });
       continue;
     }
@@ -190,11 +265,13 @@ export const checkClusterRbac: DoctorCheck = async (config, signal) => {
         ok: true,
         detail: `reachable; ${nss.length} namespaces visible`,
       });
+      out.push(await excessSecretReads(k, cluster.name, config, signal));
       for (const t of tenants) {
         for (const ns of tenantNamespaces(t, nss).names) {
           const missing: string[] = [];
-          for (const v of TENANT_VERBS) {
-            if (!(await allowed(k, { namespace: ns, ...v }, signal))) missing.push(`${v.verb} ${v.resource}`);
+          for (const v of tenantVerbs(t, defaultSecretName(t))) {
+            if (!(await allowed(k, { namespace: ns, ...v }, signal)))
+              missing.push(`${v.verb} ${v.resource}${v.name ? `/${v.name}` : ''}`);
           }
           out.push({
             area: 'cluster',
@@ -205,7 +282,7 @@ export const checkClusterRbac: DoctorCheck = async (config, signal) => {
               : 'every verb refresh needs is allowed',
             ...(missing.length
               ? {
-                  fix: `bind the pullkeeper-tenant-writer ClusterRole of infra/kubernetes/rbac.yaml in ${ns} (RoleBinding) or cluster-wide`,
+                  fix: `apply \`pullkeeper rbac --config FILE\` for this cluster, or bind its ClusterRole pullkeeper-tenant-writer in ${ns} (RoleBinding) when you use --per-namespace`,
                 }
               : {}),
           });
@@ -228,7 +305,7 @@ export const checkStatusStore: DoctorCheck = async (config, signal) => {
   const { kubeClientFor } = await import('../kube/connect.js');
   const { getNamespace } = await import('../kube/resources.js');
   const subject = `${ref.cluster} status store ${ref.namespace}/${ref.name}`;
-  const fix = `apply infra/kubernetes/rbac.yaml (namespace ${ref.namespace}, ClusterRole pullkeeper-status and its RoleBinding), set statusStore.namespace/name to where you keep it, or set statusStore: false`;
+  const fix = `apply \`pullkeeper rbac --config FILE\` (namespace ${ref.namespace}, ClusterRole pullkeeper-status and its RoleBinding), set statusStore.namespace/name to where you keep it, or set statusStore: false`;
   let k: Awaited<ReturnType<typeof kubeClientFor>>;
   try {
     k = await kubeClientFor(cluster, createSecretResolver({ signal }));
@@ -265,7 +342,18 @@ export const checkStatusStore: DoctorCheck = async (config, signal) => {
       },
     ];
   } catch (err) {
-    return [{ area: 'cluster', subject, ok: false, detail: `cannot check: ${(err as Error).message}`, fix }];
+    const { clusterFailure } = await import('../kube/failure.js');
+    const f = clusterFailure(err, fix);
+    return [
+      {
+        area: 'cluster',
+        subject,
+        ok: false,
+        detail: `cannot check: ${f.text}`,
+        // An API server that cannot be reached says nothing about the RBAC: the cluster finding above has the fix.
+        ...(f.kind === 'forbidden' ? { fix } : {}),
+      },
+    ];
   } finally {
     k.close();
   }
@@ -283,15 +371,70 @@ export const checkNodes: DoctorCheck = async (config, signal) => {
     detail:
       n.status === 'failed'
         ? (n.reason ?? 'failed')
-        : `reachable, host key matches the pin; config.json ${n.status}`,
+        : n.notes?.some((x) => x.startsWith('host key would be trusted on first use'))
+          ? `reachable, no pin or record yet: its host key would be trusted on first use by the next push; config.json ${n.status}`
+          : `reachable, host key matches the pin; config.json ${n.status}`,
     ...(n.status === 'failed'
       ? {
-          fix: /host key/i.test(n.reason ?? '')
-            ? 'update the pin in nodes.ssh.knownHosts (ssh-keyscan the node, compare the fingerprint out of band)'
-            : 'check that sshd runs on the node, the address and port, and that the key in nodes.ssh.privateKey is authorized',
+          fix: /trust on first use is refused/.test(n.reason ?? '')
+            ? 'pin the node in nodes.ssh.knownHosts, or set nodes.ssh.trustOnFirstUse: { allowWithKubernetesInventory: true }'
+            : /host key/i.test(n.reason ?? '')
+              ? 'update the pin in nodes.ssh.knownHosts (ssh-keyscan the node, compare the fingerprint out of band)'
+              : 'check that sshd runs on the node, the address and port, and that the key in nodes.ssh.privateKey is authorized',
         }
       : {}),
   }));
+};
+
+/**
+ * Nodes: trust on first use. Refused with `inventory: kubernetes` unless allowed (and then the
+ * risk is named); otherwise the record of accepted keys must be readable, or no unpinned node is pushed.
+ */
+export const checkHostKeyTrust: DoctorCheck = async (config, signal) => {
+  const nodes = config.nodes;
+  if (!nodes) return [];
+  const { firstUseRefusal, trustOnFirstUseOf } = await import('../config/schema.js');
+  const t = trustOnFirstUseOf(nodes);
+  if (!t.enabled) return [];
+  const subject = 'nodes.ssh.trustOnFirstUse';
+  const refused = firstUseRefusal(nodes);
+  if (refused)
+    return [
+      {
+        area: 'node',
+        subject,
+        ok: false,
+        detail: refused,
+        fix: 'pin every node in nodes.ssh.knownHosts (ssh-keyscan, fingerprints checked on the nodes), or set nodes.ssh.trustOnFirstUse: { allowWithKubernetesInventory: true }',
+      },
+    ];
+  const { openHostKeyBook } = await import('./host-key-store.js');
+  try {
+    const book = await openHostKeyBook(config, { signal });
+    book.close();
+    return [
+      {
+        area: 'node',
+        subject,
+        ok: true,
+        detail:
+          `keys accepted on first use are recorded in ${book.place} and enforced from then on` +
+          (nodes.inventory === 'kubernetes'
+            ? '; allowed with inventory: kubernetes (allowWithKubernetesInventory): a Node that registers is trusted on its first use'
+            : ''),
+      },
+    ];
+  } catch (err) {
+    return [
+      {
+        area: 'node',
+        subject,
+        ok: false,
+        detail: (err as Error).message,
+        fix: 'let pullkeeper read and update the status ConfigMap (`pullkeeper rbac --config FILE` grants it), or pin the nodes in nodes.ssh.knownHosts',
+      },
+    ];
+  }
 };
 
 export const ALL_CHECKS: DoctorCheck[] = [
@@ -299,5 +442,6 @@ export const ALL_CHECKS: DoctorCheck[] = [
   checkRegistries,
   checkClusterRbac,
   checkStatusStore,
+  checkHostKeyTrust,
   checkNodes,
 ];

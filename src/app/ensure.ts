@@ -10,6 +10,7 @@ import { PullkeeperError } from '../core/errors.js';
 import { isOurs } from '../core/rotation-plan.js';
 import type { KubeClient } from '../kube/client.js';
 import { kubeClientFor } from '../kube/connect.js';
+import { clusterFailureMessage } from '../kube/failure.js';
 import { getNamespace, getSecret, getServiceAccount, toSecretState } from '../kube/resources.js';
 import {
   defaultSecretName,
@@ -31,21 +32,36 @@ export interface EnsureReport {
   refresh: RefreshReport;
 }
 
-/** The tenants whose namespace selection includes `ns` (asks the cluster for its labels). */
+/**
+ * The tenants whose namespace selection includes `ns` (asks the cluster for its labels),
+ * among `among` when given (the caller's tenants: other tenants' clusters are not asked).
+ */
 export async function tenantsOfNamespace(
   config: PullkeeperConfig,
   ns: string,
   kube: (cluster: string) => Promise<KubeClient>,
   signal?: AbortSignal,
+  among?: readonly string[],
 ): Promise<string[]> {
   const out: string[] = [];
   const byCluster = new Map<string, typeof config.tenants>();
   for (const t of config.tenants) {
+    if (among && !among.includes(t.name)) continue;
     const c = t.cluster ?? config.clusters[0]?.name ?? '';
     byCluster.set(c, [...(byCluster.get(c) ?? []), t]);
   }
   for (const [cluster, ts] of byCluster) {
-    const obj = await getNamespace(await kube(cluster), ns, signal);
+    let obj: Awaited<ReturnType<typeof getNamespace>>;
+    try {
+      obj = await getNamespace(await kube(cluster), ns, signal);
+    } catch (err) {
+      if (err instanceof EnsureError || signal?.aborted) throw err;
+      // Unreachable, refused, 401 or 403: each told as what it is (only a 403 is about RBAC).
+      throw new EnsureError(
+        `cannot read namespace ${ns}: ${clusterFailureMessage(cluster, err, 'apply the output of "pullkeeper rbac --config FILE" (ClusterRole pullkeeper-inventory: "get" on namespaces)')}`,
+        { cause: err },
+      );
+    }
     if (!obj) continue;
     for (const t of ts) if (tenantNamespaces(t, [obj]).names.includes(ns)) out.push(t.name);
   }
@@ -55,7 +71,11 @@ export async function tenantsOfNamespace(
 export async function ensureNamespace(
   config: PullkeeperConfig,
   ns: string,
-  opts: RefreshOptions & { timeoutMs?: number } = {},
+  opts: RefreshOptions & {
+    timeoutMs?: number;
+    /** Act for these tenants only (the API caller's); default every tenant that owns the namespace. */
+    onlyTenants?: readonly string[];
+  } = {},
 ): Promise<EnsureReport> {
   const signal = AbortSignal.any([
     opts.signal ?? new AbortController().signal,
@@ -79,12 +99,20 @@ export async function ensureNamespace(
       return c;
     });
   try {
-    const tenants = await tenantsOfNamespace(config, ns, kube, signal);
+    const tenants = await tenantsOfNamespace(config, ns, kube, signal, opts.onlyTenants);
     if (!tenants.length)
       throw new EnsureError(
-        `namespace ${ns} belongs to no configured tenant (or does not exist): create the namespace, or add it to a tenant's "namespaces" selector in the config`,
+        `namespace ${ns} belongs to no ${opts.onlyTenants ? `tenant of ${opts.onlyTenants.join(', ') || 'none'}` : 'configured tenant'} (or does not exist): create the namespace, or add it to a tenant's "namespaces" selector in the config`,
       );
-    const report = await refresh(config, { ...opts, signal, secrets, kube, tenants, namespaces: [ns] });
+    const { onlyTenants: _only, timeoutMs: _timeout, ...refreshOpts } = opts;
+    const report = await refresh(config, {
+      ...refreshOpts,
+      signal,
+      secrets,
+      kube,
+      tenants,
+      namespaces: [ns],
+    });
     // Read back: ready means the API server has it now.
     const reasons: string[] = [];
     for (const name of tenants) {

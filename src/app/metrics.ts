@@ -99,6 +99,19 @@ export class Metrics {
     }
   }
 
+  /**
+   * One answer of the pod credential broker (POST /v1/credentials): `tenant` is the
+   * tenant that served (or refused) the pod, `none` when no tenant was reached
+   * (an invalid token, a namespace of no tenant).
+   */
+  recordPodCredential(tenant: string, outcome: 'allowed' | 'denied'): void {
+    this.inc(
+      'pullkeeper_pod_credentials_total',
+      'Answers of the pod credential broker, by tenant and outcome',
+      { tenant, outcome },
+    );
+  }
+
   /** Prometheus text exposition format 0.0.4. */
   prometheus(): string {
     const all = [...this.#gauges.values(), ...this.#counters.values()];

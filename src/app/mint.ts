@@ -13,6 +13,10 @@ import { redactSecrets } from '../providers/redact.js';
 import { defaultProviders, type ProviderRegistry } from '../providers/registry.js';
 import type { MintedToken, RegistryCredential } from '../providers/types.js';
 import { type VerifyResult, verifyCredential } from '../providers/verify.js';
+import { mapBounded } from '../util/concurrency.js';
+
+/** The shared bounded pool (src/util/concurrency.ts), re-exported for refresh.ts. */
+export { mapBounded };
 
 export interface MintReportEntry {
   name: string;
@@ -205,22 +209,4 @@ function describeError(err: unknown): string {
   if (err instanceof PullkeeperError) return err.message;
   // Unknown errors may carry request data: name the type only.
   return `unexpected ${(err as Error)?.name ?? 'error'}; run with the registry alone (--registry NAME) and check its configuration`;
-}
-
-/** Runs fn over items with at most `limit` at once, keeping the order of results. */
-export async function mapBounded<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T, i: number) => Promise<R>,
-): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }

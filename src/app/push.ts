@@ -6,10 +6,11 @@
  * bootstrap hook calls `pushNode(config, name)` to make one new node ready.
  */
 import { createHash } from 'node:crypto';
-import type { PullkeeperConfig } from '../config/schema.js';
+import { firstUseRefusal, type PullkeeperConfig, trustOnFirstUseOf } from '../config/schema.js';
 import { createSecretResolver, type SecretResolver } from '../config/secret-ref.js';
 import { credentialsToDockerConfig, expiringKeys } from '../core/credentials.js';
 import { PullkeeperError } from '../core/errors.js';
+import type { KubeClient } from '../kube/client.js';
 import { fanout } from '../nodes/fanout.js';
 import {
   type NodeLister,
@@ -17,9 +18,10 @@ import {
   type ResolvedInventory,
   resolveInventory,
 } from '../nodes/inventory.js';
-import { parseKnownHosts } from '../nodes/known-hosts.js';
+import { parseKnownHosts, pinsFor } from '../nodes/known-hosts.js';
 import { type NodeReportEntry, pushToNode } from '../nodes/push-node.js';
 import type { RegistryCredential } from '../providers/types.js';
+import { type HostKeyBook, HostKeyRecordError, openHostKeyBook } from './host-key-store.js';
 import { type MintOptions, type MintReportEntry, mintCredentials } from './mint.js';
 
 export type { NodeReportEntry } from '../nodes/push-node.js';
@@ -29,6 +31,11 @@ export class PushError extends PullkeeperError {}
 export interface PushOptions {
   /** Only these nodes (by name); default every node in the inventory. */
   nodes?: string[];
+  /**
+   * Leave out names of `nodes` the inventory no longer has, instead of failing
+   * (a fan-out batch enqueued before a Node went away).
+   */
+  skipUnknown?: boolean;
   /** Report drift only; write nothing. */
   check?: boolean;
   signal?: AbortSignal;
@@ -47,6 +54,8 @@ export interface PushOptions {
   now?: Date;
   /** Called as each node finishes (progress display). */
   onNode?: (entry: NodeReportEntry, done: number, total: number) => void;
+  /** A client for the status store's cluster, where host keys trusted on first use are recorded (tests); default from the config. */
+  kube?: (cluster: string) => Promise<KubeClient>;
 }
 
 export interface PushResult {
@@ -54,6 +63,8 @@ export interface PushResult {
   nodes: NodeReportEntry[];
   /** Set when the canary rule stopped the run. */
   halted?: string;
+  /** Set when the record of host keys trusted on first use could not be read or updated (secret-free). */
+  hostKeyRecordError?: string;
 }
 
 export async function pushNodes(config: PullkeeperConfig, opts: PushOptions = {}): Promise<PushResult> {
@@ -74,6 +85,7 @@ export async function pushNodes(config: PullkeeperConfig, opts: PushOptions = {}
       registries: nodes.registries,
       signal,
       secrets,
+      ...(opts.nodes?.length ? { names: opts.nodes } : {}),
     });
     registries = minted.registries;
     credentials = minted.credentials;
@@ -82,12 +94,17 @@ export async function pushNodes(config: PullkeeperConfig, opts: PushOptions = {}
   let inv: ResolvedInventory;
   if (Array.isArray(opts.inventory)) inv = { targets: opts.inventory, unaddressable: [] };
   else
-    inv = await resolveInventory(config, { ...(opts.inventory ? { lister: opts.inventory } : {}), signal });
+    inv = await resolveInventory(config, {
+      ...(opts.inventory ? { lister: opts.inventory } : {}),
+      signal,
+      secrets,
+      ...(opts.nodes?.length ? { names: opts.nodes } : {}),
+    });
 
   if (opts.nodes?.length) {
     const known = new Set([...inv.targets.map((t) => t.name), ...inv.unaddressable.map((u) => u.name)]);
     const unknown = opts.nodes.filter((n) => !known.has(n));
-    if (unknown.length)
+    if (unknown.length && !opts.skipUnknown)
       throw new PushError(
         `unknown node ${unknown.map((u) => `"${u}"`).join(', ')}; the inventory has ${[...known].join(', ') || 'no nodes'}`,
       );
@@ -132,6 +149,23 @@ export async function pushNodes(config: PullkeeperConfig, opts: PushOptions = {}
   const privateKey = await secrets.resolve(nodes.ssh.privateKey);
   const knownHosts = parseKnownHosts(nodes.ssh.knownHosts ? await secrets.resolve(nodes.ssh.knownHosts) : '');
 
+  // Trust on first use: the record of accepted keys is read once; a key accepted now is recorded before
+  // anything is sent to that node. Unreadable, the record fails closed (only pinned nodes are pushed).
+  const tofu = trustOnFirstUseOf(nodes).enabled;
+  let firstUseRefused = firstUseRefusal(nodes);
+  let book: HostKeyBook | undefined;
+  let hostKeyRecordError: string | undefined;
+  const unpinned = inv.targets.some((t) => !pinsFor(knownHosts, t.address, t.port).keys.length);
+  if (tofu && !firstUseRefused && unpinned) {
+    try {
+      book = await openHostKeyBook(config, { signal, secrets, ...(opts.kube ? { kube: opts.kube } : {}) });
+    } catch (err) {
+      if (!(err instanceof HostKeyRecordError)) throw err;
+      hostKeyRecordError = err.message;
+      firstUseRefused = `not trusted on first use: ${err.message}`;
+    }
+  }
+
   let done = 0;
   const total = inv.targets.length;
   const { results, halted } = await fanout(
@@ -144,7 +178,9 @@ export async function pushNodes(config: PullkeeperConfig, opts: PushOptions = {}
         now,
         privateKey,
         knownHosts,
-        trustOnFirstUse: nodes.ssh.trustOnFirstUse,
+        trustOnFirstUse: tofu,
+        ...(book ? { hostKeys: book } : {}),
+        ...(firstUseRefused ? { firstUseRefused } : {}),
         timeoutMs: nodes.ssh.timeoutMs,
         check: opts.check ?? false,
         replaceMalformed: nodes.replaceMalformed,
@@ -164,7 +200,11 @@ export async function pushNodes(config: PullkeeperConfig, opts: PushOptions = {}
       return entry;
     },
     (e) => e.status !== 'failed',
-  );
+  ).finally(async () => {
+    if (!book) return;
+    hostKeyRecordError ??= await book.flush();
+    book.close();
+  });
   // Array.from, not map: items never attempted are holes in `results`.
   const entries = Array.from(
     results,
@@ -176,7 +216,12 @@ export async function pushNodes(config: PullkeeperConfig, opts: PushOptions = {}
         halted ? `not attempted: ${halted}` : 'not attempted: the run was aborted',
       ),
   );
-  return { registries, nodes: [...entries, ...unaddressable], ...(halted ? { halted } : {}) };
+  return {
+    registries,
+    nodes: [...entries, ...unaddressable],
+    ...(halted ? { halted } : {}),
+    ...(hostKeyRecordError ? { hostKeyRecordError } : {}),
+  };
 }
 
 /** What a registry's credential is minted from, for the node sidecar: a 64-bit hash of its config (secret references, or a literal value), kept beside the file that holds the credential itself. */

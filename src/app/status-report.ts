@@ -7,14 +7,7 @@
  */
 import type { PullkeeperConfig } from '../config/schema.js';
 import { createSecretResolver } from '../config/secret-ref.js';
-import {
-  EXPIRES_ANNOTATION,
-  HASH_ANNOTATION,
-  isOurs,
-  MANAGED_BY_LABEL,
-  MANAGED_BY_VALUE,
-  REFRESH_ANNOTATION,
-} from '../core/rotation-plan.js';
+import { EXPIRES_ANNOTATION, HASH_ANNOTATION, isOurs, REFRESH_ANNOTATION } from '../core/rotation-plan.js';
 import {
   emptyStatusRecord,
   mergeSeen,
@@ -24,8 +17,8 @@ import {
 } from '../core/status-record.js';
 import type { KubeClient } from '../kube/client.js';
 import { kubeClientFor } from '../kube/connect.js';
-import { listNamespaces, listSecrets } from '../kube/resources.js';
-import { defaultSecretName, tenantNamespaces } from './refresh.js';
+import { listNamespaces } from '../kube/resources.js';
+import { defaultSecretName, readPullSecrets, tenantNamespaces } from './refresh.js';
 import { readStatusRecord, statusStoreOf } from './status-store.js';
 
 export interface StatusNamespace {
@@ -47,7 +40,8 @@ export interface StatusReport {
     lastError?: string;
   }>;
   tenants: Array<{ name: string; cluster: string; error?: string; namespaces: StatusNamespace[] }>;
-  nodes: Array<{ name: string; status: string; reason?: string; at: string }>;
+  /** Absent for a caller not granted every tenant: node results are fleet-wide. */
+  nodes?: Array<{ name: string; status: string; reason?: string; at: string }>;
   /** Set when the stored status could not be read: registries and nodes are then this process's view only. */
   storeError?: string;
 }
@@ -60,11 +54,22 @@ export const lastSeen = {
   },
 };
 
+/**
+ * The status of `tenantNames` (their namespaces, and the registries they use).
+ * Nodes, and the registries only they use, are included only with `nodes: true`
+ * (default): the API sets it only for a caller granted every tenant.
+ */
 export async function statusReport(
   config: PullkeeperConfig,
   tenantNames: string[],
-  o: { signal?: AbortSignal; now?: Date; kube?: (cluster: string) => Promise<KubeClient> } = {},
+  o: {
+    signal?: AbortSignal;
+    now?: Date;
+    kube?: (cluster: string) => Promise<KubeClient>;
+    nodes?: boolean;
+  } = {},
 ): Promise<StatusReport> {
+  const withNodes = o.nodes ?? true;
   const now = o.now ?? new Date();
   const signal = o.signal ?? AbortSignal.timeout(20_000);
   const clients = new Map<string, KubeClient>();
@@ -82,7 +87,12 @@ export async function statusReport(
       return c;
     });
   const tenants = config.tenants.filter((t) => tenantNames.includes(t.name));
-  const out: StatusReport = { time: now.toISOString(), registries: [], tenants: [], nodes: [] };
+  const out: StatusReport = {
+    time: now.toISOString(),
+    registries: [],
+    tenants: [],
+    ...(withNodes ? { nodes: [] } : {}),
+  };
   // Registries and nodes: the stored record (any process's last run), or this process's when newer.
   let seen = lastSeen.record;
   if (statusStoreOf(config)) {
@@ -95,7 +105,7 @@ export async function statusReport(
   }
   const wantedRegistries = new Set([
     ...tenants.flatMap((t) => t.registries),
-    ...(config.nodes?.registries ?? []),
+    ...(withNodes ? (config.nodes?.registries ?? []) : []),
   ]);
   for (const r of config.registries.filter((x) => wantedRegistries.has(x.name))) {
     const e = seen.registries[r.name];
@@ -118,15 +128,9 @@ export async function statusReport(
     for (const [cluster, ts] of byCluster) {
       try {
         const k = await kube(cluster);
-        const [namespaces, ours] = await Promise.all([
-          listNamespaces(k, signal),
-          listSecrets(k, { labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}` }, signal),
-          Promise.all(
-            [...new Set(ts.map(defaultSecretName))].map((n) =>
-              listSecrets(k, { fieldSelector: `metadata.name=${n}` }, signal),
-            ),
-          ).then((x) => x.flat()),
-        ]);
+        const namespaces = await listNamespaces(k, signal);
+        // By name only (what `pullkeeper rbac` allows): cluster-wide, or per tenant namespace.
+        const ours = await readPullSecrets(k, ts, (t) => tenantNamespaces(t, namespaces).names, signal);
         for (const t of ts) {
           const name = defaultSecretName(t);
           const nss = tenantNamespaces(t, namespaces).names.sort();
@@ -162,7 +166,8 @@ export async function statusReport(
   } finally {
     if (!o.kube) for (const c of clients.values()) c.close();
   }
-  for (const [name, n] of Object.entries(seen.nodes).sort(([a], [b]) => a.localeCompare(b)))
-    out.nodes.push({ name, status: n.status, ...(n.reason ? { reason: n.reason } : {}), at: n.at });
+  if (out.nodes)
+    for (const [name, n] of Object.entries(seen.nodes).sort(([a], [b]) => a.localeCompare(b)))
+      out.nodes.push({ name, status: n.status, ...(n.reason ? { reason: n.reason } : {}), at: n.at });
   return out;
 }

@@ -22,6 +22,7 @@ import {
 import { KubeApiError, type KubeClient } from '../kube/client.js';
 import { kubeClientFor } from '../kube/connect.js';
 import { getConfigMap, putConfigMap } from '../kube/resources.js';
+import { retry } from '../util/retry.js';
 
 export const STATUS_KEY = 'status.json';
 
@@ -77,9 +78,9 @@ function describe(ref: StatusStoreRef, err: unknown): string {
   const where = `ConfigMap ${ref.namespace}/${ref.name} in cluster ${ref.cluster}`;
   if (err instanceof KubeApiError) {
     if (err.status === 403)
-      return `${where}: forbidden; apply infra/kubernetes/rbac.yaml (ClusterRole pullkeeper-status, bound in ${ref.namespace}), or set statusStore: false`;
+      return `${where}: forbidden; apply the output of "pullkeeper rbac --config FILE" (ClusterRole pullkeeper-status, bound in ${ref.namespace}), or set statusStore: false`;
     if (err.status === 404)
-      return `${where}: namespace ${ref.namespace} does not exist; create it (infra/kubernetes/rbac.yaml does), or set statusStore.namespace`;
+      return `${where}: namespace ${ref.namespace} does not exist; create it ("pullkeeper rbac" prints it), or set statusStore.namespace`;
     return `${where}: HTTP ${err.status} ${err.reason}`;
   }
   if (err instanceof StatusStoreError) return `${where}: ${err.message}`;
@@ -149,39 +150,67 @@ export async function saveStatus(
   const signal = o.signal ?? AbortSignal.timeout(15_000);
   const now = o.now ?? new Date();
   try {
-    return await withClient(config, ref, { ...o, signal }, async (k) => {
-      for (let attempt = 1; ; attempt++) {
-        const cur = await getConfigMap(k, ref.namespace, ref.name, signal);
-        if (cur && cur.labels[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE)
-          throw new StatusStoreError(
-            `a ConfigMap of that name exists and is not ours (no ${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}); it is left alone: set statusStore.name to another name`,
-          );
-        const prev = parseRecord(cur?.data);
+    return await withClient(config, ref, { ...o, signal }, (k) =>
+      updateStoreKey<SaveResult>(k, ref, STATUS_KEY, signal, (text, exists) => {
+        const prev = parseRecord(text === undefined ? undefined : { [STATUS_KEY]: text });
         const next = mergeSeen(prev, seen, now);
         // Only newer times, recently saved: not worth an etcd revision (a heartbeat keeps them fresh enough).
-        if (cur && !needsSave(prev, next, now)) return { written: false };
-        try {
-          await putConfigMap(
-            k,
-            {
-              namespace: ref.namespace,
-              name: ref.name,
-              labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
-              data: { [STATUS_KEY]: JSON.stringify({ ...next, savedAt: now.toISOString() }) },
-            },
-            cur?.resourceVersion || undefined,
-            signal,
-          );
-          return { written: true };
-        } catch (err) {
-          // 409: another writer (a fan-out worker, the API) got there first; merge into theirs.
-          // Fan-out workers finish together: up to 8 tries, full jitter, at most 2 s apart.
-          if (!(err instanceof KubeApiError && err.status === 409) || attempt >= 8) throw err;
-          await new Promise((r) => setTimeout(r, Math.random() * Math.min(2000, 50 * 2 ** attempt)));
-        }
-      }
-    });
+        if (exists && !needsSave(prev, next, now)) return { result: { written: false } };
+        return {
+          value: JSON.stringify({ ...next, savedAt: now.toISOString() }),
+          result: { written: true },
+        };
+      }),
+    );
   } catch (err) {
     return { written: false, error: `status not saved: ${describe(ref, err)}` };
   }
+}
+
+/**
+ * Read-modify-write of one key of the store's ConfigMap, the other keys kept as they
+ * are (the status and the host keys trusted on first use share it). `step` gets the
+ * key's current text (undefined when absent) and whether the ConfigMap exists, and
+ * returns the new text (or none: nothing to write) with its result. A conflict (409:
+ * another writer in between; fan-out workers finish together) re-reads and runs
+ * `step` again: up to 8 tries, full jitter, at most 2 s apart. A ConfigMap of that
+ * name without our label is never touched.
+ */
+export async function updateStoreKey<T>(
+  k: KubeClient,
+  ref: StatusStoreRef,
+  key: string,
+  signal: AbortSignal,
+  step: (text: string | undefined, exists: boolean) => { value?: string; result: T },
+): Promise<T> {
+  return retry(
+    async () => {
+      const cur = await getConfigMap(k, ref.namespace, ref.name, signal);
+      if (cur && cur.labels[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE)
+        throw new StatusStoreError(
+          `a ConfigMap of that name exists and is not ours (no ${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}); it is left alone: set statusStore.name to another name`,
+        );
+      const { value, result } = step(cur?.data[key], cur !== undefined);
+      if (value === undefined) return result;
+      await putConfigMap(
+        k,
+        {
+          namespace: ref.namespace,
+          name: ref.name,
+          labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
+          data: { ...(cur?.data ?? {}), [key]: value },
+        },
+        cur?.resourceVersion || undefined,
+        signal,
+      );
+      return result;
+    },
+    {
+      attempts: 8,
+      baseMs: 100,
+      maxDelayMs: 2000,
+      signal,
+      retryable: (err) => err instanceof KubeApiError && err.status === 409,
+    },
+  );
 }

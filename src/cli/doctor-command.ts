@@ -54,8 +54,8 @@ export async function doctorCommand(args: string[], io: CliIO): Promise<number> 
   if (values.json) io.out(JSON.stringify({ ok, findings }, null, 2));
   else {
     for (const f of findings) {
-      io.out(`${f.ok ? 'ok  ' : 'FAIL'} ${f.area.padEnd(8)} ${f.subject}: ${f.detail}`);
-      if (!f.ok && f.fix) io.out(`     fix: ${f.fix}`);
+      io.out(`${f.warning ? 'WARN' : f.ok ? 'ok  ' : 'FAIL'} ${f.area.padEnd(8)} ${f.subject}: ${f.detail}`);
+      if ((!f.ok || f.warning) && f.fix) io.out(`     fix: ${f.fix}`);
     }
     io.out(ok ? 'no problems found' : `${findings.filter((f) => !f.ok).length} problem(s)`);
   }

@@ -3,11 +3,13 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { DEFAULT_STATE_ROOT as POD_STATE_ROOT } from '../runner/pod-state.js';
 import { DEFAULT_STATE_DIR as STORE_STATE_DIR } from '../runner/store/store.js';
 import { bashScript, fishScript, zshScript } from './completion.js';
 import { cliMarkdown } from './docs.js';
 import {
   type CliHelp,
+  DEFAULT_POD_STATE_ROOT,
   DEFAULT_STATE_DIR,
   EXIT_CODES,
   PULLKEEPER_CLI,
@@ -122,6 +124,9 @@ describe('flags come from the help table', () => {
   });
   it("the node store's default state dir is the store's", () => {
     assert.equal(DEFAULT_STATE_DIR, STORE_STATE_DIR);
+  });
+  it("the pod commands' default state dir is the pod runner's", () => {
+    assert.equal(DEFAULT_POD_STATE_ROOT, POD_STATE_ROOT);
   });
 });
 

@@ -68,6 +68,8 @@ export const EXIT_CODES: Readonly<Record<number, string>> = {
 
 /** The node store's default (runner/store DEFAULT_STATE_DIR; a test keeps them equal, without importing the store here). */
 export const DEFAULT_STATE_DIR = '/var/lib/pullkeeper';
+/** The pod runner's default state root (runner/pod-state DEFAULT_STATE_ROOT; a test keeps them equal). */
+export const DEFAULT_POD_STATE_ROOT = '/run/pullkeeper-node';
 
 const json = { type: 'boolean', help: 'print the result as JSON on stdout (see "JSON output")' } as const;
 const config = {
@@ -79,12 +81,12 @@ const config = {
 const stateDir = {
   type: 'string',
   arg: 'DIR',
-  help: `the image store and pod state directory (default: $PULLKEEPER_NODE_STATE_DIR, else ${DEFAULT_STATE_DIR}; the pod runner uses the same)`,
+  help: `the image store directory (default: $PULLKEEPER_NODE_STATE_DIR, else ${DEFAULT_STATE_DIR})`,
 } as const;
 const nodeStateDir = {
   type: 'string',
   arg: 'DIR',
-  help: `pod state directory (default: the node config's, else $PULLKEEPER_NODE_STATE_DIR or ${DEFAULT_STATE_DIR})`,
+  help: `pod state directory (default: the node config's stateDir, else $PULLKEEPER_NODE_STATE, else ${DEFAULT_POD_STATE_ROOT})`,
 } as const;
 const nodeConfig = {
   type: 'string',
@@ -310,7 +312,8 @@ export const PULLKEEPER = {
     ],
     exit: { 0: 'no problems found', 1: 'problems found (or the config is invalid)', 2: 'usage error' },
     json: {
-      shape: '{ ok, findings: [{ area, subject, ok, detail, fix? }] }',
+      shape:
+        '{ ok, findings: [{ area, subject, ok, detail, fix?, warning? }] } (warning: ok but more permission than needed; does not fail)',
       example: {
         ok: false,
         findings: [
@@ -326,10 +329,66 @@ export const PULLKEEPER = {
       },
     },
   },
+  rbac: {
+    summary: 'print the least-privilege RBAC and admission policy one cluster needs for this config',
+    description:
+      "Prints, as YAML documents, everything one cluster needs for this config and nothing more: Secrets get/list/watch/patch limited to the tenants' Secret names, create on Secrets, ServiceAccounts by name (unrestricted only in the namespaces of tenants with serviceAccounts: '*'), namespace and node reads as the config uses them, Events create, the status ConfigMap, and a ValidatingAdmissionPolicy that denies the identity any Secret write that is not kubernetes.io/dockerconfigjson, lacks the managed-by label or uses another name. Pipe it to kubectl apply -f -. With --per-namespace the namespaced rules are bound with a RoleBinding in each tenant namespace named in the config (label-selected tenants: what to do is printed as a comment and on stderr). docs/rotation.md explains each permission.",
+    flags: {
+      config,
+      cluster: {
+        type: 'string',
+        arg: 'NAME',
+        help: 'the cluster to generate for (default: the first in the config)',
+      },
+      'service-account': {
+        type: 'string',
+        arg: 'NAMESPACE/NAME',
+        help: 'the ServiceAccount pullkeeper runs as (default pullkeeper-system/pullkeeper); its Namespace and ServiceAccount are included',
+      },
+      user: {
+        type: 'string',
+        arg: 'NAME',
+        help: 'bind a user instead (an EKS/AKS/GKE identity as the API server names it)',
+      },
+      'per-namespace': {
+        type: 'boolean',
+        help: 'RoleBindings in each tenant namespace instead of cluster-wide bindings',
+      },
+      'guard-tenant-labels': {
+        type: 'boolean',
+        help: `also a policy letting only system:masters and the group pullkeeper:tenant-admins set or change the labels tenants select namespaces by`,
+      },
+      json: { ...json, help: 'print { cluster, username, objects, notes } as JSON instead of YAML' },
+    },
+    examples: [
+      'pullkeeper rbac --config pullkeeper.yaml | kubectl apply -f -',
+      'pullkeeper rbac --config pullkeeper.yaml --cluster prod --user arn:aws:iam::123456789012:role/pullkeeper',
+      'pullkeeper rbac --config pullkeeper.yaml --per-namespace --guard-tenant-labels',
+    ],
+    exit: { 0: 'printed', 1: 'the config names no such cluster', 2: 'usage error or bad config' },
+    json: {
+      shape: '{ cluster, username, objects: [{ comment?, object }], notes: [string] }',
+      example: {
+        cluster: 'lab',
+        username: 'system:serviceaccount:pullkeeper-system:pullkeeper',
+        objects: [
+          {
+            comment: 'The identity pullkeeper runs as in this cluster.',
+            object: {
+              apiVersion: 'v1',
+              kind: 'ServiceAccount',
+              metadata: { name: 'pullkeeper', namespace: 'pullkeeper-system' },
+            },
+          },
+        ],
+        notes: [],
+      },
+    },
+  },
   serve: {
     summary: 'the HTTP API locally, with Prometheus metrics at /metrics',
     description:
-      'Serves the pullkeeper HTTP API and status page on this machine (GET /, /healthz, /v1/status, /metrics; POST /v1/refresh) until Ctrl-C or SIGTERM. The config is checked at start and re-read per request. PULLKEEPER_EXTRA_CA_CERTS names a PEM file of extra CAs to trust for outgoing TLS.',
+      'Serves the pullkeeper HTTP API and status page on this machine (GET /, /healthz, /v1/status, /metrics; POST /v1/refresh) until Ctrl-C or SIGTERM. The config is checked at start and re-read per request. /metrics takes the bearer auth of the API (a caller granted every tenant) unless api.metrics.public is set, which is refused unless --host is a loopback address. PULLKEEPER_EXTRA_CA_CERTS names a PEM file of extra CAs to trust for outgoing TLS.',
     flags: {
       config,
       port: { type: 'string', arg: 'PORT', help: 'port to listen on (default 3700; 0 picks a free one)' },
@@ -340,7 +399,11 @@ export const PULLKEEPER = {
       'pullkeeper serve --config pullkeeper.yaml',
       'pullkeeper serve --config pullkeeper.yaml --port 8080 --host 0.0.0.0',
     ],
-    exit: { 0: 'stopped by a signal', 1: 'cannot listen (port in use...)', 2: 'usage error or bad config' },
+    exit: {
+      0: 'stopped by a signal',
+      1: 'cannot listen (port in use...)',
+      2: 'usage error or bad config (api.metrics.public on a non-loopback --host)',
+    },
     json: { shape: '{ url, port } once listening', example: { url: 'http://127.0.0.1:3700', port: 3700 } },
   },
   push: {
@@ -372,7 +435,7 @@ export const PULLKEEPER = {
     },
     json: {
       shape:
-        '{ registries: [mint entry], nodes: [{ name, address, status: written|unchanged|drift|failed, reason?, ms, notes?, afterWrite?, pulls? }], halted? }',
+        '{ registries: [mint entry], nodes: [{ name, address, status: written|unchanged|drift|failed, reason?, ms, notes?, afterWrite?, pulls? }], halted?, hostKeyRecordError? }',
       example: {
         registries: [REGISTRY_ENTRY],
         nodes: [{ name: 'node-1', address: '10.0.0.11', status: 'written', ms: 412 }],
@@ -487,13 +550,28 @@ export const PULLKEEPER_NODE = {
         type: 'string',
         multiple: true,
         arg: 'HOST',
-        help: 'talk plain HTTP to this registry',
+        help: 'talk plain HTTP to this registry; credentials may go to it (and its token server on the same host) over plain HTTP',
       },
       concurrency: { type: 'string', arg: 'N', help: 'layers downloaded and unpacked at once (default 3)' },
       'max-image-bytes': {
         type: 'string',
         arg: 'N',
-        help: 'refuse images that unpack to more than N bytes (default 16 GiB)',
+        help: 'refuse images whose layers together unpack to more than N file bytes, counted while they stream (default 16 GiB)',
+      },
+      'max-layer-bytes': {
+        type: 'string',
+        arg: 'N',
+        help: 'refuse a layer that unpacks to more than N file bytes (default: the --max-image-bytes value)',
+      },
+      'max-image-inodes': {
+        type: 'string',
+        arg: 'N',
+        help: 'refuse images whose layers together hold more than N entries (files, dirs, links, whiteouts; default 1000000)',
+      },
+      'max-pax-header-bytes': {
+        type: 'string',
+        arg: 'N',
+        help: 'refuse a layer with a PAX or GNU long-name header over N bytes (default 1 MiB, as Go archive/tar)',
       },
       'keep-setuid': { type: 'boolean', default: false, help: 'keep setuid/setgid bits when unpacking' },
     },
@@ -512,13 +590,15 @@ export const PULLKEEPER_NODE = {
     },
     json: {
       shape:
-        '{ image, ref, digest, pulled, layers } or, on failure, { image, error: { reason: ErrImagePull|ErrImageNeverPull|InvalidImageName|InvalidPullSecret, message } }',
+        '{ image, ref, digest, pulled, layers: [the unpacked layer directories (overlayfs lowerdirs), base first] } or, on failure, { image, error: { reason: ErrImagePull|ErrImageNeverPull|InvalidImageName|InvalidPullSecret, message } }',
       example: {
         image: 'busybox:1.36',
         ref: 'docker.io/library/busybox:1.36',
         digest: 'sha256:3fbc632167424a6d997e74f52b878d7cc478225cffac6bc977eedfe51c7f4e79',
         pulled: true,
-        layers: ['sha256:65014c70e84b6817fa42ab4ea6f3ea9ae5a1c5d2aa8c8b7e0b3e5f9d1b1b1c1d'],
+        layers: [
+          `${DEFAULT_STATE_DIR}/layers/sha256/65014c70e84b6817fa42ab4ea6f3ea9ae5a1c5d2aa8c8b7e0b3e5f9d1b1b1c1d/rootfs`,
+        ],
       },
     },
   },
@@ -570,19 +650,40 @@ export const PULLKEEPER_NODE = {
   'credential-provider': {
     summary: 'kubelet credential provider plugin (credentialprovider.kubelet.k8s.io/v1, stdin -> stdout)',
     description:
-      'The kubelet credential provider plugin: reads a CredentialProviderRequest on stdin and answers with a CredentialProviderResponse from the credentials file pullkeeper keeps on the node. A missing file answers with no credentials (and says so on stderr). The output is always JSON.',
+      "The kubelet credential provider plugin: reads a CredentialProviderRequest on stdin and answers with a CredentialProviderResponse. With --broker and a request that carries the pod's serviceAccountToken (the kubelet's tokenAttributes, KEP-4412), it asks pullkeeper's broker (POST /v1/credentials) for the pod's tenant's credentials; a broker that cannot be reached or refuses gives an empty auth cached for 10s and the reason on stderr. Otherwise it answers from the credentials file pullkeeper keeps on the node; a missing file answers with no credentials (and says so on stderr). The output is always JSON. docs/pod-credentials.md",
     flags: {
       credentials: {
         type: 'string',
         arg: 'FILE',
         default: `${DEFAULT_STATE_DIR}/credentials.json`,
-        help: 'the credentials file to answer from',
+        help: 'the credentials file to answer from (requests without a serviceAccountToken)',
+      },
+      broker: {
+        type: 'string',
+        arg: 'URL',
+        help: "pullkeeper's API (https://HOST): requests with a serviceAccountToken ask its broker",
+      },
+      'ca-file': {
+        type: 'string',
+        arg: 'FILE',
+        help: "PEM CA that signed the broker's certificate (default: the system's CAs)",
+      },
+      timeout: {
+        type: 'string',
+        arg: 'S',
+        default: '5',
+        help: 'seconds to wait for the broker (then: no credentials, reason on stderr)',
       },
     },
     examples: [
       `echo '{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":"quay.io/acme/app"}' | pullkeeper-node credential-provider`,
+      'pullkeeper-node credential-provider --broker https://pullkeeper.example.com --ca-file /etc/pullkeeper/ca.pem --timeout 5',
     ],
-    exit: { 0: 'answered', 1: 'the request or the credentials file is malformed', 2: 'usage error' },
+    exit: {
+      0: 'answered (also with no credentials when the broker is down)',
+      1: 'the request or the credentials file is malformed',
+      2: 'usage error',
+    },
     json: {
       shape:
         'a CredentialProviderResponse: { apiVersion, kind, cacheKeyType, cacheDuration?, auth: { KEY: { username, password } } }',
@@ -598,7 +699,7 @@ export const PULLKEEPER_NODE = {
     args: 'POD.yaml',
     summary: 'run a Pod (YAML or JSON) on this node',
     description:
-      'Runs the Pod in POD.yaml on this node with runc, pulling its images through the node store. ConfigMaps, Secrets, Services and RuntimeClasses may follow the Pod in the same file, come in --objects files, or be read from the cluster of --kubeconfig (files win by name).',
+      "Runs the Pod in POD.yaml on this node with runc, pulling its images through the node store. ConfigMaps, Secrets, Services and RuntimeClasses may follow the Pod in the same file, come in --objects files, or be read from the cluster of --kubeconfig (files win by name). With podCredentials in the node config (and --kubeconfig), the pod's ServiceAccount token (bound to the pod, which must exist in the cluster) is exchanged at pullkeeper's broker, and its answer is tried after the pod's Secrets and the node file (docs/pod-credentials.md).",
     flags: {
       'state-dir': nodeStateDir,
       'node-config': nodeConfig,
@@ -787,7 +888,7 @@ export const PULLKEEPER_NODE_CLI: CliHelp = {
   commands: PULLKEEPER_NODE,
   footer: [
     'Pod commands read images from the same store (PULLKEEPER_NODE_STATE_DIR, PULLKEEPER_KUBELET_ROOT_DIR).',
-    `Defaults: --state-dir ${DEFAULT_STATE_DIR}, --root-dir ${DEFAULT_KUBELET_ROOT_DIR}.`,
+    `Defaults: --state-dir ${DEFAULT_STATE_DIR} (pod commands: $PULLKEEPER_NODE_STATE, else ${DEFAULT_POD_STATE_ROOT}), --root-dir ${DEFAULT_KUBELET_ROOT_DIR}.`,
   ],
 };
 

@@ -1,3 +1,5 @@
+import { netFailure, netFailureText } from '../core/net-failure.js';
+
 /** Where a CLI writes; tests pass buffers, bin/ passes the process streams. */
 export interface CliIO {
   out(line: string): void;
@@ -57,8 +59,39 @@ export async function withJsonErrors<T extends CliIO>(
       io.err(l);
     },
   };
-  const code = await run(wrapped);
+  let code: number;
+  try {
+    code = await run(wrapped);
+  } catch (err) {
+    // The commands' own handlers catch everything; this keeps the rule if one does not.
+    wrapped.err(unexpectedFailureMessage(err));
+    code = 1;
+  }
   if (code !== 0 && !wroteOut)
     io.out(JSON.stringify({ error: { message: errors.join('\n') || `exit ${code}`, exitCode: code } }));
   return code;
+}
+
+/**
+ * The message for an error no command turned into its own: what the system
+ * said, told by its real cause (a missing file, a refused or unreachable
+ * server), never a stack trace unless PULLKEEPER_DEBUG is set.
+ */
+export function unexpectedFailureMessage(err: unknown, env: NodeJS.ProcessEnv = process.env): string {
+  const e = err as { code?: unknown; path?: unknown; address?: unknown; port?: unknown; message?: unknown };
+  const debug = env.PULLKEEPER_DEBUG && err instanceof Error && err.stack ? `\n${err.stack}` : '';
+  const net = netFailure(err);
+  if (net) {
+    const where =
+      typeof e?.address === 'string' ? ` connecting to ${e.address}${e.port ? `:${e.port}` : ''}` : '';
+    return `${netFailureText(net)}${where}; check the address in the config and that this machine can reach it${debug}`;
+  }
+  if (e?.code === 'ENOENT' && typeof e.path === 'string')
+    return `${e.path}: no such file or directory; check the path${debug}`;
+  if ((e?.code === 'EACCES' || e?.code === 'EPERM') && typeof e.path === 'string')
+    return `${e.path}: permission denied (${e.code}); run as a user that may read it, or fix its mode${debug}`;
+  if (e?.code === 'EISDIR' && typeof e.path === 'string')
+    return `${e.path}: is a directory, not a file${debug}`;
+  const message = typeof e?.message === 'string' ? e.message : String(err);
+  return `${message} (unexpected; set PULLKEEPER_DEBUG=1 for the stack trace, and please report it)${debug}`;
 }

@@ -3,11 +3,11 @@ import { parseArgs } from 'node:util';
 import { type MintReportEntry, mintCredentials } from '../app/mint.js';
 import { ConfigError, loadConfigFile } from '../config/load.js';
 import type { PullkeeperConfig } from '../config/schema.js';
+import { EXIT } from './exit.js';
 import { PULLKEEPER } from './help.js';
 import { type CliIO, progressOf } from './io.js';
 
-/** Exit codes shared by the operator commands. */
-export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+export { EXIT };
 
 function configPath(value: string | undefined): string | undefined {
   return value ?? process.env.PULLKEEPER_CONFIG;

@@ -101,7 +101,25 @@ export function makeRunCommands(deps: { imageSource?: ImageSource } = {}): Recor
         mergeObjects(manifest.objects, more.objects);
       }
       const node = await nodeConfig(values, io);
-      const res = await runPod({ manifest, node, images });
+      let source = images;
+      const pc = node.podCredentials;
+      if (pc && manifest.pod) {
+        if (!values.kubeconfig)
+          throw new PodRunArgsError(
+            'the node config has podCredentials: pass --kubeconfig (the pod token is requested from the cluster)',
+          );
+        const { KubeConfig } = await import('@kubernetes/client-node');
+        const { withPodCredentials } = await import('../runner/pod-broker.js');
+        const kc = new KubeConfig();
+        kc.loadFromFile(values.kubeconfig);
+        const ca = pc.caFile ? await readFile(pc.caFile, 'utf8') : undefined;
+        source = withPodCredentials(images, kc, manifest.pod, {
+          audience: pc.audience,
+          broker: { url: pc.broker, ca, timeoutMs: pc.timeoutSeconds * 1000 },
+        });
+      }
+      const res = await runPod({ manifest, node, images: source });
+      for (const w of res.warnings) io.err(`pullkeeper-node run: warning: ${w}`);
       const pod = manifest.pod!;
       if (values.json) {
         io.out(
@@ -229,7 +247,7 @@ export function makeRunCommands(deps: { imageSource?: ImageSource } = {}): Recor
       const ac = new AbortController();
       for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => ac.abort());
       io.out(`pullkeeper-node daemon: serving ${node.stateRoot}/daemon.sock`);
-      await serveDaemon(node.stateRoot, ac.signal);
+      await serveDaemon(node.stateRoot, ac.signal, (w) => io.err(`pullkeeper-node daemon: warning: ${w}`));
       return 0;
     }),
   };

@@ -8,9 +8,11 @@
  * (absent with policy Never); 4 InvalidImageName. Help, flags and the shell
  * completion come from the table in help.ts (PULLKEEPER_NODE).
  */
+
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { ExtraCaError, trustExtraCaCertificates } from '../app/extra-ca.js';
 import { PullkeeperError } from '../core/errors.js';
 import {
   AllowlistPatternError,
@@ -25,18 +27,8 @@ import {
   type SourcedDockerConfig,
   type VerificationAllowlist,
 } from '../core/index.js';
-import {
-  answerProviderRequest,
-  parseProviderCredentials,
-  parseProviderRequest,
-} from '../runner/credential-provider.js';
 import type { ImageEvent, ImageSource } from '../runner/image-source.js';
-import {
-  DEFAULT_STATE_DIR,
-  ImageNeverPullError,
-  ImageStore,
-  type PullProgress,
-} from '../runner/store/store.js';
+import type { PullProgress } from '../runner/store/store.js';
 import { VERSION } from '../version.js';
 import { printCompletion } from './completion.js';
 import {
@@ -47,9 +39,12 @@ import {
   unknownCommandMessage,
   usageErrorMessage,
 } from './help.js';
-import { type CliIO, processIO, progressOf, withJsonErrors } from './io.js';
-import { readCredentialFile } from './pull-secret-file.js';
-import { makeRunCommands } from './pullkeeper-node-run.js';
+import { type CliIO, processIO, progressOf, unexpectedFailureMessage, withJsonErrors } from './io.js';
+
+// Modules are imported by the commands that use them: `--version`, `--help` and
+// `credential-provider` (which kubelet runs per image pull) load neither the image
+// store nor the pod runner (start-up time; `npm run bench -- startup`).
+const loadStore = () => import('../runner/store/store.js');
 
 /** CliIO (with its terminal progress line) plus stdin. */
 export interface NodeCliIO extends CliIO {
@@ -108,6 +103,8 @@ const pull: NodeCommand = async (args, io) => {
     io.err(`pullkeeper-node: ${message}`);
     return code;
   };
+  const { ImageStore, ImageNeverPullError } = await loadStore();
+  const { readCredentialFile } = await import('./pull-secret-file.js');
   const verification = pullVerification(values);
   if (values['verify-cached-credentials']) {
     io.err(
@@ -128,10 +125,13 @@ const pull: NodeCommand = async (args, io) => {
   let lastProgress = 0;
   const progress = progressOf(io, json);
   const store = new ImageStore({
-    stateDir: nodeStateDir(values['state-dir']),
+    stateDir: await nodeStateDir(values['state-dir']),
     nodeCredentials: { rootDir: kubeletRootDir(values['root-dir']) },
     concurrency: num('concurrency', values.concurrency),
     maxImageBytes: num('max-image-bytes', values['max-image-bytes']),
+    maxLayerBytes: num('max-layer-bytes', values['max-layer-bytes']),
+    maxImageInodes: num('max-image-inodes', values['max-image-inodes']),
+    maxPaxHeaderBytes: num('max-pax-header-bytes', values['max-pax-header-bytes']),
     keepSetuid: values['keep-setuid'],
     insecureRegistries: values['insecure-registry'] ?? [],
     onProgress: progress
@@ -218,7 +218,8 @@ function pullVerification(values: {
 
 const images: NodeCommand = async (args, io) => {
   const { values } = parseArgs({ args, options: PULLKEEPER_NODE.images.flags });
-  const list = await new ImageStore({ stateDir: nodeStateDir(values['state-dir']) }).list();
+  const { ImageStore } = await loadStore();
+  const list = await new ImageStore({ stateDir: await nodeStateDir(values['state-dir']) }).list();
   if (values.json) {
     // Who pulled each image, by source only: the credential hashes stay in the store.
     const shown = list.map(({ credentials, ...r }) =>
@@ -244,7 +245,10 @@ const images: NodeCommand = async (args, io) => {
 
 const gc: NodeCommand = async (args, io) => {
   const { values } = parseArgs({ args, options: PULLKEEPER_NODE.gc.flags });
-  const r = await new ImageStore({ stateDir: nodeStateDir(values['state-dir']) }).gc(values.image ?? []);
+  const { ImageStore } = await loadStore();
+  const r = await new ImageStore({ stateDir: await nodeStateDir(values['state-dir']) }).gc(
+    values.image ?? [],
+  );
   if (values.json) io.out(JSON.stringify(r));
   else {
     io.out(
@@ -257,7 +261,33 @@ const gc: NodeCommand = async (args, io) => {
 const credentialProvider: NodeCommand = async (args, io) => {
   const { values } = parseArgs({ args, options: PULLKEEPER_NODE['credential-provider'].flags });
   if (!io.readStdin) throw new UsageError('credential-provider needs stdin');
+  const { answerProviderRequest, askBroker, parseProviderCredentials, parseProviderRequest } = await import(
+    '../runner/credential-provider.js'
+  );
   const req = parseProviderRequest(await io.readStdin());
+  // A pod's token (KEP-4412 tokenAttributes): ask the broker, which knows the pod's tenant.
+  if (values.broker && req.serviceAccountToken) {
+    const timeout = Number(values.timeout);
+    if (!Number.isFinite(timeout) || timeout <= 0 || timeout > 60)
+      throw new UsageError(`--timeout must be a number of seconds between 0 and 60, not ${values.timeout}`);
+    let ca: string | undefined;
+    if (values['ca-file']) {
+      try {
+        ca = await readFile(values['ca-file'], 'utf8');
+      } catch (err) {
+        throw new UsageError(
+          `--ca-file ${values['ca-file']} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}): pass the PEM CA of the broker's certificate`,
+        );
+      }
+    }
+    const r = await askBroker(req, { url: values.broker, ca, timeoutMs: timeout * 1000 });
+    if (r.problem)
+      io.err(
+        `pullkeeper-node credential-provider: ${r.problem}; answering with no credentials for ${r.response.cacheDuration} (the kubelet tries its other sources)`,
+      );
+    io.out(JSON.stringify(r.response));
+    return EXIT.ok;
+  }
   let text: string | undefined;
   try {
     text = await readFile(values.credentials, 'utf8');
@@ -282,16 +312,16 @@ class UsageError extends PullkeeperError {}
  * PULLKEEPER_KUBELET_ROOT_DIR (default /var/lib/kubelet) for node credentials.
  */
 const storeForRunner: ImageSource = {
-  ensure: (req) =>
-    new ImageStore({
-      stateDir: nodeStateDir(undefined),
+  ensure: async (req) =>
+    new (await loadStore()).ImageStore({
+      stateDir: await nodeStateDir(undefined),
       nodeCredentials: { rootDir: kubeletRootDir(undefined) },
     }).ensure(req),
 };
 
 /** The image store's directory: the flag, else $PULLKEEPER_NODE_STATE_DIR, else the default (pull, images, gc and pods agree). */
-function nodeStateDir(flag: string | undefined): string {
-  return flag || process.env.PULLKEEPER_NODE_STATE_DIR || DEFAULT_STATE_DIR;
+async function nodeStateDir(flag: string | undefined): Promise<string> {
+  return flag || process.env.PULLKEEPER_NODE_STATE_DIR || (await loadStore()).DEFAULT_STATE_DIR;
 }
 
 /** kubelet's root dir for node credentials: the flag, else $PULLKEEPER_KUBELET_ROOT_DIR, else /var/lib/kubelet. */
@@ -299,8 +329,18 @@ function kubeletRootDir(flag: string | undefined): string {
   return flag || process.env.PULLKEEPER_KUBELET_ROOT_DIR || DEFAULT_KUBELET_ROOT_DIR;
 }
 
+/** The pod runner's commands (pullkeeper-node-run.ts), loaded when one of them runs. */
+const RUN_COMMANDS = ['run', 'stop', 'describe', 'ps', 'logs', 'daemon'] as const;
+const runCommand =
+  (name: (typeof RUN_COMMANDS)[number]): NodeCommand =>
+  async (args, io) =>
+    (await import('./pullkeeper-node-run.js')).makeRunCommands({ imageSource: storeForRunner })[name]!(
+      args,
+      io,
+    );
+
 export const commands: Record<string, NodeCommand> = {
-  ...makeRunCommands({ imageSource: storeForRunner }),
+  ...Object.fromEntries(RUN_COMMANDS.map((name) => [name, runCommand(name)])),
   pull,
   images,
   gc,
@@ -333,6 +373,14 @@ export async function main(argv: string[], io: NodeCliIO = nodeProcessIO): Promi
   if (beforeDashes.some(isHelpFlag)) return printHelp(PULLKEEPER_NODE_CLI, [key], io);
   return withJsonErrors(argv, io, async (jio) => {
     try {
+      // A private CA for the registries, as the operator CLI and the functions trust it.
+      trustExtraCaCertificates();
+    } catch (err) {
+      if (!(err instanceof ExtraCaError)) throw err;
+      jio.err(`pullkeeper-node ${key}: ${err.message}`);
+      return EXIT.usage;
+    }
+    try {
       return await command(rest, jio);
     } catch (err) {
       const code = (err as { code?: string }).code;
@@ -350,7 +398,8 @@ export async function main(argv: string[], io: NodeCliIO = nodeProcessIO): Promi
         jio.err(`pullkeeper-node ${key}: ${err.message}`);
         return EXIT.failed;
       }
-      throw err;
+      jio.err(`pullkeeper-node ${key}: ${unexpectedFailureMessage(err)}`);
+      return EXIT.failed;
     }
   });
 }

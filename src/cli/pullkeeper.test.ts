@@ -9,6 +9,7 @@ import { PULLKEEPER } from './help.js';
 import { bufferIO } from './io.js';
 import { main } from './pullkeeper.js';
 import { tenantProgress } from './refresh-command.js';
+import { isLoopbackHost } from './serve-command.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pk-cli-'));
 const file = (name: string, text: string) => {
@@ -146,7 +147,7 @@ describe('pullkeeper CLI', () => {
     assert.match(out, /demo-coreos@quay\.io\/coreos, demo-robot@quay\.io/);
     assert.match(
       out,
-      /This build can: core, mintCredentials, writePullSecrets, pushNodeConfig, nodeRunner\./,
+      /This build can: core, mintCredentials, writePullSecrets, pushNodeConfig, nodeRunner, podCredentialBroker\./,
     );
   });
 });
@@ -311,6 +312,33 @@ describe('refresh progress line', () => {
   ] as const) {
     it(name, () => assert.equal(tenantProgress(tr as unknown as TenantReport), want));
   }
+});
+
+describe('serve: api.metrics.public only on loopback', () => {
+  for (const [host, want] of [
+    ['127.0.0.1', true],
+    ['127.1.2.3', true],
+    ['localhost', true],
+    ['::1', true],
+    ['[::1]', true],
+    ['0.0.0.0', false],
+    ['::', false],
+    ['10.0.0.5', false],
+    ['127.0.0.1.example.com', false],
+  ] as const)
+    it(`${host}: ${want ? 'loopback' : 'not loopback'}`, () => assert.equal(isLoopbackHost(host), want));
+  it('a public /metrics on a non-loopback host: refused before listening, saying why', async () => {
+    const pub = file(
+      'pk-public-metrics.yaml',
+      `${readFileSync(config, 'utf8')}\napi: { metrics: { public: true } }\n`,
+    );
+    const { code, err } = await cli('serve', '--config', pub, '--host', '0.0.0.0', '--port', '0');
+    assert.equal(code, 2);
+    assert.match(
+      err,
+      /api\.metrics\.public serves \/metrics without auth, so it is allowed only on a loopback address; --host 0\.0\.0\.0 is not one/,
+    );
+  });
 });
 
 describe('pullkeeper errors say what to do next', () => {

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { ExtraCaError, trustExtraCaCertificates } from '../app/extra-ca.js';
 import { CAPABILITIES } from '../app/status.js';
 import { PullkeeperError } from '../core/errors.js';
 import {
@@ -12,8 +13,7 @@ import {
 import { suggest } from '../core/suggest.js';
 import { VERSION } from '../version.js';
 import { printCompletion } from './completion.js';
-import { runDemo } from './demo.js';
-import { doctorCommand } from './doctor-command.js';
+import { EXIT } from './exit.js';
 import {
   PULLKEEPER,
   PULLKEEPER_CLI,
@@ -23,27 +23,29 @@ import {
   unknownCommandMessage,
   usageErrorMessage,
 } from './help.js';
-import { type CliIO, processIO, withJsonErrors } from './io.js';
-import { configCheckCommand, EXIT, mintCommand } from './mint-command.js';
-import { readCredentialFile } from './pull-secret-file.js';
-import { pushCommand } from './push-command.js';
-import { ensureCommand, refreshCommand } from './refresh-command.js';
-import { serveCommand } from './serve-command.js';
+import { type CliIO, processIO, unexpectedFailureMessage, withJsonErrors } from './io.js';
 
 type Handler = (args: string[], io: CliIO) => Promise<number> | number;
 
+// Each command's module is imported when that command runs: `--version`, `--help` and
+// `image` do not load zod, yaml, ssh2 or hono (start-up time; `npm run bench -- startup`).
 /** What `pullkeeper COMMAND` runs; every key has an entry in the help table (help.ts). */
 export const COMMANDS: Readonly<Record<string, Handler>> = {
   image: imageCommand,
   creds: credsCommand,
-  mint: mintCommand,
+  mint: async (args, io) => (await import('./mint-command.js')).mintCommand(args, io),
   config: configCommand,
-  refresh: refreshCommand,
-  ensure: ensureCommand,
-  doctor: doctorCommand,
-  serve: (args, io) => serveCommand(args, io),
-  push: (args, io) => pushCommand(args, io),
-  demo: (_args, io) => runDemo(io),
+  refresh: async (args, io) => (await import('./refresh-command.js')).refreshCommand(args, io),
+  ensure: async (args, io) => (await import('./refresh-command.js')).ensureCommand(args, io),
+  doctor: async (args, io) => (await import('./doctor-command.js')).doctorCommand(args, io),
+  rbac: async (args, io) => (await import('./rbac-command.js')).rbacCommand(args, io),
+  serve: async (args, io) => (await import('./serve-command.js')).serveCommand(args, io),
+  push: async (args, io) => (await import('./push-command.js')).pushCommand(args, io),
+  demo: async (args, io) => {
+    // No flags: an unknown one (--json included) is a usage error, not ignored.
+    parseArgs({ args, options: PULLKEEPER.demo.flags });
+    return (await import('./demo.js')).runDemo(io);
+  },
   status: statusCommand,
   version: versionCommand,
   help: helpCommand,
@@ -71,6 +73,14 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
   const helpKey = resolveCommand(PULLKEEPER_CLI, [command, ...rest]) ?? command;
   return withJsonErrors(argv, io, async (io) => {
     try {
+      // A private CA for outgoing TLS, as the functions and `serve` trust it (docs/deploy.md).
+      trustExtraCaCertificates();
+    } catch (err) {
+      if (!(err instanceof ExtraCaError)) throw err;
+      io.err(`pullkeeper ${command}: ${err.message}`);
+      return EXIT.usage;
+    }
+    try {
       return await COMMANDS[command]!(rest, io);
     } catch (err) {
       if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
@@ -81,13 +91,14 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
         io.err(`pullkeeper: ${err.message}`);
         return EXIT.failed;
       }
-      throw err;
+      io.err(`pullkeeper ${command}: ${unexpectedFailureMessage(err)}`);
+      return EXIT.failed;
     }
   });
 }
 
 async function configCommand(args: string[], io: CliIO): Promise<number> {
-  if (args[0] === 'check') return configCheckCommand(args.slice(1), io);
+  if (args[0] === 'check') return (await import('./mint-command.js')).configCheckCommand(args.slice(1), io);
   const near = args[0] && !args[0].startsWith('-') ? suggest(args[0], ['check']) : undefined;
   io.err(
     `pullkeeper config: ${args[0] ? `unknown subcommand "${args[0]}"${near ? '; did you mean check?' : ''}; ` : ''}the subcommand is \`check\`, e.g. \`pullkeeper config check pullkeeper.yaml\``,
@@ -159,6 +170,7 @@ async function credsCommand(args: string[], io: CliIO): Promise<number> {
     return EXIT.usage;
   }
   const image = positionals[0]!;
+  const { readCredentialFile } = await import('./pull-secret-file.js');
   const secretConfigs = await Promise.all((values.secret ?? []).map(readCredentialFile));
   const node = values['node-config'] ? [buildKeyring(await readCredentialFile(values['node-config']))] : [];
   // kubelet: ONE keyring for all pod secrets (in pod order, same keys kept side by side), then the node's files.

@@ -87,6 +87,7 @@ export async function pushCommand(args: string[], io: CliIO, opts: PushCommandOp
     const saved = await saveStatus(config, { registries: result.registries, nodes: result.nodes });
     if (saved.error) io.err(`pullkeeper push: warning: ${saved.error}`);
   }
+  if (result.hostKeyRecordError) io.err(`pullkeeper push: warning: ${result.hostKeyRecordError}`);
   if (values.json) {
     io.out(JSON.stringify(result, null, 2));
   } else {

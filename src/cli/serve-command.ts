@@ -17,13 +17,20 @@ export async function serveCommand(
   // Fail fast on a broken config, with the same message as `config check`.
   const loaded = await loadConfigArg(values.config, io, 'serve');
   if (!loaded) return EXIT.usage;
-  const { file } = loaded;
+  const { file, config } = loaded;
   const port = Number(values.port ?? 3700);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     io.err('pullkeeper serve: --port takes a port number 0-65535, e.g. --port 3700 (0 picks a free one)');
     return EXIT.usage;
   }
   const host = values.host ?? '127.0.0.1';
+  const loopbackOnly = isLoopbackHost(host);
+  if (config.api?.metrics.public && !loopbackOnly) {
+    io.err(
+      `pullkeeper serve: api.metrics.public serves /metrics without auth, so it is allowed only on a loopback address; --host ${host} is not one. Listen on 127.0.0.1 (or ::1), or remove api.metrics.public and scrape /metrics with a bearer token granted every tenant`,
+    );
+    return EXIT.usage;
+  }
   try {
     trustExtraCaCertificates();
   } catch (err) {
@@ -32,7 +39,7 @@ export async function serveCommand(
     return EXIT.usage;
   }
   const { serve } = await import('@hono/node-server');
-  const app = createApp(apiDeps({ exposeMetrics: true, config: () => loadConfigFile(file) }));
+  const app = createApp(apiDeps({ exposeMetrics: true, loopbackOnly, config: () => loadConfigFile(file) }));
   const server = serve({ fetch: app.fetch, port, hostname: host }, (info) => {
     io.err(
       `pullkeeper API on http://${host}:${info.port} (GET / status page, /healthz, /v1/status, /metrics; POST /v1/refresh); Ctrl-C stops it`,
@@ -56,4 +63,10 @@ export async function serveCommand(
       resolve(EXIT.failed);
     });
   });
+}
+
+/** 127.0.0.0/8, ::1 and localhost: nothing off this machine can connect. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h) || h === '::ffff:127.0.0.1';
 }

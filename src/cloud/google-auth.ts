@@ -7,6 +7,7 @@
  * only when a Google credential is used.
  */
 import { PullkeeperError } from '../core/errors.js';
+import { abortable } from '../util/concurrency.js';
 
 export const GOOGLE_DEFAULT_TOKEN_URI = 'https://oauth2.googleapis.com/token';
 export const CLOUD_PLATFORM_SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
@@ -126,6 +127,37 @@ export async function googleClient(o: {
     kind: json ? 'federation' : 'adc',
     via: json ? `credential config (${String(json.type)})` : 'application default credentials',
   };
+}
+
+/**
+ * google-auth-library takes no AbortSignal: these race its token calls against
+ * the signal, so an abort (the caller's, or an attempt's timeout) rejects at
+ * once with its reason; a late answer is dropped.
+ */
+
+/** A fresh access token and its expiry (a key: a new JWT grant; other clients: see cachedGoogleToken). */
+export async function googleToken(
+  g: GoogleClient,
+  signal?: AbortSignal,
+): Promise<{ token: string | undefined; expiry: Date | undefined }> {
+  if (g.jwt) {
+    const creds = await abortable(g.jwt.authorize(), signal);
+    return {
+      token: creds.access_token ?? undefined,
+      expiry: creds.expiry_date ? new Date(creds.expiry_date) : undefined,
+    };
+  }
+  return cachedGoogleToken(g.client, signal);
+}
+
+/** The client's token, refreshed only when it is about to expire (per-request use: the GKE connector). */
+export async function cachedGoogleToken(
+  client: GoogleAuthClient,
+  signal?: AbortSignal,
+): Promise<{ token: string | undefined; expiry: Date | undefined }> {
+  const r = await abortable(client.getAccessToken(), signal);
+  const exp = (client as { credentials?: { expiry_date?: number | null } }).credentials?.expiry_date;
+  return { token: r.token ?? undefined, expiry: exp ? new Date(exp) : undefined };
 }
 
 /** Why Google refused, with what to do; `via` says which credential was used (the fixes differ). */

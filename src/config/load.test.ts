@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { ConfigError, formatPath, loadConfigFile, parseConfig, parseConfigText } from './load.js';
+import { firstUseRefusal, trustOnFirstUseOf } from './schema.js';
 
 const ok = {
   clusters: [{ name: 'prod', kubeconfig: '~/.kube/config' }],
@@ -56,6 +57,41 @@ describe('config: a valid file gets its defaults', () => {
     });
     assert.equal(c.registries[0]!.verify, false);
   });
+});
+
+describe('config: nodes.ssh.trustOnFirstUse', () => {
+  const withTofu = (inventory: unknown, trustOnFirstUse: unknown) =>
+    parseConfig({
+      ...clone(ok),
+      nodes: { inventory, registries: ['ocir'], ssh: { privateKey: { fromFile: '/k' }, trustOnFirstUse } },
+    });
+  const statics = [{ name: 'n', address: 'a' }];
+  const cases: Array<[string, unknown, unknown, { enabled: boolean; refused: boolean }]> = [
+    ['off by default', statics, undefined, { enabled: false, refused: false }],
+    ['true with a static inventory', statics, true, { enabled: true, refused: false }],
+    ['true with inventory: kubernetes is refused', 'kubernetes', true, { enabled: true, refused: true }],
+    [
+      'the object form, not allowed with kubernetes',
+      'kubernetes',
+      { allowWithKubernetesInventory: false },
+      { enabled: true, refused: true },
+    ],
+    [
+      'allowed with kubernetes by name',
+      'kubernetes',
+      { allowWithKubernetesInventory: true },
+      { enabled: true, refused: false },
+    ],
+    ['false with kubernetes: nothing to refuse', 'kubernetes', false, { enabled: false, refused: false }],
+  ];
+  for (const [name, inventory, tofu, want] of cases)
+    test(name, () => {
+      const nodes = withTofu(inventory, tofu).nodes!;
+      assert.equal(trustOnFirstUseOf(nodes).enabled, want.enabled);
+      const why = firstUseRefusal(nodes);
+      assert.equal(why !== undefined, want.refused);
+      if (why) assert.match(why, /impostor.*allowWithKubernetesInventory: true/s);
+    });
 });
 
 describe('config: every error names its path and what is expected', () => {
@@ -115,6 +151,31 @@ describe('config: every error names its path and what is expected', () => {
         },
       }),
       [['nodes.path', /\//]],
+    ],
+    [
+      'trust on first use with nowhere to record the keys',
+      (c) => ({
+        ...c,
+        statusStore: false,
+        nodes: {
+          inventory: [{ name: 'n', address: 'a' }],
+          registries: ['ocir'],
+          ssh: { privateKey: { fromFile: '/k' }, trustOnFirstUse: true },
+        },
+      }),
+      [['nodes.ssh.trustOnFirstUse', /recorded in the status ConfigMap.*statusStore: false/]],
+    ],
+    [
+      'trust on first use with a misspelt option',
+      (c) => ({
+        ...c,
+        nodes: {
+          inventory: 'kubernetes',
+          registries: ['ocir'],
+          ssh: { privateKey: { fromFile: '/k' }, trustOnFirstUse: { allowWithKubernetes: true } },
+        },
+      }),
+      [['nodes.ssh.trustOnFirstUse.allowWithKubernetes', /^unknown key$/]],
     ],
   ];
   for (const [name, mutate, want] of cases) {

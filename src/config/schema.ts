@@ -1,5 +1,5 @@
 /**
- * The zod schema of pullkeeper.yaml (DESIGN.md section 3). Every object is
+ * The zod schema of pullkeeper.yaml (docs/providers.md, docs/rotation.md). Every object is
  * strict: an unknown key is an error that names its path. Secret values are
  * references (see secret-ref.ts), never literal fields.
  */
@@ -231,6 +231,16 @@ export const TenantSchema = z.strictObject({
   adopt: z.boolean().default(false),
   /** Delete our Secrets in namespaces that no longer belong to the tenant. */
   prune: z.boolean().default(false),
+  /**
+   * Pod credentials through the broker (POST /v1/credentials, docs/pod-credentials.md): only
+   * these ServiceAccounts (names, `*` for any) of the tenant's namespaces get a credential.
+   * Default: any ServiceAccount of its namespaces.
+   */
+  podCredentials: z
+    .strictObject({
+      serviceAccounts: z.union([z.literal('*'), z.array(z.string().min(1)).min(1)]).default('*'),
+    })
+    .optional(),
 });
 export type TenantConfig = z.infer<typeof TenantSchema>;
 
@@ -258,8 +268,22 @@ export const NodesSchema = z.strictObject({
     port: z.number().int().min(1).max(65535).default(22),
     privateKey: SecretRefSchema,
     knownHosts: SecretRefSchema.optional(),
-    /** Trust on first use (reported); only when no knownHosts pin exists. */
-    trustOnFirstUse: z.boolean().default(false),
+    /**
+     * Trust on first use, only for a host without a knownHosts pin: the key it
+     * presents first is recorded (beside the status, in the statusStore ConfigMap)
+     * and enforced from then on. `true`, or an object to say more; with
+     * `inventory: kubernetes` it is refused unless `allowWithKubernetesInventory: true`
+     * (Node objects are self-reported by kubelets). docs/nodes.md.
+     */
+    trustOnFirstUse: z
+      .union([
+        z.boolean(),
+        z.strictObject({
+          /** Accept the risk that a registered impostor Node is trusted on its first use. */
+          allowWithKubernetesInventory: z.boolean().default(false),
+        }),
+      ])
+      .default(false),
     concurrency: z.number().int().min(1).max(200).default(20),
     timeoutMs: z.number().int().positive().default(10_000),
   }),
@@ -295,6 +319,29 @@ export const NodesSchema = z.strictObject({
 });
 export type NodesConfig = z.infer<typeof NodesSchema>;
 
+/** `nodes.ssh.trustOnFirstUse` in one shape: whether it is on, and whether the config allows it with `inventory: kubernetes`. */
+export function trustOnFirstUseOf(nodes: NodesConfig): {
+  enabled: boolean;
+  allowWithKubernetesInventory: boolean;
+} {
+  const t = nodes.ssh.trustOnFirstUse;
+  if (typeof t === 'boolean') return { enabled: t, allowWithKubernetesInventory: false };
+  return { enabled: true, allowWithKubernetesInventory: t.allowWithKubernetesInventory };
+}
+
+/** Why trust on first use cannot be used with this config (undefined: it can, or it is off). */
+export function firstUseRefusal(nodes: NodesConfig): string | undefined {
+  const t = trustOnFirstUseOf(nodes);
+  if (!t.enabled) return undefined;
+  if (nodes.inventory === 'kubernetes' && !t.allowWithKubernetesInventory)
+    return (
+      'trust on first use is refused with nodes.inventory: kubernetes: Node objects (names, addresses) are reported by the kubelets ' +
+      "themselves, so an impostor node that registers would be trusted and receive the node credentials. Pin the nodes' keys in " +
+      'nodes.ssh.knownHosts, or accept that risk with nodes.ssh.trustOnFirstUse: { allowWithKubernetesInventory: true }'
+    );
+  return undefined;
+}
+
 // ---------------------------------------------------------------------------
 // the HTTP API (who may call it)
 
@@ -324,7 +371,39 @@ export const OidcIssuerSchema = z.strictObject({
     .min(1),
 });
 
+/**
+ * The credential broker (POST /v1/credentials, docs/pod-credentials.md): which service account
+ * tokens it accepts. A token is verified by the cluster it comes from: a TokenReview with
+ * `audience` against each of `clusters` (default every configured cluster), or offline with the
+ * cluster's issuer keys (OIDC discovery + JWKS) when `issuers` names that cluster.
+ */
+export const ServiceAccountTokensSchema = z.strictObject({
+  /** The audience kubelet requests (tokenAttributes.serviceAccountTokenAudience); never the apiserver's own. */
+  audience: z.string().min(1).max(253),
+  /** The clusters whose tokens are accepted (default all). */
+  clusters: z.array(z.string().min(1)).min(1).optional(),
+  /** Offline verification per cluster: the cluster's service-account issuer (`iss`). */
+  issuers: z
+    .array(
+      z.strictObject({
+        cluster: z.string().min(1),
+        issuer: z.url(),
+        /** Default: from the issuer's /.well-known/openid-configuration. */
+        jwksUri: z.url().optional(),
+        clockToleranceSec: z.number().int().min(0).max(300).default(60),
+      }),
+    )
+    .default([]),
+  /** A verified token is reused until this many seconds before it expires, at most `cacheSeconds`. */
+  cacheSeconds: z.number().int().min(0).max(3600).default(300),
+  /** The ServiceAccount annotation that narrows a pod's registries (comma-separated registry names). */
+  registriesAnnotation: z.string().min(1).default('pullkeeper.dev/registries'),
+});
+export type ServiceAccountTokensConfig = z.infer<typeof ServiceAccountTokensSchema>;
+
 export const ApiSchema = z.strictObject({
+  /** The pod credential broker (POST /v1/credentials); off when absent. */
+  serviceAccountTokens: ServiceAccountTokensSchema.optional(),
   auth: z
     .strictObject({
       oidc: z.array(OidcIssuerSchema).default([]),
@@ -353,6 +432,17 @@ export const ApiSchema = z.strictObject({
        * Serve the page without sign-in, every tenant shown. For a local demo on a
        * loopback address only: never on an endpoint others can reach (a deployed
        * Lambda ignores it).
+       */
+      public: z.boolean().default(false),
+    })
+    .default({ public: false }),
+  /** GET /metrics of `pullkeeper serve` (docs/deploy.md). */
+  metrics: z
+    .strictObject({
+      /**
+       * Serve /metrics without auth (a Prometheus on the same machine). Honoured only when
+       * `pullkeeper serve` listens on a loopback address; it refuses to start otherwise.
+       * Default: the API's bearer auth, by a caller granted every tenant.
        */
       public: z.boolean().default(false),
     })
@@ -446,6 +536,31 @@ export const PullkeeperConfigSchema = z
       });
     if (cfg.tenants.length && cfg.clusters.length === 0)
       ctx.addIssue({ code: 'custom', path: ['clusters'], message: 'tenants need at least one cluster' });
+    const sat = cfg.api?.serviceAccountTokens;
+    if (sat) {
+      sat.clusters?.forEach((c, i) => {
+        if (!clusterNames.has(c))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['api', 'serviceAccountTokens', 'clusters', i],
+            message: `unknown cluster "${c}"`,
+          });
+      });
+      sat.issuers.forEach((x, i) => {
+        if (!clusterNames.has(x.cluster))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['api', 'serviceAccountTokens', 'issuers', i, 'cluster'],
+            message: `unknown cluster "${x.cluster}"`,
+          });
+      });
+      if (cfg.clusters.length === 0)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['api', 'serviceAccountTokens'],
+          message: 'the broker verifies tokens with a cluster: configure one under "clusters"',
+        });
+    }
     if (cfg.nodes) {
       checkRegistries(cfg.nodes.registries, ['nodes', 'registries']);
       if (cfg.nodes.inventory === 'kubernetes' && cfg.clusters.length === 0)
@@ -453,6 +568,13 @@ export const PullkeeperConfigSchema = z
           code: 'custom',
           path: ['nodes', 'inventory'],
           message: 'inventory: kubernetes needs a cluster',
+        });
+      if (trustOnFirstUseOf(cfg.nodes).enabled && (cfg.statusStore === false || cfg.clusters.length === 0))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['nodes', 'ssh', 'trustOnFirstUse'],
+          message:
+            'keys trusted on first use are recorded in the status ConfigMap, and this config has none (statusStore: false, or no cluster): pin the keys in nodes.ssh.knownHosts instead, or configure a cluster for statusStore',
         });
     }
   });

@@ -23,7 +23,7 @@ const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
 const unpadded = (s: string): string => b64(s).replace(/=+$/, '');
 const configJson = (auths: Record<string, unknown>): string => JSON.stringify({ auths });
 
-describe('parseDockerConfig: the auth field (spec §1.3)', () => {
+describe('parseDockerConfig: the auth field (docs/kubelet-parity.md §1.3)', () => {
   const cases: Array<{ name: string; auth: string; want: { username: string; password: string } }> = [
     {
       name: 'unpadded decodes with RawStdEncoding',
@@ -115,7 +115,7 @@ describe('parseDockerConfig: the auth field (spec §1.3)', () => {
   }
 });
 
-describe('parseDockerConfig: formats and fields (spec §1.2)', () => {
+describe('parseDockerConfig: formats and fields (docs/kubelet-parity.md §1.2)', () => {
   const cases: Array<{ name: string; format: DockerConfigFormat; text: string; want: DockerConfig }> = [
     {
       name: 'config.json with username/password/email',
@@ -554,7 +554,7 @@ describe('mergeManagedEntries', () => {
   }
 });
 
-describe('nodeDockerConfigSearchPaths (spec §1.1)', () => {
+describe('nodeDockerConfigSearchPaths (docs/kubelet-parity.md §1.1)', () => {
   const cases: Array<{ name: string; root: string; cwd: string; home: string | undefined; want: string[] }> =
     [
       {
@@ -645,7 +645,7 @@ describe('nodeDockerConfigSearchPaths (spec §1.1)', () => {
   }
 });
 
-describe('selectNodeDockerConfig (spec §1.1)', () => {
+describe('selectNodeDockerConfig (docs/kubelet-parity.md §1.1)', () => {
   const good = (user: string) => configJson({ 'quay.io': { auth: b64(`${user}:pw`) } });
   const goodCfg = (user: string) => JSON.stringify({ 'quay.io': { auth: b64(`${user}:pw`) } });
   const badAuth = configJson({ 'quay.io': { auth: 'bm9jb2xvbg==' } });
@@ -725,7 +725,7 @@ describe('selectNodeDockerConfig (spec §1.1)', () => {
   });
 });
 
-describe('validateDockerConfigJsonSecretData (spec §8)', () => {
+describe('validateDockerConfigJsonSecretData (docs/kubelet-parity.md §8)', () => {
   const ok: Array<{ name: string; value: string }> = [
     { name: 'auths object', value: configJson({ 'quay.io': { auth: b64('u:p') } }) },
     { name: 'empty object (auths not required)', value: '{}' },

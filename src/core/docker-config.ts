@@ -720,7 +720,7 @@ export function mergeManagedEntries(
   return { json, managedKeys: [...ours.keys()], adopted };
 }
 
-// --- node search order (§1.1) --------------------------------------------------------
+// --- node search order (docs/kubelet-parity.md §1.1) ---------------------------------
 
 /** The kubelet's default `--root-dir` (upstream default, not re-read in source). */
 export const DEFAULT_KUBELET_ROOT_DIR = '/var/lib/kubelet';
@@ -832,7 +832,7 @@ export function selectNodeDockerConfig(
   return undefined;
 }
 
-// --- API server Secret validation (§8) ---------------------------------------------
+// --- API server Secret validation (docs/kubelet-parity.md §8) -------------------------
 
 /** Upper bound on the sum of a Secret's data value sizes (core `MaxSecretSize`). */
 export const MAX_SECRET_DATA_BYTES = 1024 * 1024;

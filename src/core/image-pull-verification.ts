@@ -273,5 +273,7 @@ export function describeCredentialSource(source: CredentialSource | undefined): 
       return `pull secret file ${source.name}`;
     case 'node':
       return `node file ${source.name}`;
+    case 'serviceaccount':
+      return `pod credentials of ServiceAccount ${JSON.stringify(source.name)}`;
   }
 }

@@ -24,7 +24,7 @@ interface OkCase {
 }
 
 const valid: OkCase[] = [
-  // spec §3.5
+  // docs/kubelet-parity.md §3.5
   {
     name: 'familiar official image',
     input: 'ubuntu',
@@ -339,7 +339,7 @@ interface ErrCase {
 }
 
 const invalid: ErrCase[] = [
-  // spec §3.5
+  // docs/kubelet-parity.md §3.5
   {
     name: 'uppercase familiar name',
     input: 'Nginx',
@@ -499,7 +499,7 @@ describe('formatImageRef', () => {
 });
 
 const defaults: Array<{ name: string; input: string; want: string }> = [
-  // spec §3.6
+  // docs/kubelet-parity.md §3.6
   { name: 'familiar name gains :latest', input: 'busybox', want: 'busybox:latest' },
   { name: 'digest is unchanged', input: `busybox@${SHA256}`, want: `busybox@${SHA256}` },
   // edge cases

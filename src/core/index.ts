@@ -4,6 +4,7 @@
  * and platform selection. No I/O and no clock; every function is a table of cases.
  */
 export * from './countdown.js';
+export * from './credential-transport.js';
 export * from './credentials.js';
 export * from './docker-config.js';
 export * from './errors.js';
@@ -13,6 +14,10 @@ export * from './image-pull-verification.js';
 export * from './image-ref.js';
 export * from './keyring.js';
 export * from './platform.js';
+export * from './pod-credentials.js';
 export * from './pod-env.js';
+export * from './provider-response.js';
 export * from './pull-policy.js';
 export * from './rotation-plan.js';
+export * from './seccomp-default.js';
+export * from './security-context.js';

@@ -20,7 +20,7 @@ const configOf = (...locations: string[]): DockerConfig => ({
 /** The usernames of a lookup, in order. */
 const users = (creds: KeyringCredential[]): string[] => creds.map((c) => c.username);
 
-describe('normalizeKeyringKey (spec §2.1)', () => {
+describe('normalizeKeyringKey (docs/kubelet-parity.md §2.1)', () => {
   const cases: Array<{ name: string; location: string; want: string | undefined }> = [
     {
       name: 'Docker Hub v1 URL becomes the host',
@@ -88,7 +88,7 @@ describe('normalizeKeyringKey (spec §2.1)', () => {
   }
 });
 
-describe('urlsMatch (spec §2.2)', () => {
+describe('urlsMatch (docs/kubelet-parity.md §2.2)', () => {
   const cases: Array<{ name: string; glob: string; target: string; want: boolean }> = [
     { name: 'wildcard label', glob: '*.azurecr.io', target: 'myreg.azurecr.io/a/b', want: true },
     {
@@ -128,7 +128,7 @@ describe('urlsMatch (spec §2.2)', () => {
   }
 });
 
-describe('isDefaultRegistryMatch (spec §2.3, upstream test)', () => {
+describe('isDefaultRegistryMatch (docs/kubelet-parity.md §2.3, upstream test)', () => {
   const cases: Array<{ name: string; image: string; want: boolean }> = [
     { name: 'two segments, no domain', image: 'foo/bar', want: true },
     { name: 'docker.io', image: 'docker.io/foo/bar', want: true },
@@ -148,7 +148,7 @@ describe('isDefaultRegistryMatch (spec §2.3, upstream test)', () => {
   }
 });
 
-describe('buildKeyring lookup (spec §2.4)', () => {
+describe('buildKeyring lookup (docs/kubelet-parity.md §2.4)', () => {
   const cases: Array<{ name: string; locations: string[]; image: string; want: string[] }> = [
     {
       name: 'ECR wildcard, image with tag',
@@ -421,7 +421,7 @@ describe('buildKeyring lookup (spec §2.4)', () => {
   });
 });
 
-describe('unionKeyrings (spec §1.5, §2.4)', () => {
+describe('unionKeyrings (docs/kubelet-parity.md §1.5, §2.4)', () => {
   const cases: Array<{ name: string; secret: string[]; node: string[]; image: string; want: string[] }> = [
     {
       name: 'secret keyring first, then node, no cross-keyring sorting',

@@ -32,12 +32,14 @@ import { parseImageRef } from './image-ref.js';
 /**
  * Where a docker config came from (kubelet's `TrackedAuthConfig.Source`):
  * a pod pull Secret (`namespace/name`, with its uid when known), a file
- * standing in for one (`pullkeeper-node pull --secret FILE`), or a node file.
+ * standing in for one (`pullkeeper-node pull --secret FILE`), a node file, or a
+ * credential provider's answer for the pod's ServiceAccount (`namespace/name` and
+ * its uid: the broker, docs/pod-credentials.md).
  * Never holds a secret; safe to show.
  */
 export interface CredentialSource {
-  kind: 'secret' | 'file' | 'node';
-  /** `namespace/name` for a Secret, the path for a file. */
+  kind: 'secret' | 'file' | 'node' | 'serviceaccount';
+  /** `namespace/name` for a Secret or ServiceAccount, the path for a file. */
   name: string;
   uid?: string;
 }

@@ -344,7 +344,7 @@ function entries(...specs: Array<string | null>): Entry[] {
 }
 
 const selections: Array<{ name: string; host: string; manifests: Entry[]; want: string }> = [
-  // spec §9 vectors
+  // docs/kubelet-parity.md §9 vectors
   {
     name: 'amd64 picks amd64 over arm64',
     host: 'linux/amd64',
@@ -460,7 +460,7 @@ describe('selectPlatform', () => {
 
 const failures: Array<{ name: string; host: string; manifests: Entry[]; digest?: string; message: string }> =
   [
-    // spec §9 vectors
+    // docs/kubelet-parity.md §9 vectors
     {
       name: 'linux host cannot run windows',
       host: 'linux/amd64',

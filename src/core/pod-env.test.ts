@@ -450,7 +450,7 @@ const ownExpandCases: ExpandCase[] = [
 ];
 
 describe('expandEnvRefs', () => {
-  describe('spec §5.5 vectors', () => {
+  describe('docs/kubelet-parity.md §5.5 vectors', () => {
     for (const c of specExpandCases) {
       test(c.name, () => assert.equal(expandEnvRefs(c.input, fromRecord(specVars)), c.want));
     }

@@ -1,5 +1,5 @@
 /**
- * Container environment as the kubelet builds it (spec-kubelet.md §5): service
+ * Container environment as the kubelet builds it (docs/kubelet-parity.md §5): service
  * link variables, the downward API in `env`, `envFrom`, `$(VAR)` expansion,
  * the pod hostname, and the final process environment the runtime hands to
  * the container.

@@ -15,7 +15,7 @@ import {
 const SHA256 = `sha256:${'ab'.repeat(32)}`;
 
 const defaults: Array<{ name: string; image: string; want: 'Always' | 'IfNotPresent' }> = [
-  // spec §4.1
+  // docs/kubelet-parity.md §4.1
   { name: 'no tag means latest', image: 'nginx', want: 'Always' },
   { name: 'explicit latest', image: 'nginx:latest', want: 'Always' },
   { name: 'pinned tag', image: 'nginx:1.25', want: 'IfNotPresent' },

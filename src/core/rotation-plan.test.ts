@@ -8,6 +8,7 @@ import {
   type SecretState,
   type ServiceAccountState,
   secretRefreshDue,
+  serviceAccountPlan,
   TENANT_LABEL,
   type TenantPlanInput,
 } from './rotation-plan.js';
@@ -163,4 +164,24 @@ describe('secretRefreshDue', () => {
     ['garbage: due', 'soon', true],
   ];
   for (const [name, v, want] of cases) test(name, () => assert.equal(secretRefreshDue(at(v), now), want));
+});
+
+describe('serviceAccountPlan', () => {
+  const cases: Array<[string, '*' | string[], ServiceAccountState[], string[], string[]]> = [
+    ['listed, without our entry: patched', ['default'], [sa('a', 'default')], ['default'], []],
+    ['listed, with our entry: nothing', ['default'], [sa('a', 'default', ['pk-t'])], [], []],
+    ['listed, entry of others only: patched', ['default'], [sa('a', 'default', ['theirs'])], ['default'], []],
+    ['listed but absent: missing', ['default', 'builder'], [sa('a', 'default', ['pk-t'])], [], ['builder']],
+    ["'*': every one without our entry", '*', [sa('a', 'default', ['pk-t']), sa('a', 'late')], ['late'], []],
+    ["'*' in an empty namespace: nothing, nothing missing", '*', [], [], []],
+  ];
+  for (const [name, wanted, sas, patch, missing] of cases)
+    test(name, () => {
+      const p = serviceAccountPlan(wanted, 'pk-t', sas);
+      assert.deepEqual(
+        p.patchServiceAccounts.map((s) => s.name),
+        patch,
+      );
+      assert.deepEqual(p.missingServiceAccounts, missing);
+    });
 });

@@ -92,6 +92,25 @@ export function isOurs(s: SecretState, tenant?: string): boolean {
 }
 
 /**
+ * One namespace's ServiceAccounts: the wanted ones (listed, or every one with '*') that lack
+ * `secretName` in imagePullSecrets, and the listed ones that do not exist.
+ */
+export function serviceAccountPlan(
+  serviceAccounts: '*' | string[],
+  secretName: string,
+  sas: ServiceAccountState[],
+): Pick<NamespacePlan, 'patchServiceAccounts' | 'missingServiceAccounts'> {
+  const wanted = serviceAccounts === '*' ? sas.map((s) => s.name) : serviceAccounts;
+  const have = new Map(sas.map((s) => [s.name, s]));
+  return {
+    missingServiceAccounts: wanted.filter((n) => !have.has(n)),
+    patchServiceAccounts: wanted
+      .map((n) => have.get(n))
+      .filter((s): s is ServiceAccountState => !!s && !(s.imagePullSecrets ?? []).includes(secretName)),
+  };
+}
+
+/**
  * Plans one tenant.
  *
  *   no Secret yet                          -> create
@@ -109,13 +128,11 @@ export function planTenant(input: TenantPlanInput): TenantPlan {
 
   const namespaces = [...input.namespaces].sort().map((ns): NamespacePlan => {
     const existing = byNs.get(ns);
-    const sas = input.serviceAccountsByNamespace.get(ns) ?? [];
-    const wanted = input.serviceAccounts === '*' ? sas.map((s) => s.name) : input.serviceAccounts;
-    const have = new Map(sas.map((s) => [s.name, s]));
-    const missingServiceAccounts = wanted.filter((n) => !have.has(n));
-    const patchServiceAccounts = wanted
-      .map((n) => have.get(n))
-      .filter((s): s is ServiceAccountState => !!s && !(s.imagePullSecrets ?? []).includes(input.secretName));
+    const { patchServiceAccounts, missingServiceAccounts } = serviceAccountPlan(
+      input.serviceAccounts,
+      input.secretName,
+      input.serviceAccountsByNamespace.get(ns) ?? [],
+    );
     let secret: SecretAction;
     if (terminating.has(ns)) secret = { kind: 'skip', reason: 'namespace is terminating' };
     else if (!input.desired)

@@ -15,6 +15,8 @@ import { RefreshRequestSchema } from './schemas.js';
 
 const TOKEN_A = 'token-for-team-a-93c1';
 const TOKEN_ALL = 'token-for-everything-77de';
+/** Names both tenants one by one: not "every tenant" (a tenant added later would not be covered). */
+const TOKEN_AB = 'token-for-a-and-b-41f0';
 const sha = (t: string) => createHash('sha256').update(t).digest('hex');
 const config = parseConfig({
   clusters: [{ name: 'c', kubeconfig: '/dev/null' }],
@@ -22,14 +24,15 @@ const config = parseConfig({
     { name: 'r', kind: 'static', server: 'x.io', username: { value: 'u' }, password: { value: 'p' } },
   ],
   tenants: [
-    { name: 'team-a', namespaces: { names: ['a1', 'a2'] }, registries: ['r'] },
-    { name: 'team-b', namespaces: { names: ['b1'] }, registries: ['r'] },
+    { name: 'team-a', namespaces: { names: ['a1', 'a2', 'shared'] }, registries: ['r'] },
+    { name: 'team-b', namespaces: { names: ['b1', 'shared'] }, registries: ['r'] },
   ],
   api: {
     auth: {
       tokens: [
         { name: 'ci-a', sha256: sha(TOKEN_A), tenants: ['team-a'] },
         { name: 'ops', sha256: sha(TOKEN_ALL), tenants: '*' },
+        { name: 'ab', sha256: sha(TOKEN_AB), tenants: ['team-a', 'team-b'] },
       ],
     },
   },
@@ -49,6 +52,8 @@ function setup(
   } = {},
 ) {
   const calls: Array<[string, unknown]> = [];
+  /** tenantsOfNamespace lookups: [namespace, the tenants asked about]. */
+  const lookups: Array<[string, string[]]> = [];
   const logs: string[] = [];
   const useCases: ApiUseCases = {
     tenants: (c) => c.tenants.map((t) => t.name),
@@ -56,26 +61,30 @@ function setup(
       calls.push(['refresh', req]);
       return { ok: opts.refreshOk ?? true, report: { registries: [], tenants: [], writes: 0 } };
     },
-    async tenantsOfNamespace(c, ns) {
+    async tenantsOfNamespace(c, ns, among) {
+      lookups.push([ns, among]);
       return c.tenants
+        .filter((t) => among.includes(t.name))
         .filter((t) => 'names' in t.namespaces && t.namespaces.names.includes(ns))
         .map((t) => t.name);
     },
     async ensure(_c, ns, ctx) {
-      calls.push(['ensure', { ns, timeoutMs: ctx.timeoutMs }]);
+      calls.push(['ensure', { ns, timeoutMs: ctx.timeoutMs, tenants: ctx.tenants }]);
       return { ok: true, report: { namespace: ns } };
     },
-    async status(_c, tenants) {
-      calls.push(['status', tenants]);
+    async status(_c, scope) {
+      calls.push(['status', scope.tenants]);
       return {
         time: '2030-05-01T12:00:00.000Z',
         registries: [],
-        tenants: tenants.map((name) => ({
+        tenants: scope.tenants.map((name) => ({
           name,
           cluster: 'c',
           namespaces: [{ name: `${name}-ns`, secret: 'present' as const, expiresAt: '2030-05-01T17:12:00Z' }],
         })),
-        nodes: [],
+        ...(scope.nodes
+          ? { nodes: [{ name: 'node-secret-1', status: 'written', at: '2030-05-01T11:00:00Z' }] }
+          : {}),
       };
     },
   };
@@ -105,7 +114,7 @@ function setup(
       },
       ...(o.body !== undefined ? { body: o.body } : {}),
     });
-  return { req, calls, logs };
+  return { req, calls, logs, lookups };
 }
 
 describe('authentication and authorization', () => {
@@ -133,8 +142,8 @@ describe('authentication and authorization', () => {
       'POST',
       '/v1/namespaces/b1/ensure',
       { token: TOKEN_A },
-      403,
-      /may not ensure namespace b1/,
+      404,
+      /namespace b1 is not a namespace of this caller's tenants \(or does not exist\)/,
     ],
     [
       'ensure of a namespace no tenant owns',
@@ -142,7 +151,7 @@ describe('authentication and authorization', () => {
       '/v1/namespaces/zz/ensure',
       { token: TOKEN_ALL },
       404,
-      /belongs to no configured tenant/,
+      /namespace zz is not a namespace of this caller's tenants \(or does not exist\)/,
     ],
     ['status without a token', 'GET', '/v1/status', {}, 401, /missing bearer token/],
   ];
@@ -189,7 +198,7 @@ describe('authentication and authorization', () => {
       body: '{"timeoutSeconds":5}',
     });
     assert.equal(res.status, 200);
-    assert.deepEqual(calls, [['ensure', { ns: 'a2', timeoutMs: 5000 }]]);
+    assert.deepEqual(calls, [['ensure', { ns: 'a2', timeoutMs: 5000, tenants: ['team-a'] }]]);
   });
   test("status lists only the caller's tenants", async () => {
     const { req } = setup();
@@ -242,6 +251,13 @@ describe('validation', () => {
       JSON.stringify({ tenants: ['x'], pad: 'x'.repeat(70_000) }),
       413,
       /too large/,
+    ],
+    [
+      'a body over the default api.maxBodyBytes (16 KiB)',
+      '/v1/refresh',
+      JSON.stringify({ tenants: ['x'], pad: 'x'.repeat(17_000) }),
+      413,
+      /too large \(at most 16384 bytes, api\.maxBodyBytes\)/,
     ],
   ];
   for (const [name, path, body, code, msg] of cases) {
@@ -310,49 +326,180 @@ describe('validation', () => {
 });
 
 describe('metrics route', () => {
-  test('GET /metrics is served only when asked (local server), as Prometheus text after a refresh', async () => {
+  const metricsUseCases: ApiUseCases = {
+    tenants: (c) => c.tenants.map((t) => t.name),
+    refresh: async () => ({
+      ok: true,
+      report: {
+        registries: [
+          {
+            name: 'r',
+            kind: 'static',
+            status: 'minted',
+            expiresAt: new Date(Date.now() + 3600_000).toISOString(),
+          },
+        ],
+        tenants: [{ name: 'team-a', namespaces: [{ name: 'a1', secret: 'created' }] }],
+      },
+    }),
+    tenantsOfNamespace: async () => [],
+    ensure: async () => ({ ok: true, report: {} }),
+    status: async () => ({ time: new Date().toISOString(), registries: [], tenants: [], nodes: [] }),
+  };
+  const metricsApp = async (o: {
+    config?: typeof config;
+    exposeMetrics?: boolean;
+    loopbackOnly?: boolean;
+  }) => {
     const { Metrics } = await import('../app/metrics.js');
     const metrics = new Metrics();
-    const useCases: ApiUseCases = {
-      tenants: (c) => c.tenants.map((t) => t.name),
-      refresh: async () => ({
-        ok: true,
-        report: {
-          registries: [
-            {
-              name: 'r',
-              kind: 'static',
-              status: 'minted',
-              expiresAt: new Date(Date.now() + 3600_000).toISOString(),
-            },
-          ],
-          tenants: [{ name: 'team-a', namespaces: [{ name: 'a1', secret: 'created' }] }],
-        },
-      }),
-      tenantsOfNamespace: async () => [],
-      ensure: async () => ({ ok: true, report: {} }),
-      status: async () => ({ time: new Date().toISOString(), registries: [], tenants: [], nodes: [] }),
-    };
-    const local = createApp({
-      config: async () => config,
-      useCases,
+    const app = createApp({
+      config: async () => o.config ?? config,
+      useCases: metricsUseCases,
       metrics,
-      exposeMetrics: true,
+      ...(o.exposeMetrics !== undefined ? { exposeMetrics: o.exposeMetrics } : {}),
+      ...(o.loopbackOnly !== undefined ? { loopbackOnly: o.loopbackOnly } : {}),
       logger: createLogger({ sink: () => undefined }),
     });
-    await local.request('/v1/refresh', { method: 'POST', headers: { authorization: `Bearer ${TOKEN_ALL}` } });
-    const res = await local.request('/metrics');
+    await app.request('/v1/refresh', { method: 'POST', headers: { authorization: `Bearer ${TOKEN_ALL}` } });
+    return app;
+  };
+  const get = (app: Awaited<ReturnType<typeof metricsApp>>, token?: string) =>
+    app.request('/metrics', token ? { headers: { authorization: `Bearer ${token}` } } : {});
+  const publicMetrics = parseConfig({
+    ...structuredClone(config),
+    api: { ...config.api, metrics: { public: true } },
+  });
+
+  test('GET /metrics is served only when asked (local server), as Prometheus text, to a caller granted every tenant', async () => {
+    const local = await metricsApp({ exposeMetrics: true });
+    const res = await get(local, TOKEN_ALL);
     assert.equal(res.status, 200);
     const text = await res.text();
     assert.match(text, /^pullkeeper_rotations_total\{tenant="team-a"\} 1$/m);
     assert.match(text, /^pullkeeper_credential_expiry_seconds\{registry="r",kind="static"\} \d+$/m);
-    const lambda = createApp({
-      config: async () => config,
-      useCases,
-      metrics,
-      logger: createLogger({ sink: () => undefined }),
+    const lambda = await metricsApp({});
+    assert.equal((await get(lambda, TOKEN_ALL)).status, 404);
+  });
+  const roles: Array<
+    [string, { config?: typeof config; loopbackOnly?: boolean }, string | undefined, number]
+  > = [
+    ['no token', {}, undefined, 401],
+    ['a wrong token', {}, 'nope-nope-nope', 401],
+    ["one tenant's token", {}, TOKEN_A, 403],
+    ['a token naming every tenant one by one (not "*")', {}, TOKEN_AB, 403],
+    ['a token granted every tenant ("*")', {}, TOKEN_ALL, 200],
+    [
+      'api.metrics.public on a loopback-only server, no token',
+      { config: publicMetrics, loopbackOnly: true },
+      undefined,
+      200,
+    ],
+    [
+      'api.metrics.public on a server not bound to loopback, no token',
+      { config: publicMetrics, loopbackOnly: false },
+      undefined,
+      401,
+    ],
+    ['api.metrics.public where loopback is not known, no token', { config: publicMetrics }, undefined, 401],
+  ];
+  for (const [name, o, token, code] of roles)
+    test(`/metrics, ${name}: ${code}`, async () => {
+      const res = await get(await metricsApp({ ...o, exposeMetrics: true }), token);
+      assert.equal(res.status, code);
+      const text = await res.text();
+      if (code !== 200) assert.doesNotMatch(text, /pullkeeper_rotations_total|team-a/);
     });
-    assert.equal((await lambda.request('/metrics')).status, 404);
+});
+
+describe('scoping per role: status, status page, ensure', () => {
+  const roles: Array<{
+    role: string;
+    token: string;
+    tenants: string[];
+    nodes: boolean;
+    ensureShared: string[];
+  }> = [
+    { role: 'team-a token', token: TOKEN_A, tenants: ['team-a'], nodes: false, ensureShared: ['team-a'] },
+    {
+      role: 'token naming both tenants (not "*")',
+      token: TOKEN_AB,
+      tenants: ['team-a', 'team-b'],
+      nodes: false,
+      ensureShared: ['team-a', 'team-b'],
+    },
+    {
+      role: 'token granted every tenant',
+      token: TOKEN_ALL,
+      tenants: ['team-a', 'team-b'],
+      nodes: true,
+      ensureShared: ['team-a', 'team-b'],
+    },
+  ];
+  for (const r of roles) {
+    test(`${r.role}: GET /v1/status shows its tenants; nodes ${r.nodes ? 'shown' : 'absent'}`, async () => {
+      const { req, calls } = setup();
+      const res = await req('GET', '/v1/status', { token: r.token });
+      assert.equal(res.status, 200);
+      const body = (await res.json()) as { tenants: Array<{ name: string }>; nodes?: unknown[] };
+      assert.deepEqual(
+        body.tenants.map((t) => t.name),
+        r.tenants,
+      );
+      assert.equal('nodes' in body, r.nodes);
+      assert.deepEqual(calls, [['status', r.tenants]]);
+    });
+    test(`${r.role}: the status page shows its tenants; nodes ${r.nodes ? 'shown' : 'withheld, saying why'}`, async () => {
+      const { req } = setup();
+      const res = await req('GET', '/', { headers: { authorization: basic('me', r.token) } });
+      assert.equal(res.status, 200);
+      const html = await res.text();
+      for (const t of ['team-a', 'team-b']) assert.equal(html.includes(`Tenant ${t}`), r.tenants.includes(t));
+      assert.equal(html.includes('node-secret-1'), r.nodes);
+      assert.equal(html.includes('Nodes are shown only to callers granted every tenant'), !r.nodes);
+    });
+    test(`${r.role}: ensure of a namespace two tenants share acts for its own tenants only`, async () => {
+      const { req, calls } = setup();
+      const res = await req('POST', '/v1/namespaces/shared/ensure', { token: r.token });
+      assert.equal(res.status, 200);
+      assert.deepEqual(calls, [['ensure', { ns: 'shared', timeoutMs: 20_000, tenants: r.ensureShared }]]);
+    });
+  }
+  test("ensure: another tenant's namespace and a non-existent one get identical answers, from the same lookups", async () => {
+    const { req, calls, lookups } = setup();
+    const answer = async (ns: string) => {
+      const res = await req('POST', `/v1/namespaces/${ns}/ensure`, { token: TOKEN_A });
+      const body = (await res.json()) as Record<string, unknown>;
+      return {
+        status: res.status,
+        headers: [...res.headers.entries()].filter(([k]) => k !== 'x-request-id').sort(),
+        body: JSON.stringify(body).replaceAll(ns, 'NS'),
+      };
+    };
+    const foreign = await answer('b1');
+    const missing = await answer('nope1');
+    assert.equal(foreign.status, 404);
+    assert.deepEqual(foreign, missing);
+    assert.deepEqual(lookups, [
+      ['b1', ['team-a']],
+      ['nope1', ['team-a']],
+    ]);
+    assert.deepEqual(calls, []);
+  });
+  test('api.maxBodyBytes is honoured', async () => {
+    const small = parseConfig({ ...structuredClone(config), api: { ...config.api, maxBodyBytes: 1024 } });
+    const { req, calls } = setup({ config: small });
+    const pad = (n: number) => JSON.stringify({ tenants: ['team-a'], dryRun: false }).padEnd(n, ' ');
+    const big = await req('POST', '/v1/refresh', { token: TOKEN_ALL, body: pad(1500) });
+    assert.equal(big.status, 413);
+    assert.match(await big.text(), /at most 1024 bytes, api\.maxBodyBytes/);
+    assert.deepEqual(calls, []);
+    const fits = await req('POST', '/v1/refresh', { token: TOKEN_ALL, body: pad(1000) });
+    assert.equal(fits.status, 200);
+  });
+  test('without a configuration there is no refresh route (no 501 placeholder)', async () => {
+    const res = await createApp().request('/v1/refresh', { method: 'POST' });
+    assert.equal(res.status, 404);
   });
 });
 

@@ -1,9 +1,9 @@
-import { type Context, Hono } from 'hono';
+import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Logger } from '../app/log.js';
 import { createLogger } from '../app/log.js';
 import type { Metrics } from '../app/metrics.js';
-import { CAPABILITIES, refreshNotYetAvailable } from '../app/status.js';
+import { CAPABILITIES } from '../app/status.js';
 import type { StatusReport } from '../app/status-report.js';
 import type { PullkeeperConfig } from '../config/schema.js';
 import { PullkeeperError } from '../core/errors.js';
@@ -17,6 +17,7 @@ import {
   type Principal,
 } from './auth.js';
 import {
+  CredentialsRequestSchema,
   EnsureRequestSchema,
   NamespaceParamSchema,
   type RefreshRequest,
@@ -42,15 +43,56 @@ export interface ApiUseCases {
     req: RefreshRequest & { tenants: string[] },
     ctx: CallContext,
   ): Promise<{ ok: boolean; report: unknown }>;
-  /** Which configured tenants own a namespace (may ask the cluster). Empty: not a tenant namespace. */
-  tenantsOfNamespace(config: PullkeeperConfig, namespace: string, ctx: CallContext): Promise<string[]>;
+  /**
+   * Which of `among` (the caller's tenants) own a namespace (may ask their clusters, and only
+   * theirs). Empty: not a namespace of those tenants, or no such namespace.
+   */
+  tenantsOfNamespace(
+    config: PullkeeperConfig,
+    namespace: string,
+    among: string[],
+    ctx: CallContext,
+  ): Promise<string[]>;
+  /** Makes the namespace ready for `tenants` only (the caller's tenants that own it). */
   ensure(
     config: PullkeeperConfig,
     namespace: string,
-    ctx: CallContext & { timeoutMs: number },
+    ctx: CallContext & { timeoutMs: number; tenants: string[] },
   ): Promise<{ ok: boolean; report: unknown }>;
-  status(config: PullkeeperConfig, tenants: string[], ctx: CallContext): Promise<StatusReport>;
+  /** The status of `scope.tenants`; node results only with `scope.nodes` (a caller granted every tenant). */
+  status(config: PullkeeperConfig, scope: StatusScope, ctx: CallContext): Promise<StatusReport>;
+  /**
+   * The pod credential broker (POST /v1/credentials): verifies the service account token in
+   * `authorization` itself (not the API's callers) and answers a CredentialProviderResponse.
+   * Absent: the route answers 404.
+   */
+  podCredentials?(
+    config: PullkeeperConfig,
+    authorization: string | undefined,
+    image: string,
+    ctx: { signal: AbortSignal; log: Logger },
+  ): Promise<{ status: 200 | 400 | 401 | 403 | 404 | 503; body: unknown }>;
 }
+
+export interface StatusScope {
+  tenants: string[];
+  nodes: boolean;
+}
+
+/** The API's default body limit when the config has no `api` section (the schema's default). */
+export const DEFAULT_MAX_BODY_BYTES = 16 * 1024;
+
+/**
+ * Node results, node pushes and metrics are fleet-wide: only a caller granted every tenant
+ * (`tenants: '*'` on its token or OIDC rule, present and future tenants alike) sees or asks for them.
+ */
+export const grantedEveryTenant = (p: Principal): boolean => p.tenants === '*';
+
+/** The one answer for a namespace that does not exist and one the caller may not touch. */
+const namespaceNotFound = (ns: string) => ({
+  error: 'not_found',
+  message: `namespace ${ns} is not a namespace of this caller's tenants (or does not exist)`,
+});
 
 export interface ApiDeps {
   /** Loads pullkeeper.yaml once per process; throws a ConfigError when it is broken. */
@@ -59,8 +101,13 @@ export interface ApiDeps {
   authenticator?: (config: PullkeeperConfig) => Authenticator;
   metrics?: Metrics;
   logger?: Logger;
-  /** Serve GET /metrics (Prometheus text): locally, not behind API Gateway. */
+  /** Serve GET /metrics (Prometheus text): locally, not behind API Gateway. Authenticated unless public (below). */
   exposeMetrics?: boolean;
+  /**
+   * The server listens on a loopback address only (`pullkeeper serve --host 127.0.0.1`):
+   * only then is `api.metrics.public` honoured.
+   */
+  loopbackOnly?: boolean;
   /**
    * Honour `api.statusPage.public` (default true). The composition root sets false
    * on a deployed Lambda: a public endpoint never serves the page without sign-in.
@@ -73,7 +120,8 @@ export interface ApiDeps {
 /** The realm a browser shows when it asks for the status page's credentials. */
 export const STATUS_REALM = 'pullkeeper status';
 
-type Env = { Variables: { requestId: string; log: Logger } };
+/** `config`: loaded once per request (by the body limit first, when the route has one). */
+type Env = { Variables: { requestId: string; log: Logger; config?: PullkeeperConfig } };
 type Ctx = Context<Env>;
 
 /** 400 body: what was wrong, field by field. */
@@ -113,15 +161,8 @@ export function createApp(deps?: ApiDeps): Hono<Env> {
 
   app.get('/healthz', (c) => c.json({ status: 'ok', version: VERSION }));
   app.get('/v1/capabilities', (c) => c.json({ version: VERSION, capabilities: CAPABILITIES }));
-  if (deps?.exposeMetrics && deps.metrics) {
-    const metrics = deps.metrics;
-    app.get('/metrics', (c) =>
-      c.text(metrics.prometheus(), 200, { 'content-type': 'text/plain; version=0.0.4' }),
-    );
-  }
 
   if (!deps?.useCases) {
-    app.post('/v1/refresh', (c) => c.json(refreshNotYetAvailable(), 501));
     app.get('/', (c) =>
       page(
         c,
@@ -143,14 +184,41 @@ export function createApp(deps?: ApiDeps): Hono<Env> {
   } else {
     const uc = deps.useCases;
     const loadConfig = deps.config;
-    const limit = bodyLimit({
-      maxSize: 64 * 1024,
-      onError: (c) => c.json(badRequest('the request body is too large (at most 64 KiB)'), 413),
-    });
+    /** api.maxBodyBytes of the current config (a body limit per config object). */
+    const limits = new WeakMap<PullkeeperConfig, MiddlewareHandler<Env>>();
+    const limitOf = (config: PullkeeperConfig | undefined): MiddlewareHandler<Env> => {
+      const cached = config && limits.get(config);
+      if (cached) return cached;
+      const maxSize = config?.api?.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+      const mw = bodyLimit({
+        maxSize,
+        onError: (c) =>
+          c.json(
+            badRequest(`the request body is too large (at most ${maxSize} bytes, api.maxBodyBytes)`),
+            413,
+          ),
+      });
+      if (config) limits.set(config, mw);
+      return mw;
+    };
+    const limit: MiddlewareHandler<Env> = async (c, next) => {
+      let config: PullkeeperConfig | undefined;
+      try {
+        config = await loadConfig();
+        c.set('config', config);
+      } catch {
+        // authorize() answers 503 and logs why; the default limit guards the body meanwhile.
+      }
+      return limitOf(config)(c, next);
+    };
     /** The config, or undefined after logging why it could not be loaded. */
     const configOf = async (c: Ctx): Promise<PullkeeperConfig | undefined> => {
+      const loaded = c.get('config');
+      if (loaded) return loaded;
       try {
-        return await loadConfig();
+        const config = await loadConfig();
+        c.set('config', config);
+        return config;
       } catch (err) {
         c.get('log').error('config', {
           err: err instanceof PullkeeperError ? err : { name: (err as Error).name },
@@ -242,7 +310,7 @@ export function createApp(deps?: ApiDeps): Hono<Env> {
       if (asked.length === 0)
         return c.json({ error: 'forbidden', message: 'this caller may refresh no tenant' }, 403);
       // Node config is fleet-wide: only a caller allowed every tenant pushes it (by default when it names no tenant).
-      const everyTenant = a.principal.tenants === '*';
+      const everyTenant = grantedEveryTenant(a.principal);
       if (parsed.data.nodes && !everyTenant)
         return c.json(
           { error: 'forbidden', message: 'pushing node config needs a caller allowed every tenant ("*")' },
@@ -260,6 +328,30 @@ export function createApp(deps?: ApiDeps): Hono<Env> {
       return c.json({ ok, requestId: c.get('requestId'), ...(report as object) }, ok ? 200 : 502);
     });
 
+    // /metrics: Prometheus text of this process. Per-tenant and node series are fleet-wide, so it takes
+    // the API's bearer auth and a caller granted every tenant; or no auth with api.metrics.public,
+    // honoured only when the server listens on loopback only.
+    if (deps.exposeMetrics && deps.metrics) {
+      const metrics = deps.metrics;
+      app.get('/metrics', async (c) => {
+        const config = await configOf(c);
+        const open = config?.api?.metrics.public === true && deps.loopbackOnly === true;
+        if (!open) {
+          const a = await authorize(c);
+          if ('res' in a) return a.res;
+          if (!grantedEveryTenant(a.principal))
+            return c.json(
+              {
+                error: 'forbidden',
+                message: 'metrics cover every tenant and node: they need a caller granted every tenant ("*")',
+              },
+              403,
+            );
+        }
+        return c.text(metrics.prometheus(), 200, { 'content-type': 'text/plain; version=0.0.4' });
+      });
+    }
+
     app.post('/v1/namespaces/:ns/ensure', limit, async (c) => {
       const a = await authorize(c);
       if ('res' in a) return a.res;
@@ -275,23 +367,15 @@ export function createApp(deps?: ApiDeps): Hono<Env> {
       if (!parsed.success)
         return c.json(badRequest('invalid ensure request', validationErrors(parsed.error)), 400);
       const ctx = ctxOf(c, a.principal);
-      const owners = await uc.tenantsOfNamespace(a.config, ns.data, ctx);
-      if (owners.length === 0)
-        return c.json(
-          {
-            error: 'not_found',
-            message: `namespace ${ns.data} belongs to no configured tenant (or does not exist)`,
-          },
-          404,
-        );
-      if (!owners.some((t) => allows(a.principal.tenants, t)))
-        return c.json(
-          { error: 'forbidden', message: `this caller may not ensure namespace ${ns.data}` },
-          403,
-        );
+      // Only the caller's tenants are looked at (their clusters asked), so a namespace of another
+      // tenant and one that does not exist get the same answer, from the same calls.
+      const mine = uc.tenants(a.config).filter((t) => allows(a.principal.tenants, t));
+      const owners = mine.length ? await uc.tenantsOfNamespace(a.config, ns.data, mine, ctx) : [];
+      if (owners.length === 0) return c.json(namespaceNotFound(ns.data), 404);
       const { ok, report } = await uc.ensure(a.config, ns.data, {
         ...ctx,
         timeoutMs: parsed.data.timeoutSeconds * 1000,
+        tenants: owners,
       });
       return c.json(
         { ok, requestId: c.get('requestId'), ...(report as object) },
@@ -300,11 +384,58 @@ export function createApp(deps?: ApiDeps): Hono<Env> {
       );
     });
 
+    // The pod credential broker (docs/pod-credentials.md): its callers are pods, by their
+    // ServiceAccount token (KEP-4412), never the API's tokens. Errors say nothing that helps
+    // an attacker; the log says why.
+    app.post('/v1/credentials', limit, async (c) => {
+      const config = await configOf(c);
+      if (!config)
+        return c.json(
+          { error: 'unavailable', message: 'pullkeeper is not configured correctly; see the function logs' },
+          503,
+          { 'retry-after': '60' },
+        );
+      if (!config.api?.serviceAccountTokens || !uc.podCredentials)
+        return c.json(
+          {
+            error: 'not_found',
+            message: 'the pod credential broker is off: configure api.serviceAccountTokens',
+          },
+          404,
+        );
+      const authorization = c.req.header('authorization');
+      if (!/^Bearer\s+\S+\s*$/i.test(authorization ?? '')) {
+        c.get('log').warn('pod credentials refused', { reason: 'no bearer token' });
+        deps.metrics?.recordPodCredential('none', 'denied');
+        return c.json({ error: 'unauthorized', message: 'a valid service account token is required' }, 401, {
+          'www-authenticate': 'Bearer',
+        });
+      }
+      const j = await readJson(c);
+      if ('res' in j) return j.res;
+      const parsed = CredentialsRequestSchema.safeParse(j.body);
+      if (!parsed.success)
+        return c.json(badRequest('invalid credentials request', validationErrors(parsed.error)), 400);
+      const r = await uc.podCredentials(config, authorization, parsed.data.image, {
+        signal: c.req.raw.signal,
+        log: c.get('log'),
+      });
+      return c.json(
+        r.body as object,
+        r.status,
+        r.status === 401
+          ? { 'www-authenticate': 'Bearer', 'cache-control': 'no-store' }
+          : { 'cache-control': 'no-store' },
+      );
+    });
+
     app.get('/v1/status', async (c) => {
       const a = await authorize(c);
       if ('res' in a) return a.res;
       const tenants = uc.tenants(a.config).filter((t) => allows(a.principal.tenants, t));
-      return c.json(await uc.status(a.config, tenants, ctxOf(c, a.principal)));
+      return c.json(
+        await uc.status(a.config, { tenants, nodes: grantedEveryTenant(a.principal) }, ctxOf(c, a.principal)),
+      );
     });
 
     // The status page: what GET /v1/status says, for a person with a browser (docs/status-page.md).
@@ -353,7 +484,11 @@ export function createApp(deps?: ApiDeps): Hono<Env> {
         }
       }
       const tenants = uc.tenants(config).filter((t) => allows(principal.tenants, t));
-      const report = await uc.status(config, tenants, ctxOf(c, principal));
+      const report = await uc.status(
+        config,
+        { tenants, nodes: grantedEveryTenant(principal) },
+        ctxOf(c, principal),
+      );
       return page(
         c,
         renderStatusPage(report, {

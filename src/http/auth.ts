@@ -1,12 +1,13 @@
 /**
  * Who is calling the API. CI systems present an OIDC ID token (GitHub Actions,
- * GitLab CI; spec-clouds §7), verified with jose: the issuer pinned exactly, our
+ * GitLab CI; docs/deploy.md), verified with jose: the issuer pinned exactly, our
  * own audience, RS256 only, a bounded clock skew, the JWKS fetched once per
  * process and cached (a warm Lambda reuses it). Claims map to tenants by
  * immutable ids. Operators may use static bearer tokens, stored as sha256
  * hashes and compared in constant time. Messages never contain the token.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { jwksUriOf, remoteJwks } from '../app/jwks.js';
 import type { ApiConfig } from '../config/schema.js';
 import { PullkeeperError } from '../core/errors.js';
 
@@ -32,33 +33,6 @@ export class AuthError extends PullkeeperError {
 
 export function allows(grant: TenantGrant, tenant: string): boolean {
   return grant === '*' || grant.includes(tenant);
-}
-
-type Jose = typeof import('jose');
-type RemoteJwks = ReturnType<Jose['createRemoteJWKSet']>;
-/** Module scope: warm invocations reuse fetched keys (jose caches them, with a refetch cooldown). */
-const jwksCache = new Map<string, RemoteJwks>();
-const discoveryCache = new Map<string, Promise<string>>();
-
-async function jwksUriOf(
-  issuer: string,
-  configured: string | undefined,
-  signal: AbortSignal,
-): Promise<string> {
-  if (configured) return configured;
-  let p = discoveryCache.get(issuer);
-  if (!p) {
-    p = (async () => {
-      const res = await fetch(`${issuer}/.well-known/openid-configuration`, { signal });
-      if (!res.ok) throw new Error(`discovery answered HTTP ${res.status}`);
-      const doc = (await res.json()) as { jwks_uri?: unknown; issuer?: unknown };
-      if (typeof doc.jwks_uri !== 'string') throw new Error('discovery document has no jwks_uri');
-      return doc.jwks_uri;
-    })();
-    discoveryCache.set(issuer, p);
-    p.catch(() => discoveryCache.delete(issuer));
-  }
-  return p;
 }
 
 /** `eyJ...`.`eyJ...`.sig: a JWT rather than an opaque static token. */
@@ -162,11 +136,7 @@ export function createAuthenticator(
             cause: err,
           });
         }
-        let jwks = jwksCache.get(uri);
-        if (!jwks) {
-          jwks = jose.createRemoteJWKSet(new URL(uri), { timeoutDuration: 5000, cooldownDuration: 30_000 });
-          jwksCache.set(uri, jwks);
-        }
+        const jwks = remoteJwks(jose, uri);
         let payload: Record<string, unknown>;
         try {
           ({ payload } = await jose.jwtVerify(token, jwks, {

@@ -29,6 +29,12 @@ export const EnsureRequestSchema = z.strictObject({
 });
 export type EnsureRequest = z.infer<typeof EnsureRequestSchema>;
 
+/** POST /v1/credentials (the pod credential broker): the image the kubelet is about to pull. */
+export const CredentialsRequestSchema = z.strictObject({
+  image: z.string().min(1).max(4096),
+});
+export type CredentialsRequest = z.infer<typeof CredentialsRequestSchema>;
+
 /** A zod error as the API's 400 body: every problem with its field path and what was expected. */
 export function validationErrors(error: z.ZodError): Array<{ path: string; message: string }> {
   return error.issues.map((i) => ({

@@ -84,6 +84,8 @@ export interface StatusView {
   registries: RegistryRow[];
   tenants: TenantRow[];
   nodes: NodeRow[];
+  /** false: this caller is not granted every tenant, so no node is shown (the report has none). */
+  nodesVisible: boolean;
 }
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
@@ -195,7 +197,7 @@ function tenantRow(t: StatusReport['tenants'][number], i: number, now: Date): Te
   };
 }
 
-function nodeRow(n: StatusReport['nodes'][number], i: number, now: Date): NodeRow {
+function nodeRow(n: NonNullable<StatusReport['nodes']>[number], i: number, now: Date): NodeRow {
   const base = {
     id: idOf('node', n.name, i),
     name: n.name,
@@ -215,7 +217,7 @@ function nodeRow(n: StatusReport['nodes'][number], i: number, now: Date): NodeRo
 export function statusView(report: StatusReport, now: Date): StatusView {
   const registries = byLevel(report.registries.map((r, i) => registryRow(r, i, now)));
   const tenants = byLevel(report.tenants.map((t, i) => tenantRow(t, i, now)));
-  const nodes = byLevel(report.nodes.map((n, i) => nodeRow(n, i, now)));
+  const nodes = byLevel((report.nodes ?? []).map((n, i) => nodeRow(n, i, now)));
   const flagged = (l: Level) => l === 'problem' || l === 'warning';
   const issues: Issue[] = [
     ...(report.storeError
@@ -281,6 +283,7 @@ export function statusView(report: StatusReport, now: Date): StatusView {
     registries,
     tenants,
     nodes,
+    nodesVisible: report.nodes !== undefined,
   };
 }
 
@@ -501,8 +504,10 @@ function StatusPage(p: {
                 ))}
               </tbody>
             </table>
-          ) : (
+          ) : v.nodesVisible ? (
             <p class="note">No node push has run in this server process yet.</p>
+          ) : (
+            <p class="note">Nodes are shown only to callers granted every tenant.</p>
           )}
         </section>
       </main>

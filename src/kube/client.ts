@@ -17,7 +17,13 @@
 
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent, request as httpsRequest, type RequestOptions } from 'node:https';
+import { parseRetryAfter } from '../core/backoff.js';
 import { PullkeeperError } from '../core/errors.js';
+import { linkedSignal, Semaphore, TokenBucket } from '../util/concurrency.js';
+import { retry } from '../util/retry.js';
+
+/** The longest Retry-After honoured (a longer one is waited this long, then retried). */
+const MAX_RETRY_AFTER_MS = 10_000;
 
 export class KubeApiError extends PullkeeperError {
   constructor(
@@ -26,6 +32,8 @@ export class KubeApiError extends PullkeeperError {
     readonly apiMessage: string,
     readonly method: string,
     readonly path: string,
+    /** The wait the API server asked for (Retry-After, seconds or an HTTP date). */
+    readonly retryAfterMs?: number,
   ) {
     super(`${method} ${path}: HTTP ${status} ${reason}${apiMessage ? `: ${apiMessage}` : ''}`);
   }
@@ -39,8 +47,8 @@ export interface KubeConnection {
   /** Client certificate auth. */
   cert?: string | Buffer;
   key?: string | Buffer;
-  /** Current bearer token (called per request: tokens that rotate, e.g. EKS every ~14 min). */
-  token?: () => Promise<string | undefined>;
+  /** Current bearer token (called per request: tokens that rotate, e.g. EKS every ~14 min); the request's signal. */
+  token?: (signal?: AbortSignal) => Promise<string | undefined>;
   /** Extra headers from the kubeconfig (exec plugins, impersonation). */
   headers?: Record<string, string>;
   insecureSkipTLSVerify?: boolean;
@@ -61,61 +69,6 @@ export interface KubeStats {
   /** TLS/TCP connections opened (a reused connection is not counted again). */
   connections: number;
   retries: number;
-}
-
-/** Token bucket: `qps` per second, `burst` at once. */
-class TokenBucket {
-  #tokens: number;
-  #last = performance.now();
-  constructor(
-    private readonly qps: number,
-    private readonly burst: number,
-  ) {
-    this.#tokens = burst;
-  }
-  async take(signal?: AbortSignal): Promise<void> {
-    for (;;) {
-      const now = performance.now();
-      this.#tokens = Math.min(this.burst, this.#tokens + ((now - this.#last) / 1000) * this.qps);
-      this.#last = now;
-      if (this.#tokens >= 1) {
-        this.#tokens -= 1;
-        return;
-      }
-      const wait = ((1 - this.#tokens) / this.qps) * 1000;
-      await new Promise<void>((resolve, reject) => {
-        const t = setTimeout(resolve, wait);
-        signal?.addEventListener(
-          'abort',
-          () => {
-            clearTimeout(t);
-            reject(signal.reason);
-          },
-          { once: true },
-        );
-      });
-    }
-  }
-}
-
-/** Counting semaphore for bounded concurrency. */
-class Semaphore {
-  #free: number;
-  readonly #queue: Array<() => void> = [];
-  constructor(n: number) {
-    this.#free = n;
-  }
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.#free > 0) this.#free--;
-    else await new Promise<void>((r) => this.#queue.push(r));
-    try {
-      return await fn();
-    } finally {
-      const next = this.#queue.shift();
-      if (next) next();
-      else this.#free++;
-    }
-  }
 }
 
 export interface RequestInit {
@@ -178,88 +131,105 @@ export class KubeClient {
     this.#agent.destroy();
   }
 
+  /**
+   * One API call. Safe calls (GET, or `retry: true`) are retried on 429, 5xx and
+   * network errors: 4 attempts, full jitter from 200 ms up to 2 s, or the
+   * server's Retry-After (at most 10 s). The signal ends waits and the request.
+   */
   async request<T = unknown>(method: string, path: string, init: RequestInit = {}): Promise<T> {
-    const attempts = (init.retry ?? method === 'GET') ? 4 : 1;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.#once<T>(method, path, init);
-      } catch (err) {
+    return retry(() => this.#once<T>(method, path, init), {
+      attempts: (init.retry ?? method === 'GET') ? 4 : 1,
+      baseMs: 200,
+      maxDelayMs: 2000,
+      signal: init.signal,
+      retryable: (err) => {
         const status = err instanceof KubeApiError ? err.status : 0;
-        const retryable =
-          status === 429 || status >= 500 || (!(err instanceof KubeApiError) && !init.signal?.aborted);
-        if (attempt >= attempts || !retryable) throw err;
+        return status === 429 || status >= 500 || !(err instanceof KubeApiError);
+      },
+      retryAfterMs: (err) => (err instanceof KubeApiError ? err.retryAfterMs : undefined),
+      maxRetryAfterMs: MAX_RETRY_AFTER_MS,
+      onRetry: () => {
         this.stats.retries++;
-        const wait =
-          (err as { retryAfterMs?: number }).retryAfterMs ??
-          Math.min(2000, 100 * 2 ** attempt) * Math.random();
-        await new Promise((r) => setTimeout(r, wait));
-      }
-    }
+      },
+    });
   }
 
   async #once<T>(method: string, path: string, init: RequestInit): Promise<T> {
     await this.#bucket.take(init.signal);
     return this.#sem.run(async () => {
-      this.stats.requests++;
-      if (method !== 'GET') this.stats.writes++;
-      const token = await this.#conn.token?.();
-      const body = init.body === undefined ? undefined : Buffer.from(JSON.stringify(init.body));
-      const headers: Record<string, string> = {
-        accept: 'application/json',
-        'user-agent': this.#ua,
-        ...this.#conn.headers,
-        ...(token ? { authorization: `Bearer ${token}` } : {}),
-        ...(body
-          ? { 'content-type': init.contentType ?? 'application/json', 'content-length': String(body.length) }
-          : {}),
-      };
-      const signal = init.signal
-        ? AbortSignal.any([init.signal, AbortSignal.timeout(this.#timeoutMs)])
-        : AbortSignal.timeout(this.#timeoutMs);
-      const opts: RequestOptions = {
-        method,
-        host: this.#url.hostname,
-        port: this.#url.port || (this.#url.protocol === 'http:' ? 80 : 443),
-        path: `${this.#url.pathname.replace(/\/$/, '')}${path}`,
-        headers,
-        agent: this.#agent as Agent,
-        signal,
-      };
-      const send = this.#url.protocol === 'http:' ? httpRequest : httpsRequest;
-      return new Promise<T>((resolve, reject) => {
-        const req = send(opts, (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('error', reject);
-          res.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8');
-            const status = res.statusCode ?? 0;
-            if (status >= 200 && status < 300) {
-              try {
-                resolve((text ? JSON.parse(text) : {}) as T);
-              } catch (err) {
-                reject(err);
-              }
-              return;
-            }
-            let reason = res.statusMessage ?? '';
-            let message = '';
+      const link = linkedSignal(init.signal, this.#timeoutMs);
+      try {
+        return await this.#send<T>(method, path, init, link.signal);
+      } finally {
+        link.dispose();
+      }
+    }, init.signal);
+  }
+
+  async #send<T>(method: string, path: string, init: RequestInit, signal: AbortSignal): Promise<T> {
+    this.stats.requests++;
+    if (method !== 'GET') this.stats.writes++;
+    const token = await this.#conn.token?.(signal);
+    const body = init.body === undefined ? undefined : Buffer.from(JSON.stringify(init.body));
+    const headers: Record<string, string> = {
+      accept: 'application/json',
+      'user-agent': this.#ua,
+      ...this.#conn.headers,
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body
+        ? { 'content-type': init.contentType ?? 'application/json', 'content-length': String(body.length) }
+        : {}),
+    };
+    const opts: RequestOptions = {
+      method,
+      host: this.#url.hostname,
+      port: this.#url.port || (this.#url.protocol === 'http:' ? 80 : 443),
+      path: `${this.#url.pathname.replace(/\/$/, '')}${path}`,
+      headers,
+      agent: this.#agent as Agent,
+      signal,
+    };
+    const send = this.#url.protocol === 'http:' ? httpRequest : httpsRequest;
+    return new Promise<T>((resolve, reject) => {
+      const req = send(opts, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          const status = res.statusCode ?? 0;
+          if (status >= 200 && status < 300) {
             try {
-              const s = JSON.parse(text) as { reason?: string; message?: string };
-              reason = s.reason ?? reason;
-              message = s.message ?? '';
-            } catch {
-              /* not a Status */
+              resolve((text ? JSON.parse(text) : {}) as T);
+            } catch (err) {
+              reject(err);
             }
-            const e = new KubeApiError(status, reason, message, method, path.split('?')[0]!);
-            const ra = Number(res.headers['retry-after']);
-            if (Number.isFinite(ra) && ra > 0) Object.assign(e, { retryAfterMs: Math.min(ra, 10) * 1000 });
-            reject(e);
-          });
+            return;
+          }
+          let reason = res.statusMessage ?? '';
+          let message = '';
+          try {
+            const s = JSON.parse(text) as { reason?: string; message?: string };
+            reason = s.reason ?? reason;
+            message = s.message ?? '';
+          } catch {
+            /* not a Status */
+          }
+          const ra = res.headers['retry-after'];
+          reject(
+            new KubeApiError(
+              status,
+              reason,
+              message,
+              method,
+              path.split('?')[0]!,
+              parseRetryAfter(Array.isArray(ra) ? ra[0] : ra, Date.now()),
+            ),
+          );
         });
-        req.on('error', reject);
-        req.end(body);
       });
+      req.on('error', reject);
+      req.end(body);
     });
   }
 }

@@ -2,11 +2,12 @@
  * Cluster access, from a `clusters[]` entry: a kubeconfig file (any auth
  * client-node understands: tokens, client certificates, exec plugins),
  * in-cluster config, or the identities a Lambda has: EKS (a presigned STS
- * GetCallerIdentity, spec-clouds §1), AKS (an Entra ID token for the AKS
- * server app, §2.1), GKE (a Google access token, §2.2).
+ * GetCallerIdentity, eks-token.ts), AKS (an Entra ID token for the AKS
+ * server app), GKE (a Google access token); docs/deploy.md.
  */
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
+import { azureCredential } from '../cloud/azure-identity.js';
 import type { ClusterConfig } from '../config/schema.js';
 import type { SecretResolver } from '../config/secret-ref.js';
 import { PullkeeperError } from '../core/errors.js';
@@ -137,9 +138,10 @@ export async function connectionFor(
       server,
       ca: caOf(ca),
       token: cachedToken(async () => {
-        // Static keys from the config, else the function's own role (environment, IRSA, instance profile).
-        const credentials =
-          creds ?? (await (await import('@aws-sdk/credential-provider-node')).defaultProvider()());
+        // Static keys from the config, else the function's own role (environment, IRSA, instance profile);
+        // with roleArn, that identity assumes the role and the token is signed as the role.
+        const base = creds ?? (await (await import('@aws-sdk/credential-provider-node')).defaultProvider()());
+        const credentials = e.roleArn ? await eksAssumeRole(cluster.name, e, base) : base;
         return eksToken({
           cluster: e.cluster,
           region: e.region,
@@ -151,36 +153,14 @@ export async function connectionFor(
   }
   if ('aks' in cluster) {
     const a = cluster.aks;
-    const id = await import('@azure/identity');
-    const authority = a.authorityHost
-      ? { authorityHost: a.authorityHost, disableInstanceDiscovery: true }
-      : {};
-    const c = a.credential;
-    const cred = !c
-      ? new id.DefaultAzureCredential({ tenantId: a.tenantId, ...authority })
-      : 'clientSecret' in c
-        ? new id.ClientSecretCredential(
-            a.tenantId,
-            c.clientId,
-            await secrets.resolve(c.clientSecret),
-            authority,
-          )
-        : 'federatedToken' in c
-          ? new id.ClientAssertionCredential(
-              a.tenantId,
-              c.clientId,
-              () => secrets.resolve(c.federatedToken),
-              authority,
-            )
-          : new id.ManagedIdentityCredential(
-              c.managedIdentity === true ? {} : { clientId: c.managedIdentity.clientId },
-            );
+    // The SDK's retries are off: KubeClient's are the only ones.
+    const cred = await azureCredential(a, secrets);
     return {
       server: a.server,
       ca: caOf(a.caData),
       // @azure/identity caches the token and refreshes it before expiry.
-      token: async () => {
-        const t = await cred.getToken(`${AKS_SERVER_APP_ID}/.default`);
+      token: async (signal) => {
+        const t = await cred.getToken(`${AKS_SERVER_APP_ID}/.default`, signal ? { abortSignal: signal } : {});
         if (!t)
           throw new ClusterAccessError(`cluster ${cluster.name}: no Entra ID token for the AKS server app`);
         return t.token;
@@ -188,7 +168,9 @@ export async function connectionFor(
     };
   }
   const g = cluster.gke;
-  const { googleClient, googleReason, CLOUD_PLATFORM_SCOPE } = await import('../cloud/google-auth.js');
+  const { googleClient, googleReason, cachedGoogleToken, CLOUD_PLATFORM_SCOPE } = await import(
+    '../cloud/google-auth.js'
+  );
   let google: Awaited<ReturnType<typeof googleClient>>;
   try {
     google = await googleClient({
@@ -206,9 +188,9 @@ export async function connectionFor(
     server: g.server,
     ca: caOf(g.caData),
     // The client caches the token and refreshes it before expiry; GKE wants it without trailing dots.
-    token: async () => {
+    token: async (signal) => {
       try {
-        return ((await client.getAccessToken()).token ?? '').replace(/\.+$/, '');
+        return ((await cachedGoogleToken(client, signal)).token ?? '').replace(/\.+$/, '');
       } catch (err) {
         throw new ClusterAccessError(
           `cluster ${cluster.name}: Google access token failed: ${googleReason(err, google.kind)}`,
@@ -217,6 +199,42 @@ export async function connectionFor(
       }
     },
   };
+}
+
+type AwsKeys = { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+
+/** sts:AssumeRole for an `eks:` cluster's roleArn (at its stsEndpoint when set); one hour, renewed with the token. */
+async function eksAssumeRole(
+  name: string,
+  e: { region: string; roleArn?: string; stsEndpoint?: string },
+  credentials: AwsKeys,
+): Promise<AwsKeys> {
+  const { STSClient, AssumeRoleCommand } = await import('@aws-sdk/client-sts');
+  const sts = new STSClient({
+    region: e.region,
+    credentials,
+    ...(e.stsEndpoint ? { endpoint: e.stsEndpoint } : {}),
+  });
+  try {
+    const out = await sts.send(
+      new AssumeRoleCommand({
+        RoleArn: e.roleArn,
+        RoleSessionName: `pullkeeper-${name}`.slice(0, 64),
+        DurationSeconds: 3600,
+      }),
+      { abortSignal: AbortSignal.timeout(15_000) },
+    );
+    const c = out.Credentials;
+    if (!c?.AccessKeyId || !c.SecretAccessKey) throw new Error('AssumeRole returned no credentials');
+    return { accessKeyId: c.AccessKeyId, secretAccessKey: c.SecretAccessKey, sessionToken: c.SessionToken };
+  } catch (err) {
+    throw new ClusterAccessError(
+      `cluster ${name}: sts:AssumeRole ${e.roleArn} failed (${(err as Error).name}: ${(err as Error).message}); allow sts:AssumeRole on that role for the function's identity, and name that identity in the role's trust policy`,
+      { cause: err },
+    );
+  } finally {
+    sts.destroy();
+  }
 }
 
 export async function kubeClientFor(

@@ -1,6 +1,6 @@
 /**
  * EKS bearer token, as `aws eks get-token` and aws-iam-authenticator make it
- * (spec-clouds §1): an STS GetCallerIdentity GET request presigned with SigV4,
+ * (aws-cli customizations/eks/get_token.py, aws-iam-authenticator pkg/token/token.go): an STS GetCallerIdentity GET request presigned with SigV4,
  * with `x-k8s-aws-id: <cluster>` among the signed headers, X-Amz-Expires=60,
  * encoded as `k8s-aws-v1.` + unpadded base64url of the URL. The server accepts
  * it until X-Amz-Date + 15 min; we use it for at most 14 min (the CLI's

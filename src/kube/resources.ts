@@ -18,7 +18,7 @@ export interface NamespaceObj {
   metadata: ObjectMeta;
   status?: { phase?: string };
 }
-interface SecretObj {
+export interface SecretObj {
   metadata: ObjectMeta;
   type?: string;
   data?: Record<string, string>;
@@ -84,17 +84,22 @@ export async function getNamespace(
   }
 }
 
-/** Secrets cluster-wide (`namespace` undefined) or in one namespace, by label or field selector. Data is dropped. */
-export async function listSecrets(
+/**
+ * The Secrets named `name`, cluster-wide (`namespace` undefined) or in one namespace. Always
+ * with `fieldSelector=metadata.name=NAME`: the only Secret list that RBAC limited by
+ * resourceNames allows (what `pullkeeper rbac` grants), so pullkeeper never asks for any
+ * other Secret. Data is dropped.
+ */
+export async function listSecretsNamed(
   k: KubeClient,
-  q: { namespace?: string; labelSelector?: string; fieldSelector?: string },
+  name: string,
+  namespace: string | undefined,
   signal?: AbortSignal,
 ): Promise<SecretState[]> {
-  const path = q.namespace ? `/api/v1/namespaces/${enc(q.namespace)}/secrets` : '/api/v1/secrets';
-  const query: Record<string, string> = {};
-  if (q.labelSelector) query.labelSelector = q.labelSelector;
-  if (q.fieldSelector) query.fieldSelector = q.fieldSelector;
-  return (await listAll<SecretObj>(k, path, query, signal)).map(toSecretState);
+  const path = namespace ? `/api/v1/namespaces/${enc(namespace)}/secrets` : '/api/v1/secrets';
+  return (await listAll<SecretObj>(k, path, { fieldSelector: `metadata.name=${name}` }, signal)).map(
+    toSecretState,
+  );
 }
 
 export async function getSecret(
@@ -113,13 +118,19 @@ export async function getSecret(
   }
 }
 
+/**
+ * ServiceAccounts cluster-wide (`namespace` undefined) or in one namespace; with `name`, only
+ * those of that name (`fieldSelector=metadata.name=NAME`, which RBAC resourceNames allow).
+ */
 export async function listServiceAccounts(
   k: KubeClient,
   namespace: string | undefined,
   signal?: AbortSignal,
+  name?: string,
 ): Promise<ServiceAccountState[]> {
   const path = namespace ? `/api/v1/namespaces/${enc(namespace)}/serviceaccounts` : '/api/v1/serviceaccounts';
-  return (await listAll<ServiceAccountObj>(k, path, {}, signal)).map(toServiceAccountState);
+  const query: Record<string, string> = name ? { fieldSelector: `metadata.name=${name}` } : {};
+  return (await listAll<ServiceAccountObj>(k, path, query, signal)).map(toServiceAccountState);
 }
 
 export async function getServiceAccount(

@@ -5,8 +5,10 @@
  * first (at most `concurrency` at once); if more than F of them failed, the run
  * halts and the rest are not attempted. After the canary batch, the run also
  * stops starting new items as soon as more than F of the items finished so far
- * failed. Without a canary, every item runs.
+ * failed. Without a canary, every item runs. The workers are the shared pool
+ * (src/util/concurrency.ts).
  */
+import { pool } from '../util/concurrency.js';
 
 export interface CanaryPolicy {
   count: number;
@@ -55,17 +57,19 @@ export async function fanout<T, R>(
   const gate = new CanaryGate(opts.canary);
   let halted: string | undefined;
   const runRange = async (from: number, to: number) => {
-    let next = from;
-    const worker = async () => {
-      while (next < to && !halted && !opts.signal?.aborted) {
-        const i = next++;
-        const r = await fn(items[i]!, i);
-        results[i] = r;
+    const slice = await pool(
+      items.slice(from, to),
+      { concurrency: opts.concurrency, signal: opts.signal, stop: () => halted !== undefined },
+      async (item, j) => {
+        const r = await fn(item, from + j);
         gate.record(ok(r));
         halted ??= gate.haltReason();
-      }
-    };
-    await Promise.all(Array.from({ length: Math.max(0, Math.min(opts.concurrency, to - from)) }, worker));
+        return r;
+      },
+    );
+    slice.forEach((r, j) => {
+      results[from + j] = r;
+    });
   };
   const k = Math.min(opts.canary?.count ?? 0, items.length);
   if (k > 0) {

@@ -1,10 +1,16 @@
 /**
  * Which nodes to push to: a static list from the config, or the cluster's Node
- * objects (InternalIP or ExternalIP, by config) filtered by a label selector.
+ * objects (InternalIP or ExternalIP, by config) filtered by a label selector,
+ * listed from any cluster kind pullkeeper connects to.
  * Per-node overrides (address, port, user, path) apply to both.
  */
 import type { ClusterConfig, NodesConfig, PullkeeperConfig } from '../config/schema.js';
+import { createSecretResolver, type SecretResolver } from '../config/secret-ref.js';
 import { PullkeeperError } from '../core/errors.js';
+import { KubeApiError, type KubeClient, type KubeClientOptions } from '../kube/client.js';
+import { kubeClientFor } from '../kube/connect.js';
+import { clusterFailureMessage } from '../kube/failure.js';
+import { listAll } from '../kube/resources.js';
 
 export class InventoryError extends PullkeeperError {}
 
@@ -17,6 +23,11 @@ export interface ClusterNode {
 /** The one thing the push needs from Kubernetes. */
 export interface NodeLister {
   listNodes(selector: Record<string, string> | undefined, signal?: AbortSignal): Promise<ClusterNode[]>;
+  /**
+   * Only the named Nodes (a fan-out worker's batch: no full list per batch);
+   * a Node that no longer exists is left out.
+   */
+  getNodes?(names: string[], signal?: AbortSignal): Promise<ClusterNode[]>;
 }
 
 export interface NodeTarget {
@@ -36,47 +47,68 @@ export function labelSelector(selector: Record<string, string> | undefined): str
     .join(',');
 }
 
-/** Node listing through @kubernetes/client-node (loaded lazily) for a kubeconfig or in-cluster cluster. */
-export function kubernetesNodeLister(cluster: ClusterConfig): NodeLister {
+interface NodeObj {
+  metadata?: { name?: string; labels?: Record<string, string> };
+  status?: { addresses?: Array<{ type: string; address: string }> };
+}
+
+/** What the node inventory needs in RBAC (`pullkeeper rbac` grants it with inventory: kubernetes). */
+const NODES_RBAC =
+  'apply the output of "pullkeeper rbac --config FILE" (ClusterRole pullkeeper-inventory: "get" and "list" on nodes with inventory: kubernetes) for this identity';
+
+/**
+ * Node listing through pullkeeper's own Kubernetes client (src/kube), so every
+ * cluster kind works: kubeconfig, inCluster, and EKS, AKS and GKE tokens.
+ * Pages of 500; the label selector is applied by the API server.
+ */
+export function kubernetesNodeLister(
+  cluster: ClusterConfig,
+  o: { secrets?: SecretResolver; kubeClient?: KubeClientOptions } = {},
+): NodeLister {
+  const toNode = (n: NodeObj): ClusterNode => ({
+    name: n.metadata?.name ?? '',
+    addresses: (n.status?.addresses ?? []).map((a) => ({ type: a.type, address: a.address })),
+    labels: n.metadata?.labels ?? {},
+  });
+  const withClient = async <T>(signal: AbortSignal | undefined, fn: (k: KubeClient) => Promise<T>) => {
+    let k: KubeClient | undefined;
+    try {
+      k = await kubeClientFor(cluster, o.secrets ?? createSecretResolver({ signal }), o.kubeClient);
+      return await fn(k);
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      throw new InventoryError(
+        `reading Nodes failed: ${clusterFailureMessage(cluster.name, err, NODES_RBAC)}`,
+        { cause: err },
+      );
+    } finally {
+      k?.close();
+    }
+  };
   return {
-    async listNodes(selector, signal) {
-      const k8s = await import('@kubernetes/client-node');
-      const kc = new k8s.KubeConfig();
-      if ('kubeconfig' in cluster) {
-        try {
-          kc.loadFromFile(cluster.kubeconfig);
-        } catch (err) {
-          throw new InventoryError(`cluster ${cluster.name}: cannot load kubeconfig ${cluster.kubeconfig}`, {
-            cause: err,
-          });
-        }
-        if (cluster.context) kc.setCurrentContext(cluster.context);
-      } else if ('inCluster' in cluster) {
-        kc.loadFromCluster();
-      } else {
-        throw new InventoryError(
-          `cluster ${cluster.name}: inventory: kubernetes supports clusters with "kubeconfig" or "inCluster" for now; use one, or a static inventory`,
-        );
-      }
-      const core = kc.makeApiClient(k8s.CoreV1Api);
-      signal?.throwIfAborted();
-      let list: Awaited<ReturnType<typeof core.listNode>>;
-      try {
+    listNodes: (selector, signal) =>
+      withClient(signal, async (k) => {
         const ls = labelSelector(selector);
-        list = await core.listNode(ls ? { labelSelector: ls } : {});
-      } catch (err) {
-        const code = (err as { code?: number }).code;
-        throw new InventoryError(
-          `cluster ${cluster.name}: listing Nodes failed${code ? ` (HTTP ${code})` : ''}: pullkeeper needs "list" on nodes (infra/kubernetes/rbac.yaml)`,
-          { cause: err },
+        const items = await listAll<NodeObj>(k, '/api/v1/nodes', ls ? { labelSelector: ls } : {}, signal);
+        return items.map(toNode);
+      }),
+    getNodes: (names, signal) =>
+      withClient(signal, async (k) => {
+        // The client bounds the requests in flight (kubeClient.concurrency).
+        const got = await Promise.all(
+          names.map(async (name) => {
+            try {
+              return toNode(
+                await k.request<NodeObj>('GET', `/api/v1/nodes/${encodeURIComponent(name)}`, { signal }),
+              );
+            } catch (err) {
+              if (err instanceof KubeApiError && err.status === 404) return undefined;
+              throw err;
+            }
+          }),
         );
-      }
-      return list.items.map((n) => ({
-        name: n.metadata?.name ?? '',
-        addresses: (n.status?.addresses ?? []).map((a) => ({ type: a.type, address: a.address })),
-        labels: n.metadata?.labels ?? {},
-      }));
-    },
+        return got.filter((n) => n !== undefined);
+      }),
   };
 }
 
@@ -93,7 +125,13 @@ function matches(labels: Record<string, string>, selector: Record<string, string
 /** The push targets for a config: a static list in its order, cluster Nodes by name. */
 export async function resolveInventory(
   config: PullkeeperConfig,
-  opts: { lister?: NodeLister; signal?: AbortSignal } = {},
+  opts: {
+    lister?: NodeLister;
+    signal?: AbortSignal;
+    secrets?: SecretResolver;
+    /** Only these nodes: a kubernetes inventory reads just them (when the lister can). */
+    names?: string[];
+  } = {},
 ): Promise<ResolvedInventory> {
   const nodes = config.nodes;
   if (!nodes)
@@ -117,8 +155,17 @@ export async function resolveInventory(
     };
   };
   if (nodes.inventory === 'kubernetes') {
-    const lister = opts.lister ?? kubernetesNodeLister(pickCluster(config, nodes));
-    for (const n of await lister.listNodes(nodes.selector, opts.signal)) {
+    const lister =
+      opts.lister ??
+      kubernetesNodeLister(pickCluster(config, nodes), {
+        ...(opts.secrets ? { secrets: opts.secrets } : {}),
+        ...(config.kubeClient ? { kubeClient: config.kubeClient } : {}),
+      });
+    const found =
+      opts.names?.length && lister.getNodes
+        ? await lister.getNodes([...new Set(opts.names)], opts.signal)
+        : await lister.listNodes(nodes.selector, opts.signal);
+    for (const n of found) {
       // The selector is applied here too, so a lister that ignores it cannot widen the push.
       if (!n.name || !matches(n.labels, nodes.selector)) continue;
       const addr = n.addresses.find((a) => a.type === nodes.addressType)?.address;

@@ -5,8 +5,9 @@
  */
 import type { DockerConfig } from '../core/docker-config.js';
 import { PullkeeperError } from '../core/errors.js';
+import type { RecordedHostKey } from '../core/host-key-record.js';
 import type { NodeTarget } from './inventory.js';
-import { type KnownHostEntry, pinsFor } from './known-hosts.js';
+import { type KnownHostEntry, lookupName, pinsFor } from './known-hosts.js';
 import {
   backupPath,
   type ExpiringEntry,
@@ -17,7 +18,15 @@ import {
   sidecarPath,
 } from './plan.js';
 import { type PullReport, prePullImages } from './prepull.js';
-import { execRemote, type NodeSession, openSession, readRemote, writeRemoteAtomic } from './ssh.js';
+import {
+  execRemote,
+  HostKeyMismatchError,
+  type NodeSession,
+  openSession,
+  type RecordedPin,
+  readRemote,
+  writeRemoteAtomic,
+} from './ssh.js';
 
 export type NodeStatus = 'written' | 'unchanged' | 'drift' | 'failed';
 
@@ -43,6 +52,10 @@ export interface PushNodeContext {
   privateKey: string;
   knownHosts: readonly KnownHostEntry[];
   trustOnFirstUse: boolean;
+  /** With trustOnFirstUse: the record of keys accepted on first use (src/app/host-key-store.ts). */
+  hostKeys?: FirstUseRecord;
+  /** Why a node without a knownHosts pin cannot be trusted on first use in this run (then it fails). */
+  firstUseRefused?: string;
   timeoutMs: number;
   check: boolean;
   replaceMalformed: boolean;
@@ -55,6 +68,14 @@ export interface PushNodeContext {
 export const AFTER_WRITE_OUTPUT_LIMIT = 4096;
 
 export class NodeFileError extends PullkeeperError {}
+
+/** The part of the host key record a node push uses (src/app/host-key-store.ts implements it). */
+export interface FirstUseRecord {
+  readonly place: string;
+  recorded(host: string): RecordedHostKey | undefined;
+  accept(u: { host: string; node: string; keyType: string; sha256: string }): Promise<void>;
+  seen(host: string): void;
+}
 
 export async function pushToNode(t: NodeTarget, ctx: PushNodeContext): Promise<NodeReportEntry> {
   const t0 = performance.now();
@@ -71,18 +92,56 @@ export async function pushToNode(t: NodeTarget, ctx: PushNodeContext): Promise<N
   let session: NodeSession | undefined;
   const onAbort = () => session?.client.destroy();
   signal.addEventListener('abort', onAbort, { once: true });
+  const host = lookupName(t.address, t.port);
+  let pins = pinsFor(ctx.knownHosts, t.address, t.port);
+  let recorded: RecordedPin | undefined;
+  let firstUse = false;
+  if (pins.keys.length === 0 && ctx.trustOnFirstUse) {
+    if (ctx.firstUseRefused || !ctx.hostKeys)
+      return done('failed', {
+        reason: `no pinned host key for ${host} in nodes.ssh.knownHosts, and ${ctx.firstUseRefused ?? 'no record of host keys trusted on first use is open'}`,
+      });
+    const rec = ctx.hostKeys.recorded(host);
+    if (rec) {
+      // Enforced like a pin from now on.
+      pins = { keys: [{ keyType: rec.keyType, sha256: rec.sha256, line: 0 }], revoked: pins.revoked };
+      recorded = { firstSeen: rec.firstSeen, place: ctx.hostKeys.place };
+    } else firstUse = true;
+  }
   try {
-    session = await openSession(t, {
-      privateKey: ctx.privateKey,
-      pins: pinsFor(ctx.knownHosts, t.address, t.port),
-      trustOnFirstUse: ctx.trustOnFirstUse,
-      signal,
-      timeoutMs: ctx.timeoutMs,
-    });
-    if (session.trustedOnFirstUse)
-      notes.push(
-        `host key trusted on first use: ${session.trustedOnFirstUse}; pin it in nodes.ssh.knownHosts`,
-      );
+    try {
+      session = await openSession(t, {
+        privateKey: ctx.privateKey,
+        pins,
+        ...(recorded ? { recorded } : {}),
+        trustOnFirstUse: firstUse,
+        signal,
+        timeoutMs: ctx.timeoutMs,
+      });
+    } catch (err) {
+      // The host answered, with another key: its record entry stays alive (a changed key never ages into a first use).
+      if (recorded && err instanceof HostKeyMismatchError) ctx.hostKeys?.seen(host);
+      throw err;
+    }
+    if (recorded) ctx.hostKeys?.seen(host);
+    if (session.trustedOnFirstUse) {
+      if (ctx.check)
+        notes.push(
+          `host key would be trusted on first use: ${session.trustedOnFirstUse} (a check records nothing)`,
+        );
+      else {
+        // Recorded before anything is read or written: from now on this key is enforced.
+        await ctx.hostKeys!.accept({
+          host,
+          node: t.name,
+          keyType: session.hostKey.type,
+          sha256: session.hostKey.sha256,
+        });
+        notes.push(
+          `host key trusted on first use: ${session.trustedOnFirstUse}; recorded in ${ctx.hostKeys!.place} and enforced from now on (pin it in nodes.ssh.knownHosts to make it permanent)`,
+        );
+      }
+    }
     const s = session.sftp;
     const sidecar = sidecarPath(t.path);
     const [existing, sidecarBytes] = await Promise.all([readRemote(s, t.path), readRemote(s, sidecar)]);

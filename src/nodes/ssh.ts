@@ -1,8 +1,9 @@
 /**
  * SSH/SFTP adapter for node pushes (ssh2). Key authentication only; the host
- * key is pinned from known_hosts content (or trusted on first use when the
- * config says so, and then reported). Files move over the SFTP subsystem, so
- * no remote shell runs for reads and writes.
+ * key is pinned from known_hosts content, or from the record of keys trusted
+ * on first use (src/app/host-key-store.ts), or accepted on first use when the
+ * config says so (the caller records it before anything is sent). Files move
+ * over the SFTP subsystem, so no remote shell runs for reads and writes.
  *
  * Latency: our own socket with Nagle off (every SSH round trip otherwise
  * stalls on delayed ACKs), curve25519 key exchange first, and SFTP requests
@@ -33,9 +34,18 @@ export interface SshTarget {
   user: string;
 }
 
+/** Where a pin came from when it is not nodes.ssh.knownHosts: the first-use record. */
+export interface RecordedPin {
+  firstSeen: string;
+  /** Where the record lives (for the message). */
+  place: string;
+}
+
 export interface ConnectOptions {
   privateKey: string | Buffer;
   pins: HostPins;
+  /** Set when `pins` holds the key recorded on first use rather than a knownHosts pin. */
+  recorded?: RecordedPin;
   trustOnFirstUse: boolean;
   signal: AbortSignal;
   timeoutMs: number;
@@ -46,6 +56,8 @@ export interface NodeSession {
   sftp: SFTPWrapper;
   /** Set when the key was accepted on first use (no pin existed): the known_hosts line to add. */
   trustedOnFirstUse?: string;
+  /** The key the server presented. */
+  hostKey: { type: string; sha256: string };
   close(): void;
 }
 
@@ -122,7 +134,7 @@ export function openSession(t: SshTarget, opts: ConnectOptions): Promise<NodeSes
     opts.signal.addEventListener('abort', onAbort, { once: true });
     // 'on', not 'once': ssh2 can emit more errors after the first (and after ready); unhandled they would crash.
     client.on('error', (err: Error & { code?: string; level?: string }) =>
-      fail(describeConnectError(t, err, presented)),
+      fail(describeConnectError(t, err, presented, opts)),
     );
     client.once('ready', () => {
       client.sftp((err, sftp) => {
@@ -140,6 +152,7 @@ export function openSession(t: SshTarget, opts: ConnectOptions): Promise<NodeSes
         resolve({
           client,
           sftp,
+          hostKey: presented ?? { type: 'unknown', sha256: '' },
           ...(tofu && presented
             ? {
                 trustedOnFirstUse: `${lookupName(t.address, t.port)} ${presented.type} (${fingerprintOf(presented.sha256)})`,
@@ -175,8 +188,21 @@ function describeConnectError(
   t: SshTarget,
   err: Error & { code?: string; level?: string },
   presented: { sha256: string; type: string } | undefined,
+  opts: Pick<ConnectOptions, 'pins' | 'recorded'>,
 ): NodeSshError {
   const where = `${t.address}:${t.port}`;
+  if (/verification failed/i.test(err.message) && presented && opts.recorded) {
+    const rec = opts.pins.keys[0];
+    return new HostKeyMismatchError(
+      t.name,
+      `host key mismatch for ${lookupName(t.address, t.port)}: the host key changed since it was trusted on first use. ` +
+        `It presented ${presented.type} ${fingerprintOf(presented.sha256)}, not the ${rec?.keyType ?? ''} ${rec ? fingerprintOf(rec.sha256) : ''} recorded ` +
+        `on ${opts.recorded.firstSeen} (${opts.recorded.place}); refused, nothing was sent. If the node was reinstalled or its key rotated on purpose, ` +
+        `check the new fingerprint on the node (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub) and pin it in nodes.ssh.knownHosts ` +
+        `(a pin takes precedence over the record): ssh-keyscan -t ed25519 ${t.port === 22 ? '' : `-p ${t.port} `}${t.address} >> KNOWN_HOSTS`,
+      { cause: err },
+    );
+  }
   if (/verification failed/i.test(err.message) && presented) {
     return new HostKeyMismatchError(
       t.name,

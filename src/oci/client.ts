@@ -6,19 +6,28 @@
  *   and the repository's pull scope (GET, Basic-authenticated when we have a
  *   credential, as containerd does for username/password), and cached per
  *   scope until it expires.
- * - Every GET is retried on 5xx and network errors (3 attempts, 250 ms, 500 ms);
- *   401/403/404 are not retried and become typed errors.
+ * - Every GET is retried on 429, 5xx and network errors (3 attempts, full
+ *   jitter from 250 ms, or the registry's Retry-After up to 30 s; a timeout per
+ *   attempt); 401/403/404 are not retried and become typed errors.
+ * - Redirects (blob storage, a CDN) are followed; fetch drops Authorization
+ *   when a redirect leaves the registry's origin (the Fetch standard's
+ *   HTTP-redirect fetch), so a registry token never reaches the storage host.
  * - Manifests are read whole (at most 4 MiB) and checked against the digest;
  *   blobs are returned as streams that verify their digest as they flow.
  * - Node's fetch (undici) keeps connections alive across requests.
  */
+
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { parseRetryAfter } from '../core/backoff.js';
+import { basicAuthAllowed, isLoopbackHost } from '../core/credential-transport.js';
+import { netFailure, netFailureText } from '../core/net-failure.js';
+import { retry } from '../util/retry.js';
 import { parseChallenges, pullScope } from './challenge.js';
 import { assertSha256, sha256Of, VerifyingStream } from './digest.js';
 import {
   DigestMismatchError,
+  InsecureCredentialTransportError,
   RegistryAuthError,
   RegistryNotFoundError,
   RegistryUnavailableError,
@@ -38,9 +47,15 @@ export interface DistributionClientOptions {
   credential?: RegistryCredential;
   /** Use http:// instead of https://. Default: true for loopback hosts only. */
   plainHttp?: boolean;
+  /**
+   * `HOST[:PORT]`s the operator listed as insecure: Basic credentials may go
+   * to them over plain http (core/credential-transport.ts). Default: the
+   * registry itself when `plainHttp` is set.
+   */
+  insecureHosts?: readonly string[];
   /** Per-request time limit for manifests and tokens, and idle limit for blob streams (default 30 s). */
   timeoutMs?: number;
-  /** Attempts per GET on 5xx / network errors (default 3). */
+  /** Attempts per GET on 429 / 5xx / network errors (default 3). */
   attempts?: number;
   /** Called for every HTTP request sent (registry and token server), for accounting. */
   onRequest?: (method: string, url: string) => void;
@@ -51,10 +66,7 @@ const USER_AGENT = 'pullkeeper-node';
 
 /** Hosts reached over plain http unless told otherwise (containerd also falls back to http for localhost). */
 export function isLoopbackRegistry(registry: string): boolean {
-  const host = registry.startsWith('[')
-    ? registry.slice(0, registry.indexOf(']') + 1)
-    : registry.split(':')[0]!;
-  return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+  return isLoopbackHost(registry);
 }
 
 /** The host to talk to for a reference domain (Docker Hub's transport host is registry-1.docker.io). */
@@ -77,12 +89,14 @@ export class DistributionClient {
   /** The registry's challenge, learned from the first 401. */
   #challenge: { scheme: 'basic' } | { scheme: 'bearer'; realm: string; service?: string } | undefined;
   readonly #tokens = new Map<string, CachedToken>();
+  readonly #insecureHosts: readonly string[];
 
   constructor(opts: DistributionClientOptions) {
     this.registry = opts.registry;
     const host = registryEndpoint(opts.registry);
     const plain = opts.plainHttp ?? isLoopbackRegistry(host);
     this.#base = `${plain ? 'http' : 'https'}://${host}`;
+    this.#insecureHosts = opts.insecureHosts ?? (opts.plainHttp ? [host] : []);
     this.#cred = opts.credential;
     this.#timeoutMs = opts.timeoutMs ?? 30_000;
     this.#attempts = Math.max(1, opts.attempts ?? 3);
@@ -214,15 +228,23 @@ export class DistributionClient {
     return JSON.stringify(this.#challenge) !== before;
   }
 
-  #basic(): string | undefined {
+  /** The Basic header for `url`, or undefined without a credential; throws if `url` may not receive it. */
+  #basicFor(url: string | URL): string | undefined {
     if (!this.#cred) return undefined;
+    if (!basicAuthAllowed(url, this.#insecureHosts)) {
+      const origin = new URL(url).origin;
+      throw new InsecureCredentialTransportError(
+        `${this.registry}: ${this.#who} was not sent to ${origin}: it is plain http and neither loopback nor listed as ` +
+          "insecure; make the registry's token server use https, or list the host with --insecure-registry if it is trusted",
+      );
+    }
     return `Basic ${Buffer.from(`${this.#cred.username}:${this.#cred.password}`).toString('base64')}`;
   }
 
   async #authHeader(scope: string, signal?: AbortSignal): Promise<string | undefined> {
     const ch = this.#challenge;
     if (!ch) return undefined;
-    if (ch.scheme === 'basic') return this.#basic();
+    if (ch.scheme === 'basic') return this.#basicFor(this.#base);
     const cached = this.#tokens.get(scope);
     if (cached && cached.expiresAt > Date.now()) return `Bearer ${cached.token}`;
     const token = await this.#fetchToken(ch.realm, ch.service, scope, signal);
@@ -248,7 +270,7 @@ export class DistributionClient {
     u.searchParams.set('scope', scope);
     const what = `token for ${scope} from ${u.origin}${u.pathname}`;
     const headers: Record<string, string> = {};
-    const basic = this.#basic();
+    const basic = this.#basicFor(u);
     if (basic) headers.authorization = basic;
     const res = await this.#send('GET', u.toString(), headers, basic, signal, what);
     const text = await readCapped(res, 1024 * 1024, what, signal, this.#timeoutMs).then((b) =>
@@ -277,7 +299,11 @@ export class DistributionClient {
     return { token, expiresAt: Date.now() + Math.max(1, ttl - 10) * 1000 };
   }
 
-  /** One request with retries on 5xx and network errors; 4xx are returned as they are. */
+  /**
+   * One request with retries on 429, 5xx and network errors (full jitter from
+   * 250 ms, or the registry's Retry-After up to 30 s); other 4xx are returned as
+   * they are, and so is the last attempt's 429/5xx.
+   */
   async #send(
     method: string,
     url: string,
@@ -286,37 +312,58 @@ export class DistributionClient {
     signal: AbortSignal | undefined,
     what: string,
   ): Promise<Response> {
-    let lastError: unknown;
-    for (let attempt = 1; attempt <= this.#attempts; attempt++) {
-      if (attempt > 1) await sleep(250 * 2 ** (attempt - 2), undefined, { signal });
-      const h: Record<string, string> = { 'user-agent': USER_AGENT, ...headers };
-      if (auth) h.authorization = auth;
-      const timeout = AbortSignal.timeout(this.#timeoutMs);
-      this.#onRequest?.(method, url);
-      try {
-        const res = await fetch(url, {
-          method,
-          headers: h,
-          redirect: 'follow',
-          signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
-        });
-        if (res.status >= 500 && attempt < this.#attempts) {
-          await res.arrayBuffer().catch(() => undefined);
-          lastError = new RegistryUnavailableError(`${what}: HTTP ${res.status}`);
-          continue;
-        }
-        return res;
-      } catch (err) {
-        if (signal?.aborted) throw signal.reason;
-        lastError = err;
-      }
+    const h: Record<string, string> = { 'user-agent': USER_AGENT, ...headers };
+    if (auth) h.authorization = auth;
+    try {
+      return await retry(
+        async (attemptSignal, attempt) => {
+          this.#onRequest?.(method, url);
+          const res = await fetch(url, {
+            method,
+            headers: h,
+            redirect: 'follow',
+            // The caller's signal also ends a body still streaming after this returns.
+            signal: signal ? AbortSignal.any([signal, attemptSignal]) : attemptSignal,
+          });
+          if ((res.status === 429 || res.status >= 500) && attempt < this.#attempts) {
+            await res.arrayBuffer().catch(() => undefined);
+            throw new RetryableStatus(
+              `${what}: HTTP ${res.status}`,
+              parseRetryAfter(res.headers.get('retry-after'), Date.now()),
+            );
+          }
+          return res;
+        },
+        {
+          attempts: this.#attempts,
+          baseMs: 250,
+          maxDelayMs: 4_000,
+          timeoutMs: this.#timeoutMs,
+          ...(signal ? { signal } : {}),
+          retryable: () => true,
+          retryAfterMs: (err) => (err instanceof RetryableStatus ? err.retryAfterMs : undefined),
+        },
+      );
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason;
+      const net = netFailure(err);
+      const detail = net ? netFailureText(net) : err instanceof Error ? err.message : String(err);
+      throw new RegistryUnavailableError(
+        `${what}: ${this.registry} did not answer after ${this.#attempts} attempts (${detail}); check that the ` +
+          'registry is reachable and try again',
+        { cause: err },
+      );
     }
-    const detail = lastError instanceof Error ? lastError.message : String(lastError);
-    throw new RegistryUnavailableError(
-      `${what}: ${this.registry} did not answer after ${this.#attempts} attempts (${detail}); check that the ` +
-        'registry is reachable and try again',
-      { cause: lastError },
-    );
+  }
+}
+
+/** A 429/5xx worth another attempt, with the wait the registry asked for. */
+class RetryableStatus extends RegistryUnavailableError {
+  constructor(
+    message: string,
+    readonly retryAfterMs: number | undefined,
+  ) {
+    super(message);
   }
 }
 

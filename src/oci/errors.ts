@@ -14,6 +14,9 @@ export class RegistryAuthError extends PullkeeperError {
   }
 }
 
+/** A credential would have crossed plain http to a host that is neither loopback nor listed as insecure: not sent. */
+export class InsecureCredentialTransportError extends PullkeeperError {}
+
 /** The manifest or blob does not exist (HTTP 404). */
 export class RegistryNotFoundError extends PullkeeperError {}
 

@@ -16,7 +16,7 @@ export const MediaType = {
   dockerConfig: 'application/vnd.docker.container.image.v1+json',
 } as const;
 
-/** containerd's manifest Accept list (spec §9.3). */
+/** containerd's manifest Accept list (docs/kubelet-parity.md §9.3). */
 export const MANIFEST_ACCEPT = [
   MediaType.dockerManifest,
   MediaType.dockerList,

@@ -5,9 +5,10 @@
  * (grant_type=access_token, service, tenant, access_token) for an ACR refresh
  * token; docker username is the null GUID and the password is that refresh
  * token, whose own `exp` is the expiry (Azure/acr docs/AAD-OAuth.md;
- * spec-clouds §3). @azure/container-registry has no token API, so the POST is
- * ours. A repository-scoped token (scope map) is the tenant-scoped option.
+ * docs/providers.md `acr`). @azure/container-registry has no token API, so the
+ * POST is ours. A repository-scoped token (scope map) is the tenant-scoped option.
  */
+import { azureCredential, type TokenCredential } from '../cloud/azure-identity.js';
 import type { RegistryConfigOf } from '../config/schema.js';
 import { PullkeeperError } from '../core/errors.js';
 import { redactSecrets } from './redact.js';
@@ -43,38 +44,6 @@ class HttpError extends Error {
   ) {
     super(`HTTP ${status}`);
   }
-}
-
-type TokenCredential = import('@azure/core-auth').TokenCredential;
-
-async function entraCredential(cfg: AcrConfig, ctx: MintContext): Promise<TokenCredential> {
-  const id = await import('@azure/identity');
-  const authority = cfg.authorityHost
-    ? { authorityHost: cfg.authorityHost, disableInstanceDiscovery: true }
-    : {};
-  const c = cfg.credential;
-  let cred: TokenCredential;
-  if (!c) cred = new id.DefaultAzureCredential({ tenantId: cfg.tenantId, ...authority });
-  else if ('clientSecret' in c)
-    cred = new id.ClientSecretCredential(
-      cfg.tenantId,
-      c.clientId,
-      await ctx.secrets.resolve(c.clientSecret),
-      authority,
-    );
-  else if ('federatedToken' in c) {
-    const ref = c.federatedToken;
-    cred = new id.ClientAssertionCredential(
-      cfg.tenantId,
-      c.clientId,
-      () => ctx.secrets.resolve(ref),
-      authority,
-    );
-  } else
-    cred = new id.ManagedIdentityCredential(
-      c.managedIdentity === true ? {} : { clientId: c.managedIdentity.clientId },
-    );
-  return cred;
 }
 
 async function entraToken(cfg: AcrConfig, cred: TokenCredential, ctx: MintContext): Promise<string> {
@@ -127,6 +96,9 @@ function entraReason(err: unknown): string {
       return `AADSTS${code}; see https://login.microsoftonline.com/error?code=${code}`;
   }
   const name = (err as Error)?.name;
+  // MSAL could not talk to the authority at all: a network or TLS problem, not the credential.
+  if (/endpoints_resolution_error|network_error|ENOTFOUND|ECONNREFUSED|certificate/i.test(msg))
+    return `the Entra ID authority (authorityHost) did not answer or its TLS certificate is not trusted (${/endpoints_resolution_error|network_error/.exec(msg)?.[0] ?? netReason(err)}); check authorityHost and the network route from here; for a private CA or TLS inspection set PULLKEEPER_EXTRA_CA_CERTS`;
   if (name === 'CredentialUnavailableError')
     return 'no Azure identity available here; configure credential in the registry';
   if (/timed out/i.test(msg)) return 'timed out';
@@ -204,8 +176,11 @@ async function checkRepositories(cfg: AcrConfig, cred: TokenCredential, ctx: Min
     }
   } catch (err) {
     const status = (err as { statusCode?: number }).statusCode;
+    // Only an answer (401/403) is about the identity's role; no answer is about the network.
     throw new AcrError(
-      `registry ${cfg.name}: listing repositories failed (${status ? `HTTP ${status}` : netReason(err)}); the identity needs a role that can read the catalog (AcrPull, or Container Registry Repository Catalog Lister on ABAC registries)`,
+      status
+        ? `registry ${cfg.name}: listing repositories failed (HTTP ${status}); the identity needs a role that can read the catalog (AcrPull, or Container Registry Repository Catalog Lister on ABAC registries)`
+        : `registry ${cfg.name}: listing repositories failed: https://${cfg.loginServer} could not be reached (${netReason(err)}); check the login server name, DNS and the network route (private endpoint) from here`,
       { cause: err },
     );
   }
@@ -249,7 +224,7 @@ export const acrProvider: CredentialProvider<'acr'> = {
         source: `ACR repository-scoped token ${cfg.repositoryToken.username}`,
       };
     }
-    const cred = await entraCredential(cfg, ctx);
+    const cred = await azureCredential(cfg, ctx.secrets);
     const aad = await entraToken(cfg, cred, ctx);
     const rt = await exchange(cfg, aad, ctx);
     if (cfg.checkRepositories?.length) await checkRepositories(cfg, cred, ctx);

@@ -2,7 +2,8 @@
  * AWS ECR: GetAuthorizationToken (username AWS, 12 h). One token serves every
  * registry the identity may read, so it is minted once per (identity, region)
  * and the hosts `<account>.dkr.ecr.<region>.amazonaws.com` are built here
- * (registryIds only changes proxyEndpoint; spec-clouds §5). ECR Public
+ * (registryIds only changes proxyEndpoint: ECR API reference,
+ * GetAuthorizationToken; docs/providers.md `ecr`). ECR Public
  * (public.ecr.aws) is minted in us-east-1 and needs sts:GetServiceBearerToken too.
  * Optional AssumeRole per registry (per-tenant accounts). SDKs load lazily.
  */

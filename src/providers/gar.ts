@@ -15,10 +15,11 @@ import {
   type GoogleCredentialKind,
   googleClient,
   googleReason,
+  googleToken,
 } from '../cloud/google-auth.js';
 import type { RegistryConfigOf } from '../config/schema.js';
 import { PullkeeperError } from '../core/errors.js';
-import { withRetry } from './retry.js';
+import { TimeoutError, withRetry } from './retry.js';
 import type { CredentialProvider, MintContext, MintedToken } from './types.js';
 
 export const GOOGLE_DOCKER_USERNAME = 'oauth2accesstoken';
@@ -43,23 +44,19 @@ async function accessToken(
     ...(cfg.serviceAccountKey ? { serviceAccountKey: await ctx.secrets.resolve(cfg.serviceAccountKey) } : {}),
     ...(cfg.credentialConfig ? { credentialConfig: await ctx.secrets.resolve(cfg.credentialConfig) } : {}),
   });
-  const retry = { timeoutMs: ctx.timeoutMs, signal: ctx.signal, retryable: retryableGoogle };
-  if (g.jwt) {
-    const jwt = g.jwt;
-    const creds = await withRetry(async () => jwt.authorize(), retry);
-    if (!creds.access_token)
-      throw new GarError(`registry ${cfg.name}: the token endpoint returned no access_token`);
-    return {
-      token: creds.access_token,
-      expiry: creds.expiry_date ? new Date(creds.expiry_date) : undefined,
-      via: g.via,
-      client: g.client,
-    };
-  }
-  const r = await withRetry(() => g.client.getAccessToken(), retry);
-  if (!r.token) throw new GarError(`registry ${cfg.name}: Google returned no access token`);
-  const exp = (g.client as { credentials?: { expiry_date?: number | null } }).credentials?.expiry_date;
-  return { token: r.token, expiry: exp ? new Date(exp) : undefined, via: g.via, client: g.client };
+  // Each attempt's signal (its timeout, the caller's abort) ends the token call at once.
+  const r = await withRetry((signal) => googleToken(g, signal), {
+    timeoutMs: ctx.timeoutMs,
+    signal: ctx.signal,
+    retryable: retryableGoogle,
+  });
+  if (!r.token)
+    throw new GarError(
+      g.jwt
+        ? `registry ${cfg.name}: the token endpoint returned no access_token`
+        : `registry ${cfg.name}: Google returned no access token`,
+    );
+  return { token: r.token, expiry: r.expiry, via: g.via, client: g.client };
 }
 
 async function checkRepositories(
@@ -113,7 +110,8 @@ export const garProvider: CredentialProvider<'gar'> = {
       t = await accessToken(cfg, ctx);
     } catch (err) {
       if (err instanceof GoogleCredentialError) throw new GarError(err.message, { cause: err });
-      if (err instanceof PullkeeperError) throw err;
+      // A timeout is named below, with the registry ("Google access token failed: timed out").
+      if (err instanceof PullkeeperError && !(err instanceof TimeoutError)) throw err;
       const via: GoogleCredentialKind = cfg.serviceAccountKey
         ? 'key'
         : cfg.credentialConfig

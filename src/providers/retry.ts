@@ -2,9 +2,12 @@
  * Bounded retries with exponential backoff and full jitter, for throttling and
  * 5xx answers (ECR allows 20 GetAuthorizationToken calls/s per account and
  * region; a burst beyond that answers 429 / ThrottlingException). Every attempt
- * gets its own timeout; the caller's AbortSignal ends the whole thing.
+ * gets its own timeout; the caller's AbortSignal ends the whole thing. The
+ * loop itself is the shared one (src/util/retry.ts).
  */
-import { PullkeeperError } from '../core/errors.js';
+import { retry, TimeoutError } from '../util/retry.js';
+
+export { TimeoutError };
 
 export interface RetryOptions {
   attempts?: number;
@@ -18,50 +21,23 @@ export interface RetryOptions {
   random?: () => number;
 }
 
-export class TimeoutError extends PullkeeperError {}
-
-/** Runs `fn` with a per-attempt signal; retries what `retryable` allows, up to `attempts` in all. */
-export async function withRetry<T>(
+/**
+ * Runs `fn` with a per-attempt signal; retries what `retryable` allows, up to
+ * `attempts` in all (default 3, 200 ms base, 5 s cap): the providers' defaults
+ * over the shared helper (src/util/retry.ts).
+ */
+export function withRetry<T>(
   fn: (signal: AbortSignal, attempt: number) => Promise<T>,
   o: RetryOptions,
 ): Promise<T> {
-  const attempts = o.attempts ?? 3;
-  const base = o.baseMs ?? 200;
-  const max = o.maxMs ?? 5_000;
-  const random = o.random ?? Math.random;
-  let last: unknown;
-  for (let attempt = 1; attempt <= attempts; attempt++) {
-    o.signal.throwIfAborted();
-    const timeout = AbortSignal.timeout(o.timeoutMs);
-    const signal = AbortSignal.any([o.signal, timeout]);
-    try {
-      return await fn(signal, attempt);
-    } catch (err) {
-      last =
-        timeout.aborted && !o.signal.aborted
-          ? new TimeoutError(`timed out after ${o.timeoutMs} ms`, { cause: err })
-          : err;
-      if (o.signal.aborted || attempt === attempts || !(last instanceof TimeoutError || o.retryable(err)))
-        throw last;
-      const delay = Math.min(max, base * 2 ** (attempt - 1)) * random();
-      await sleep(delay, o.signal);
-    }
-  }
-  throw last;
-}
-
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal?.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
+  return retry(fn, {
+    attempts: o.attempts ?? 3,
+    baseMs: o.baseMs ?? 200,
+    maxDelayMs: o.maxMs ?? 5_000,
+    timeoutMs: o.timeoutMs,
+    signal: o.signal,
+    retryable: o.retryable,
+    ...(o.random ? { random: o.random } : {}),
   });
 }
 

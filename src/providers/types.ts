@@ -1,7 +1,7 @@
 /**
- * One small interface for every registry kind (DESIGN.md section 6: each cloud
- * narrowed to a local interface, chosen by kind from a registry that refuses
- * duplicates, returning one typed credential).
+ * One small interface for every registry kind: each cloud narrowed to a local
+ * interface, chosen by kind from a registry that refuses duplicates, returning
+ * one typed credential (docs/providers.md).
  */
 
 import type { RegistryConfigOf, RegistryKind } from '../config/schema.js';

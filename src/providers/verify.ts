@@ -6,6 +6,7 @@
  * loopback registries (as Docker allows) or `insecure: true`.
  */
 import type { RegistryConfig } from '../config/schema.js';
+import { basicAuthAllowed, isLoopbackHost } from '../core/credential-transport.js';
 import { redactSecrets } from './redact.js';
 import { netReason, retryableStatus, withRetry } from './retry.js';
 import type { RegistryCredential } from './types.js';
@@ -48,13 +49,7 @@ export function parseChallenge(header: string | null): Challenge | undefined {
   return { scheme, params };
 }
 
-/** True for hosts Docker treats as insecure by default: 127.0.0.0/8, ::1, localhost. */
-export function isLoopbackHost(hostPort: string): boolean {
-  const host = hostPort.startsWith('[')
-    ? hostPort.slice(1, hostPort.indexOf(']'))
-    : hostPort.replace(/:\d+$/, '');
-  return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
-}
+export { isLoopbackHost };
 
 /** The registry host of a config.json key: `https://index.docker.io/v1/` -> `index.docker.io`. */
 export function registryHostOfKey(key: string): string {
@@ -167,8 +162,14 @@ async function loginOnce(
     const realm = ch.params.realm;
     if (!realm) return { ok: false, url, reason: 'the Bearer challenge has no realm' };
     const tokenUrl = new URL(realm);
-    if (tokenUrl.protocol !== 'https:' && !isLoopbackHost(tokenUrl.host) && !base.startsWith('http://'))
-      return { ok: false, url, reason: `the token realm ${tokenUrl.origin} is not https` };
+    // The registry itself is insecure (plain http) only by configuration or on loopback: its host may get Basic too.
+    const insecureHosts = base.startsWith('http://') ? [new URL(base).host] : [];
+    if (!basicAuthAllowed(tokenUrl, insecureHosts))
+      return {
+        ok: false,
+        url,
+        reason: `the token realm ${tokenUrl.origin} is not https: the password goes only to https, loopback, or the insecure registry's own host`,
+      };
     if (ch.params.service) tokenUrl.searchParams.set('service', ch.params.service);
     tokenUrl.searchParams.set('account', username);
     const tr = await get(tokenUrl.toString(), { authorization: basic });

@@ -4,33 +4,18 @@
  * writable upper dir, so no container ever writes into the image store.
  */
 import { execFile } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { PullkeeperError } from '../core/errors.js';
+import type { OciSeccomp } from '../core/seccomp-default.js';
+import type { ContainerSecurity } from '../core/security-context.js';
+import { mkdirPrivate, writePrivateFile } from './private-fs.js';
 
 const execFileP = promisify(execFile);
 
 /** The rootfs could not be mounted or unmounted. */
 export class BundleError extends PullkeeperError {}
-
-/** containerd's default capability set for a container (no privileged mode here). */
-export const DEFAULT_CAPABILITIES = [
-  'CAP_CHOWN',
-  'CAP_DAC_OVERRIDE',
-  'CAP_FSETID',
-  'CAP_FOWNER',
-  'CAP_MKNOD',
-  'CAP_NET_RAW',
-  'CAP_SETGID',
-  'CAP_SETUID',
-  'CAP_SETFCAP',
-  'CAP_SETPCAP',
-  'CAP_NET_BIND_SERVICE',
-  'CAP_SYS_CHROOT',
-  'CAP_KILL',
-  'CAP_AUDIT_WRITE',
-];
 
 export interface ContainerSpecInput {
   /** Final argv (kubelet's command/args over the image's Entrypoint/Cmd). */
@@ -38,8 +23,10 @@ export interface ContainerSpecInput {
   /** Final `KEY=VALUE` list (containerProcessEnv). */
   env: string[];
   cwd: string;
-  uid: number;
-  gid: number;
+  /** The container's securityContext, decided (core/security-context.ts). */
+  security: ContainerSecurity;
+  /** The seccomp profile to load, or undefined for Unconfined. */
+  seccomp?: OciSeccomp;
   hostname: string;
   /** `/var/run/netns/<name>` of the pod sandbox. */
   netnsPath: string;
@@ -64,44 +51,27 @@ export function containerArgv(
   return [...entry, ...(spec.args.length > 0 ? spec.args : (image.Cmd ?? []))];
 }
 
-/**
- * Numeric `uid[:gid]` from the image's `User` ('' and `root` are 0:0). Names
- * need the image's /etc/passwd, which is not read: they are refused.
- *
- * @example
- * parseImageUser('1000:1000'); // { uid: 1000, gid: 1000 }
- * parseImageUser('');          // { uid: 0, gid: 0 }
- */
-export function parseImageUser(user: string | undefined): { uid: number; gid: number } {
-  if (!user || user === 'root' || user === '0') return { uid: 0, gid: 0 };
-  const [u, g] = user.split(':');
-  const num = /^\d+$/;
-  if (!num.test(u ?? '') || (g !== undefined && !num.test(g))) {
-    throw new BundleError(
-      `image USER "${user}" is not numeric; pullkeeper-node runs numeric users only: rebuild the image with USER <uid>[:<gid>]`,
-    );
-  }
-  return { uid: Number(u), gid: g === undefined ? 0 : Number(g) };
-}
-
 /** The OCI runtime spec (config.json) of one pod container. */
 export function buildOciSpec(input: ContainerSpecInput): Record<string, unknown> {
+  const sec = input.security;
+  const caps = [...sec.capabilities];
   return {
     ociVersion: '1.0.2',
     process: {
       terminal: false,
-      user: { uid: input.uid, gid: input.gid },
+      user: {
+        uid: sec.uid,
+        gid: sec.gid,
+        ...(sec.additionalGids.length > 0 ? { additionalGids: sec.additionalGids } : {}),
+      },
       args: input.args,
       env: input.env,
       cwd: input.cwd || '/',
-      capabilities: {
-        bounding: DEFAULT_CAPABILITIES,
-        effective: DEFAULT_CAPABILITIES,
-        permitted: DEFAULT_CAPABILITIES,
-      },
-      noNewPrivileges: false,
+      // containerd sets bounding, effective and permitted (not inheritable or ambient).
+      capabilities: { bounding: caps, effective: caps, permitted: caps },
+      noNewPrivileges: sec.noNewPrivileges,
     },
-    root: { path: input.rootfs, readonly: false },
+    root: { path: input.rootfs, readonly: sec.readonlyRootfs },
     hostname: input.hostname,
     mounts: [
       { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
@@ -129,11 +99,17 @@ export function buildOciSpec(input: ContainerSpecInput): Record<string, unknown>
         source: 'mqueue',
         options: ['nosuid', 'noexec', 'nodev'],
       },
-      { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+      {
+        destination: '/sys',
+        type: 'sysfs',
+        source: 'sysfs',
+        options: ['nosuid', 'noexec', 'nodev', sec.privileged ? 'rw' : 'ro'],
+      },
     ],
     linux: {
       ...(input.cgroupsPath ? { cgroupsPath: input.cgroupsPath } : {}),
-      resources: { devices: [{ allow: false, access: 'rwm' }] },
+      ...(input.seccomp ? { seccomp: input.seccomp } : {}),
+      resources: { devices: [{ allow: sec.privileged, access: 'rwm' }] },
       namespaces: [
         { type: 'pid' },
         { type: 'network', path: input.netnsPath },
@@ -141,19 +117,24 @@ export function buildOciSpec(input: ContainerSpecInput): Record<string, unknown>
         { type: 'uts' },
         { type: 'mount' },
       ],
-      maskedPaths: [
-        '/proc/acpi',
-        '/proc/asound',
-        '/proc/kcore',
-        '/proc/keys',
-        '/proc/latency_stats',
-        '/proc/timer_list',
-        '/proc/timer_stats',
-        '/proc/sched_debug',
-        '/sys/firmware',
-        '/proc/scsi',
-      ],
-      readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
+      // A privileged container sees /proc and /sys unmasked and writable (containerd WithPrivileged).
+      maskedPaths: sec.privileged
+        ? []
+        : [
+            '/proc/acpi',
+            '/proc/asound',
+            '/proc/kcore',
+            '/proc/keys',
+            '/proc/latency_stats',
+            '/proc/timer_list',
+            '/proc/timer_stats',
+            '/proc/sched_debug',
+            '/sys/firmware',
+            '/proc/scsi',
+          ],
+      readonlyPaths: sec.privileged
+        ? []
+        : ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
     },
   };
 }
@@ -189,14 +170,26 @@ export function bundlePaths(containerDir: string): BundlePaths {
   };
 }
 
-/** Creates the bundle dir, mounts the overlay rootfs and writes config.json. */
+/**
+ * Creates the bundle dir, mounts the overlay rootfs and writes config.json
+ * (0600: it holds the resolved env). Everything is created root-only, except
+ * the upper dir, whose mode becomes the mode of the container's `/` (overlayfs
+ * takes the root's attributes from it): it gets the top layer's root mode, and
+ * stays unreachable from the host behind the 0700 container dir.
+ */
 export async function createBundle(
   paths: BundlePaths,
   layers: string[],
   spec: Record<string, unknown>,
   signal?: AbortSignal,
 ): Promise<void> {
-  await Promise.all([paths.rootfs, paths.upper, paths.work].map((d) => mkdir(d, { recursive: true })));
+  await Promise.all([paths.rootfs, paths.work].map((d) => mkdirPrivate(d)));
+  await mkdir(paths.upper, { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EEXIST') throw err;
+  });
+  const top = layers.at(-1);
+  const rootMode = top ? (await stat(top).catch(() => undefined))?.mode : undefined;
+  await chmod(paths.upper, rootMode === undefined ? 0o755 : rootMode & 0o7777);
   try {
     await execFileP(
       'mount',
@@ -209,7 +202,9 @@ export async function createBundle(
       { cause: err },
     );
   }
-  await writeFile(join(paths.dir, 'config.json'), JSON.stringify(spec, null, 2));
+  const config = join(paths.dir, 'config.json');
+  await rm(config, { force: true });
+  await writePrivateFile(config, JSON.stringify(spec, null, 2));
 }
 
 /** Unmounts the rootfs (lazily, so a leftover process cannot block it); a rootfs not mounted is fine. */

@@ -11,18 +11,25 @@
  * credential past its lifetime. A non-matching image gets an empty `auth`
  * and `cacheDuration: 0s`, so a credential pushed later is used at once.
  */
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { z } from 'zod';
 import { PullkeeperError } from '../core/errors.js';
+import { normalizeKeyringKey, parseDockerConfig } from '../core/index.js';
 import {
-  buildKeyring,
-  type DockerConfig,
-  normalizeKeyringKey,
-  parseDockerConfig,
-  parseImageRef,
-  urlsMatch,
-} from '../core/index.js';
+  CREDENTIAL_PROVIDER_API_VERSION,
+  type CredentialProviderResponse,
+  emptyProviderResponse,
+  type ProviderCredentials,
+} from '../core/provider-response.js';
 
-export const CREDENTIAL_PROVIDER_API_VERSION = 'credentialprovider.kubelet.k8s.io/v1';
+export {
+  answerProviderRequest,
+  CREDENTIAL_PROVIDER_API_VERSION,
+  type CredentialProviderResponse,
+  goDuration,
+  type ProviderCredentials,
+} from '../core/provider-response.js';
 
 export class CredentialProviderError extends PullkeeperError {}
 
@@ -34,20 +41,6 @@ const requestSchema = z.object({
   serviceAccountAnnotations: z.record(z.string(), z.string()).optional(),
 });
 export type CredentialProviderRequest = z.infer<typeof requestSchema>;
-
-export interface CredentialProviderResponse {
-  apiVersion: string;
-  kind: 'CredentialProviderResponse';
-  cacheKeyType: 'Image' | 'Registry' | 'Global';
-  cacheDuration?: string;
-  auth: Record<string, { username: string; password: string }>;
-}
-
-export interface ProviderCredentials {
-  config: DockerConfig;
-  /** Normalized keyring key -> expiry (ms since epoch). */
-  expiry: Map<string, number>;
-}
 
 /** Parses the request kubelet writes on stdin. */
 export function parseProviderRequest(text: string): CredentialProviderRequest {
@@ -110,53 +103,112 @@ export function parseProviderCredentials(text: string): ProviderCredentials {
   return { config, expiry };
 }
 
-/** Go's time.Duration String for whole seconds: `1h2m3s`, `45m0s`, `0s`. */
-export function goDuration(seconds: number): string {
-  const s = Math.max(0, Math.floor(seconds));
-  if (s === 0) return '0s';
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const sec = s % 60;
-  if (h > 0) return `${h}h${m}m${sec}s`;
-  if (m > 0) return `${m}m${sec}s`;
-  return `${sec}s`;
+export interface BrokerOptions {
+  /** The broker's base URL (`https://pullkeeper.example.com`); POST {url}/v1/credentials. */
+  url: string;
+  /** PEM CA bundle that signed the broker's certificate (default: the system's). */
+  ca?: string;
+  /** The whole exchange, connect to last byte. */
+  timeoutMs: number;
 }
 
-function hostOf(key: string): string {
-  const slash = key.indexOf('/');
-  return slash < 0 ? key : key.slice(0, slash);
-}
+/** How long the kubelet keeps an empty answer when the broker could not be asked. */
+export const BROKER_DOWN_CACHE_SECONDS = 10;
 
 /**
- * The response for one request. `auth` is keyed by the keyring key that
- * matched (the pattern, e.g. `*.azurecr.io` or `quay.io/team`), most specific
- * first as kubelet's keyring orders them.
- *
- * cacheKeyType: `Registry` when no key with a path covers the image's
- * registry (one answer serves the whole registry); `Image` otherwise (the
- * answer depends on the repository).
+ * Asks the broker for the pod's credentials (the request's serviceAccountToken as the
+ * bearer; only the image in the body: annotations the plugin was given are not sent, the
+ * broker reads the ServiceAccount itself). Answers the broker's response, or, when it cannot
+ * be asked or refuses, an empty `auth` cached for a few seconds and the reason (without the token).
  */
-export function answerProviderRequest(
+export async function askBroker(
   req: CredentialProviderRequest,
-  creds: ProviderCredentials,
-  now: number,
-): CredentialProviderResponse {
-  const keyring = buildKeyring(creds.config);
-  const matches = keyring.lookup(req.image);
-  const base = { apiVersion: CREDENTIAL_PROVIDER_API_VERSION, kind: 'CredentialProviderResponse' as const };
-  if (matches.length === 0) return { ...base, cacheKeyType: 'Registry', cacheDuration: '0s', auth: {} };
-  const auth: CredentialProviderResponse['auth'] = {};
-  let earliest: number | undefined;
-  for (const m of matches) {
-    if (Object.hasOwn(auth, m.key)) continue;
-    auth[m.key] = { username: m.username, password: m.password };
-    const exp = creds.expiry.get(m.key);
-    if (exp !== undefined) earliest = earliest === undefined ? exp : Math.min(earliest, exp);
+  o: BrokerOptions,
+): Promise<{ response: CredentialProviderResponse; problem?: string }> {
+  const empty = (problem: string) => ({
+    response: emptyProviderResponse(BROKER_DOWN_CACHE_SECONDS),
+    problem,
+  });
+  let url: URL;
+  try {
+    url = new URL('v1/credentials', o.url.endsWith('/') ? o.url : `${o.url}/`);
+  } catch {
+    throw new CredentialProviderError(
+      `--broker ${JSON.stringify(o.url)} is not a URL; pass https://HOST[:PORT]`,
+    );
   }
-  // Any key with a path that covers this registry makes the answer repository-specific.
-  const registry = parseImageRef(req.image).domain;
-  const pathKey = keyring.keys.some((k) => k.includes('/') && urlsMatch(hostOf(k), registry));
-  const res: CredentialProviderResponse = { ...base, cacheKeyType: pathKey ? 'Image' : 'Registry', auth };
-  if (earliest !== undefined) res.cacheDuration = goDuration((earliest - now) / 1000);
-  return res;
+  if (url.protocol !== 'https:' && url.protocol !== 'http:')
+    throw new CredentialProviderError(`--broker must be an https:// URL, not ${url.protocol}`);
+  const body = JSON.stringify({ image: req.image });
+  const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  try {
+    let timer: NodeJS.Timeout | undefined;
+    const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      timer = setTimeout(() => {
+        const e = new Error('timeout');
+        e.name = 'TimeoutError';
+        r.destroy(e);
+        reject(e);
+      }, o.timeoutMs);
+      const r = send(
+        url,
+        {
+          method: 'POST',
+          headers: {
+            authorization: `Bearer ${req.serviceAccountToken}`,
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(body),
+            'user-agent': 'pullkeeper-node credential-provider',
+          },
+          ...(o.ca ? { ca: o.ca } : {}),
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (c: Buffer) => {
+            size += c.length;
+            if (size > 1024 * 1024) r.destroy(new Error('the answer is larger than 1 MiB'));
+            else chunks.push(c);
+          });
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
+          );
+          res.on('error', reject);
+        },
+      );
+      r.on('error', reject);
+      r.end(body);
+    }).finally(() => clearTimeout(timer));
+    if (status !== 200) {
+      let why = '';
+      try {
+        why = String((JSON.parse(text) as { message?: unknown }).message ?? '');
+      } catch {
+        /* not JSON */
+      }
+      return empty(`the broker answered HTTP ${status}${why ? ` (${why})` : ''}`);
+    }
+    const parsed = responseSchema.safeParse(JSON.parse(text));
+    if (!parsed.success)
+      return empty('the broker answered something that is not a CredentialProviderResponse');
+    return { response: parsed.data };
+  } catch (err) {
+    const e = err as { name?: string; code?: string; message?: string };
+    const why =
+      e.name === 'TimeoutError' || e.name === 'AbortError'
+        ? `no answer within ${o.timeoutMs / 1000}s`
+        : `${e.code ?? e.name ?? 'error'}${e.code ? '' : `: ${e.message ?? ''}`}`;
+    return empty(`the broker at ${url.origin} could not be asked (${why})`);
+  }
 }
+
+const responseSchema = z.object({
+  apiVersion: z.literal(CREDENTIAL_PROVIDER_API_VERSION),
+  kind: z.literal('CredentialProviderResponse'),
+  cacheKeyType: z.enum(['Image', 'Registry', 'Global']),
+  cacheDuration: z
+    .string()
+    .regex(/^(\d+h)?(\d+m)?\d+(\.\d+)?s$|^0s$/)
+    .optional(),
+  auth: z.record(z.string(), z.object({ username: z.string(), password: z.string() })),
+});

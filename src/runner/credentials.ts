@@ -1,5 +1,5 @@
 /**
- * Credentials exactly as kubelet chooses them (spec-kubelet.md §1-2):
+ * Credentials exactly as kubelet chooses them (docs/kubelet-parity.md §1-2):
  * the node's docker config (first valid file of kubelet's search order under
  * the root dir; files are never merged) and the pod's imagePullSecrets (one
  * keyring, pod order), combined as `union(secrets, node)`.
@@ -68,11 +68,17 @@ function safeHome(): string | undefined {
 
 /**
  * kubelet's lookup: pod secrets (one keyring, in pod order), then the node's
- * file. Each config's `source` rides along on its credentials (KEP-2535).
+ * file, then credential providers' answers. Each config's `source` rides along
+ * on its credentials (KEP-2535).
  */
 export function pullKeyring(
   podSecrets: readonly SourcedDockerConfig[],
   node: SourcedDockerConfig | undefined,
+  providers: readonly SourcedDockerConfig[] = [],
 ): Keyring {
-  return unionKeyrings(buildKeyring(...podSecrets), buildKeyring(...(node ? [node] : [])));
+  return unionKeyrings(
+    buildKeyring(...podSecrets),
+    buildKeyring(...(node ? [node] : [])),
+    buildKeyring(...providers),
+  );
 }

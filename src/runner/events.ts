@@ -1,5 +1,5 @@
 /**
- * Kubelet-style events: reasons and message texts (spec-kubelet.md §4.2, §6.3, §7),
+ * Kubelet-style events: reasons and message texts (docs/kubelet-parity.md §4.2, §6.3, §7),
  * and their rendering as `kubectl describe` prints them. Pure.
  */
 
@@ -58,6 +58,21 @@ export const Events = {
       message: `pullkeeper-node does not implement these fields; they were not applied: ${paths.join(', ')}`,
     }) as const,
 };
+
+/**
+ * `text` with every occurrence of each value replaced by `[redacted]` (longest
+ * values first, so a value containing another is replaced whole).
+ *
+ * @example
+ * redactValues('exec: "s3cret-token": not found', ['s3cret-token']); // 'exec: "[redacted]": not found'
+ */
+export function redactValues(text: string, values: readonly string[]): string {
+  let out = text;
+  for (const v of [...values].sort((a, b) => b.length - a.length)) {
+    if (v !== '') out = out.split(v).join('[redacted]');
+  }
+  return out;
+}
 
 /**
  * kubectl's `HumanDuration` (the Age column).

@@ -1,6 +1,6 @@
 /**
  * Lifecycle hook handlers (exec, httpGet, sleep) and the timing of the kill
- * sequence, as the kubelet does them (spec-kubelet.md §7.2, §7.3).
+ * sequence, as the kubelet does them (docs/kubelet-parity.md §7.2, §7.3).
  *
  * Pure parts: {@link graceAfterPreStop}, {@link httpGetRequest},
  * {@link execHookFailure}, {@link validateSleep}. I/O: {@link runHandler}.

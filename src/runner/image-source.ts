@@ -26,6 +26,14 @@ export interface ImageEvent {
   message: string;
 }
 
+/** The store's bounds on one image (docs/node-runner.md, "Unpack safety"). */
+export interface ImageLimits {
+  maxImageBytes?: number;
+  maxLayerBytes?: number;
+  maxImageInodes?: number;
+  maxPaxHeaderBytes?: number;
+}
+
 export interface EnsureImageRequest {
   /** The image as the pod spec names it (not yet normalized). */
   image: string;
@@ -38,6 +46,12 @@ export interface EnsureImageRequest {
    */
   podSecrets: SourcedDockerConfig[];
   /**
+   * Credentials a credential provider answered for this pod (the broker, for its
+   * ServiceAccount: source kind `serviceaccount`), tried after the pod's Secrets and the
+   * node file, as kubelet orders its plugins' answers; recorded by their source (KEP-2535).
+   */
+  providerCredentials?: SourcedDockerConfig[];
+  /**
    * KEP-2535 `imagePullCredentialsVerificationPolicy` for an image already
    * present (default `NeverVerifyPreloadedImages`, as kubelet 1.35).
    */
@@ -49,6 +63,8 @@ export interface EnsureImageRequest {
    * `'NeverVerify'`; ignored when `verificationPolicy` is given.
    */
   verifyCachedCredentials?: boolean;
+  /** Bounds on what a pull may unpack (node config `imageLimits`); unset ones are the store's. */
+  limits?: ImageLimits;
   onEvent?: (e: ImageEvent) => void;
   signal?: AbortSignal;
 }

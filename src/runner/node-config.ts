@@ -17,6 +17,13 @@
  * # another pod only after the registry accepts that pod's credentials.
  * imagePullCredentialsVerificationPolicy: NeverVerifyPreloadedImages
  * preloadedImagesVerificationAllowlist: []   # only with NeverVerifyAllowlistedImages
+ * allowPrivileged: false           # securityContext.privileged: true is refused unless true
+ * seccompProfileRoot: /var/lib/kubelet/seccomp   # seccompProfile: Localhost profiles are read here
+ * imageLimits:                  # bounds on what one image may unpack (the pull flags of the same names)
+ *   maxImageBytes: 17179869184  # file bytes of all layers (--max-image-bytes)
+ *   maxLayerBytes: 4294967296   # file bytes of one layer (--max-layer-bytes; default maxImageBytes)
+ *   maxImageInodes: 1000000     # entries of all layers (--max-image-inodes)
+ *   maxPaxHeaderBytes: 1048576  # one PAX / GNU long-name header (--max-pax-header-bytes)
  * ```
  *
  * `verifyCachedCredentials` (a boolean, before the policy existed) still
@@ -35,7 +42,7 @@ import {
   IMAGE_PULL_CREDENTIALS_VERIFICATION_POLICIES,
   type ImagePullCredentialsVerificationPolicy,
 } from '../core/index.js';
-import type { NodeConfig } from './plan.js';
+import { DEFAULT_SECCOMP_PROFILE_ROOT, type NodeConfig } from './plan.js';
 import { DEFAULT_STATE_ROOT } from './pod-state.js';
 import { HANDLER_PATTERN } from './runtime-class.js';
 
@@ -67,6 +74,25 @@ const schema = z.strictObject({
   preloadedImagesVerificationAllowlist: z.array(z.string()).optional(),
   /** Deprecated alias of imagePullCredentialsVerificationPolicy (true: AlwaysVerify, false: NeverVerify). */
   verifyCachedCredentials: z.boolean().optional(),
+  allowPrivileged: z.boolean().optional(),
+  seccompProfileRoot: z.string().startsWith('/', 'seccompProfileRoot must be an absolute path').optional(),
+  imageLimits: z
+    .strictObject({
+      maxImageBytes: z.number().int().positive().optional(),
+      maxLayerBytes: z.number().int().positive().optional(),
+      maxImageInodes: z.number().int().positive().optional(),
+      maxPaxHeaderBytes: z.number().int().positive().optional(),
+    })
+    .optional(),
+  /** `run --kubeconfig` pulls with the broker's answer for the pod's ServiceAccount (docs/pod-credentials.md). */
+  podCredentials: z
+    .strictObject({
+      broker: z.url(),
+      audience: z.string().min(1),
+      caFile: z.string().min(1).optional(),
+      timeoutSeconds: z.number().positive().max(60).default(5),
+    })
+    .optional(),
 });
 export type NodeConfigFile = z.infer<typeof schema>;
 
@@ -140,6 +166,10 @@ export function nodeConfigFrom(file: NodeConfigFile, overrides: { stateDir?: str
     imagePullCredentialsVerificationPolicy: verification.policy,
     preloadedImagesVerificationAllowlist: verification.allowlist,
     warnings: verification.warnings,
+    allowPrivileged: file.allowPrivileged ?? false,
+    seccompProfileRoot: file.seccompProfileRoot ?? DEFAULT_SECCOMP_PROFILE_ROOT,
+    ...(file.imageLimits ? { imageLimits: file.imageLimits } : {}),
+    ...(file.podCredentials ? { podCredentials: file.podCredentials } : {}),
   };
 }
 

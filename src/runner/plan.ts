@@ -5,7 +5,9 @@
  * Everything that can fail before a container starts fails here.
  */
 import { createHash, randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { z } from 'zod';
 import { PullkeeperError } from '../core/errors.js';
 import {
   buildContainerEnv,
@@ -23,15 +25,34 @@ import {
   selectServicesForPod,
   serviceEnvVars,
 } from '../core/index.js';
-import { buildOciSpec, containerArgv, parseImageUser } from './bundle.js';
-import { containerFieldPath, Events, type PodEvent } from './events.js';
-import type { ImageSource } from './image-source.js';
+import { type OciSeccomp, runtimeDefaultSeccomp } from '../core/seccomp-default.js';
+import { type ContainerSecurity, decideContainerSecurity } from '../core/security-context.js';
+import { buildOciSpec, containerArgv } from './bundle.js';
+import { containerFieldPath, Events, type PodEvent, podFullName } from './events.js';
+import type { ImageLimits, ImageSource } from './image-source.js';
 import { allocatePodIP, releasePodIP } from './ipam.js';
 import type { ContainerSpec, LifecycleHandler, PodManifest, PodObjects } from './pod.js';
 import { type NodeRuntimeConfig, probeRuntime, resolveRuntimeHandler } from './runtime-class.js';
 
 /** The pod cannot start; an event with the reason was recorded. */
-export class PodStartError extends PullkeeperError {}
+export class PodStartError extends PullkeeperError {
+  /** The container that could not be created and its waiting reason, as kubelet reports it. */
+  waiting?: {
+    container: string;
+    reason: 'ErrImagePull' | 'ErrImageNeverPull' | 'CreateContainerConfigError';
+  };
+}
+
+function containerStartError(
+  container: string,
+  reason: NonNullable<PodStartError['waiting']>['reason'],
+  message: string,
+  cause: unknown,
+): PodStartError {
+  const err = new PodStartError(message, { cause });
+  err.waiting = { container, reason };
+  return err;
+}
 
 export interface NodeConfig {
   stateRoot: string;
@@ -50,7 +71,18 @@ export interface NodeConfig {
   preloadedImagesVerificationAllowlist?: string[];
   /** What the config loader wants said (deprecated keys). */
   warnings?: string[];
+  /** `privileged: true` containers run only when this is true (default false). */
+  allowPrivileged?: boolean;
+  /** Where `seccompProfile: Localhost` profiles live (kubelet: `<root-dir>/seccomp`). */
+  seccompProfileRoot?: string;
+  /** Bounds on what a pull may unpack (node config `imageLimits`). */
+  imageLimits?: ImageLimits;
+  /** Pull through the credential broker with the pod's ServiceAccount token (`run --kubeconfig`; docs/pod-credentials.md). */
+  podCredentials?: { broker: string; audience: string; caFile?: string; timeoutSeconds: number };
 }
+
+/** Kubelet's default `--root-dir` + `seccomp`: where Localhost seccomp profiles are read from. */
+export const DEFAULT_SECCOMP_PROFILE_ROOT = '/var/lib/kubelet/seccomp';
 
 export interface PlannedContainer {
   name: string;
@@ -81,6 +113,12 @@ export interface PlannedPod {
   restartPolicy: 'Always' | 'OnFailure' | 'Never';
   logMaxBytes: number;
   containers: PlannedContainer[];
+  /**
+   * Secret values the pod's env uses (4 characters or more): the supervisor
+   * replaces them in events and its log. plan.json is root-only (0600), like
+   * the env it already holds.
+   */
+  redact?: string[];
 }
 
 function shortHash(s: string): string {
@@ -137,6 +175,60 @@ function secretValues(objects: PodObjects): Record<string, Record<string, string
   const out: Record<string, Record<string, string>> = {};
   for (const [k, v] of Object.entries(objects.secrets)) out[k] = v.data;
   return out;
+}
+
+/** The values of the Secret keys the pod's containers put in their env (env and envFrom). */
+export function secretValuesUsed(pod: PodManifest, objects: PodObjects): string[] {
+  const out = new Set<string>();
+  for (const c of pod.spec.containers) {
+    for (const e of c.env ?? []) {
+      const ref = e.valueFrom?.secretKeyRef;
+      const v = ref ? objects.secrets[ref.name]?.data[ref.key] : undefined;
+      if (v !== undefined) out.add(v);
+    }
+    for (const f of c.envFrom ?? []) {
+      if (f.secretRef)
+        for (const v of Object.values(objects.secrets[f.secretRef.name]?.data ?? {})) out.add(v);
+    }
+  }
+  return [...out].filter((v) => v.length >= 4).sort((a, b) => b.length - a.length);
+}
+
+const localhostSeccompSchema = z.looseObject({
+  defaultAction: z.string(),
+  architectures: z.array(z.string()).optional(),
+  syscalls: z
+    .array(
+      z.looseObject({
+        names: z.array(z.string()),
+        action: z.string(),
+      }),
+    )
+    .optional(),
+});
+
+/** The seccomp profile to load for a decided securityContext (undefined: Unconfined). */
+async function seccompFor(security: ContainerSecurity, node: NodeConfig): Promise<OciSeccomp | undefined> {
+  const p = security.seccomp;
+  if (p.type === 'Unconfined') return undefined;
+  if (p.type === 'RuntimeDefault') return runtimeDefaultSeccomp(security.capabilities, process.arch);
+  const file = join(node.seccompProfileRoot ?? DEFAULT_SECCOMP_PROFILE_ROOT, p.localhostProfile ?? '');
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(file, 'utf8'));
+  } catch (err) {
+    throw new PodStartError(
+      `cannot load seccomp profile ${JSON.stringify(file)}: ${(err as Error).message}; put the profile there (an OCI linux.seccomp object) or set seccompProfileRoot in the node config`,
+      { cause: err },
+    );
+  }
+  const r = localhostSeccompSchema.safeParse(raw);
+  if (!r.success) {
+    throw new PodStartError(
+      `seccomp profile ${file} is not an OCI linux.seccomp object (defaultAction, architectures, syscalls): ${r.error.issues[0]?.message}`,
+    );
+  }
+  return r.data as unknown as OciSeccomp;
 }
 
 export interface PlanInput {
@@ -251,6 +343,7 @@ export async function planPod(input: PlanInput): Promise<PlannedPod> {
       restartPolicy: pod.spec.restartPolicy,
       logMaxBytes: node.logMaxBytes,
       containers,
+      redact: secretValuesUsed(pod, objects),
     };
   } catch (err) {
     await releasePodIP(node.stateRoot, podIP, key);
@@ -289,13 +382,14 @@ async function planContainer(
       ...(ctx.node.preloadedImagesVerificationAllowlist?.length
         ? { verificationAllowlist: compileAllowlist(ctx.node.preloadedImagesVerificationAllowlist) }
         : {}),
+      ...(ctx.node.imageLimits ? { limits: ctx.node.imageLimits } : {}),
       onEvent: (e) => ctx.emit(e),
       ...(ctx.signal ? { signal: ctx.signal } : {}),
     });
   } catch (err) {
     const reason = policy === 'Never' ? 'ErrImageNeverPull' : 'ErrImagePull';
     ctx.emit(Events.failed(reason));
-    throw new PodStartError(`container ${c.name}: ${(err as Error).message}`, { cause: err });
+    throw containerStartError(c.name, reason, `container ${c.name}: ${(err as Error).message}`, err);
   }
   const meta = ctx.pod.metadata;
   try {
@@ -322,7 +416,18 @@ async function planContainer(
     const expanded = expandCommandAndArgs(c.command, c.args, env);
     const args = containerArgv(expanded, image.config);
     if (args.length === 0) throw new PodStartError('no command specified');
-    const user = parseImageUser(image.config.User);
+    const decision = decideContainerSecurity({
+      ...(ctx.pod.spec.securityContext ? { pod: ctx.pod.spec.securityContext } : {}),
+      ...(c.securityContext ? { container: c.securityContext } : {}),
+      imageUser: image.config.User,
+      who: {
+        pod: podFullName({ name: meta.name, namespace: meta.namespace, uid: ctx.uid }),
+        container: c.name,
+      },
+      allowPrivileged: ctx.node.allowPrivileged ?? false,
+    });
+    if (!decision.ok) throw new PodStartError(decision.message);
+    const seccomp = await seccompFor(decision.value, ctx.node);
     return {
       name: c.name,
       id: containerId(meta.namespace, meta.name, ctx.uid, c.name),
@@ -334,7 +439,8 @@ async function planContainer(
         args,
         env: containerProcessEnv(image.config.Env ?? [], env, ctx.hostname),
         cwd: c.workingDir || image.config.WorkingDir || '/',
-        ...user,
+        security: decision.value,
+        ...(seccomp ? { seccomp } : {}),
         hostname: ctx.hostname,
         netnsPath: ctx.netnsPath,
         rootfs: 'rootfs',
@@ -345,8 +451,11 @@ async function planContainer(
   } catch (err) {
     // kubelet: Warning Failed "Error: <err>" with CreateContainerConfigError.
     ctx.emit(Events.failed((err as Error).message));
-    throw new PodStartError(`container ${c.name}: CreateContainerConfigError: ${(err as Error).message}`, {
-      cause: err,
-    });
+    throw containerStartError(
+      c.name,
+      'CreateContainerConfigError',
+      `container ${c.name}: CreateContainerConfigError: ${(err as Error).message}`,
+      err,
+    );
   }
 }

@@ -2,6 +2,10 @@
  * The state directory of the runner: one small directory per pod, read by
  * later commands (`stop`, `describe`, `logs`, `ps`).
  *
+ * Everything below the root holds pod data (Secret values in plan.json and the
+ * bundles' config.json, logs): directories are 0700 and files 0600, owned by
+ * root (private-fs.ts); the root itself is made private before each run.
+ *
  *   <root>/pods/<namespace>_<name>/
  *     pod.json         the Pod as parsed (written first by `run`)
  *     plan.json        what to run (written by `run`, read by the supervisor)
@@ -14,17 +18,18 @@
  *   <root>/ipam/<ip>            one file per pod IP in use
  *   <root>/handlers.json        cached runtime probes
  */
-import { appendFile, mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PullkeeperError } from '../core/errors.js';
 import type { PodEvent } from './events.js';
 import type { PlannedPod } from './plan.js';
-import type { PodManifest } from './pod.js';
+import { DNS_LABEL, DNS_SUBDOMAIN, type PodManifest } from './pod.js';
+import { appendPrivateFile, mkdirPrivate, writePrivateFile } from './private-fs.js';
 
 /** No such pod in the state dir. */
 export class PodNotFoundError extends PullkeeperError {}
 
-export const DEFAULT_STATE_ROOT = '/run/pullkeeper-node';
+export { DEFAULT_STATE_ROOT } from './defaults.js';
 
 export type PodPhase = 'Pending' | 'Running' | 'Succeeded' | 'Failed';
 
@@ -63,10 +68,32 @@ export interface PodStatus {
   containers: ContainerStatus[];
 }
 
-/** `ns/name` or `name` (namespace `default`) -> the pod's directory key. */
+/** A pod reference or key that is not a namespace (DNS label) and a pod name (DNS subdomain). */
+export class PodRefError extends PullkeeperError {}
+
+/**
+ * Whether `key` is `<namespace>_<name>` with the same rules as a Pod's
+ * metadata (namespace a DNS-1123 label, name a DNS-1123 subdomain): no `/`,
+ * no `..`, so a key always names one directory under `<root>/pods`.
+ */
+export function isValidPodKey(key: string): boolean {
+  const i = key.indexOf('_');
+  if (i <= 0) return false;
+  const ns = key.slice(0, i);
+  const name = key.slice(i + 1);
+  return ns.length <= 63 && DNS_LABEL.test(ns) && name.length <= 253 && DNS_SUBDOMAIN.test(name);
+}
+
+/** `ns/name` or `name` (namespace `default`) -> the pod's directory key; throws {@link PodRefError} for anything else. */
 export function podKey(ref: string): string {
-  const [a, b] = ref.includes('/') ? ref.split('/', 2) : ['default', ref];
-  return `${a}_${b}`;
+  const parts = ref.includes('/') ? ref.split('/') : ['default', ref];
+  const key = parts.length === 2 ? `${parts[0]}_${parts[1]}` : '';
+  if (!isValidPodKey(key)) {
+    throw new PodRefError(
+      `"${ref}" is not a pod: give NAME or NAMESPACE/NAME (a DNS-1123 namespace and pod name); \`pullkeeper-node ps\` lists the pods`,
+    );
+  }
+  return key;
 }
 
 export class PodDir {
@@ -105,12 +132,12 @@ export class PodDir {
   }
 
   async writePlan(plan: PlannedPod): Promise<void> {
-    await mkdir(join(this.dir, 'logs'), { recursive: true });
+    await mkdirPrivate(join(this.dir, 'logs'));
     await atomicWrite(this.planFile, JSON.stringify(plan, null, 2));
   }
 
   async writeManifest(pod: PodManifest): Promise<void> {
-    await mkdir(join(this.dir, 'logs'), { recursive: true });
+    await mkdirPrivate(join(this.dir, 'logs'));
     await atomicWrite(this.manifestFile, JSON.stringify(pod, null, 2));
   }
 
@@ -187,7 +214,7 @@ export function atomicWrite(path: string, data: string): Promise<void> {
   // One temp name per write: two overlapping writes of the same file must not share (and lose) one temp file.
   const tmp = `${path}.${process.pid}.${++tmpCounter}.tmp`;
   return inOrder(path, async () => {
-    await writeFile(tmp, data);
+    await writePrivateFile(tmp, data);
     await rename(tmp, path);
   });
 }
@@ -197,7 +224,7 @@ export function atomicWrite(path: string, data: string): Promise<void> {
  * `appendFile` calls run on libuv's thread pool and may land in either order.
  */
 export function appendLine(path: string, line: string): Promise<void> {
-  return inOrder(path, () => appendFile(path, `${line}\n`));
+  return inOrder(path, () => appendPrivateFile(path, `${line}\n`));
 }
 
 /** Every pod directory under `root`. */

@@ -56,8 +56,37 @@ const envFromSchema = z.object({
   secretRef: z.object({ name: z.string(), optional: z.boolean().optional() }).optional(),
 });
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+export const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+const seccompProfileSchema = z.object({
+  type: z.enum(['RuntimeDefault', 'Unconfined', 'Localhost']),
+  localhostProfile: z.string().optional(),
+});
+const id = z
+  .number()
+  .int()
+  .min(0)
+  .max(2 ** 31 - 1);
+const containerSecuritySchema = z.object({
+  runAsUser: id.optional(),
+  runAsGroup: id.optional(),
+  runAsNonRoot: z.boolean().optional(),
+  capabilities: z
+    .object({ add: z.array(z.string()).optional(), drop: z.array(z.string()).optional() })
+    .optional(),
+  privileged: z.boolean().optional(),
+  readOnlyRootFilesystem: z.boolean().optional(),
+  allowPrivilegeEscalation: z.boolean().optional(),
+  seccompProfile: seccompProfileSchema.optional(),
+});
+const podSecuritySchema = z.object({
+  runAsUser: id.optional(),
+  runAsGroup: id.optional(),
+  runAsNonRoot: z.boolean().optional(),
+  supplementalGroups: z.array(id).optional(),
+  seccompProfile: seccompProfileSchema.optional(),
+});
 
 const containerSchema = z.object({
   name: z.string().max(63).regex(DNS_LABEL, 'a container name must be a DNS-1123 label'),
@@ -78,6 +107,7 @@ const containerSchema = z.object({
     )
     .optional(),
   lifecycle: z.object({ postStart: handlerSchema.optional(), preStop: handlerSchema.optional() }).optional(),
+  securityContext: containerSecuritySchema.optional(),
 });
 export type ContainerSpec = z.infer<typeof containerSchema>;
 
@@ -103,6 +133,7 @@ const podSchema = z.object({
     restartPolicy: z.enum(['Always', 'OnFailure', 'Never']).default('Always'),
     serviceAccountName: z.string().optional(),
     nodeName: z.string().optional(),
+    securityContext: podSecuritySchema.optional(),
   }),
 });
 export type PodManifest = z.infer<typeof podSchema>;
@@ -112,6 +143,25 @@ export type PodManifest = z.infer<typeof podSchema>;
  * Anything else with a non-empty value is reported by {@link unsupportedFields}.
  */
 const HANDLER_FIELDS = { exec: true, httpGet: true, sleep: true, tcpSocket: true } as const;
+const SECCOMP_FIELDS = { type: true, localhostProfile: true } as const;
+/** securityContext fields applied (docs/node-runner.md); the others (seLinuxOptions, appArmorProfile, procMount, ...) are reported. */
+const CONTAINER_SECURITY_FIELDS = {
+  runAsUser: true,
+  runAsGroup: true,
+  runAsNonRoot: true,
+  capabilities: { add: true, drop: true },
+  privileged: true,
+  readOnlyRootFilesystem: true,
+  allowPrivilegeEscalation: true,
+  seccompProfile: SECCOMP_FIELDS,
+} as const;
+const POD_SECURITY_FIELDS = {
+  runAsUser: true,
+  runAsGroup: true,
+  runAsNonRoot: true,
+  supplementalGroups: true,
+  seccompProfile: SECCOMP_FIELDS,
+} as const;
 const CONTAINER_FIELDS = {
   name: true,
   image: true,
@@ -123,6 +173,7 @@ const CONTAINER_FIELDS = {
   envFrom: true,
   ports: true,
   lifecycle: { postStart: HANDLER_FIELDS, preStop: HANDLER_FIELDS },
+  securityContext: CONTAINER_SECURITY_FIELDS,
   // kubectl/apiserver defaults that change nothing here:
   terminationMessagePath: true,
   terminationMessagePolicy: true,
@@ -157,6 +208,7 @@ const POD_FIELDS: FieldTree = {
     serviceAccountName: true,
     serviceAccount: true,
     nodeName: true,
+    securityContext: POD_SECURITY_FIELDS,
     // defaults that change nothing for one node without a scheduler or DNS server:
     schedulerName: true,
     dnsPolicy: true,

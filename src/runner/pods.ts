@@ -7,8 +7,8 @@
  * answers.
  */
 import { execFile, spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { closeSync, existsSync } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,7 +20,8 @@ import type { ImageSource } from './image-source.js';
 import { releasePodIP } from './ipam.js';
 import { type NodeConfig, type PlannedPod, PodStartError, planPod } from './plan.js';
 import type { ParsedManifest } from './pod.js';
-import { listPodDirs, PodDir, type PodStatus } from './pod-state.js';
+import { isValidPodKey, listPodDirs, PodDir, type PodStatus } from './pod-state.js';
+import { openPrivateAppendSync, prepareStateRoot } from './private-fs.js';
 import { removeSandboxNet } from './sandbox.js';
 import { PodSupervisor } from './supervisor.js';
 
@@ -105,17 +106,27 @@ export interface RunResult {
   plan?: PlannedPod;
   status: PodStatus;
   events: PodEvent[];
+  /** The state dir had to be made private (prepareStateRoot); shown on stderr by the CLI. */
+  warnings: string[];
 }
 
-const SUPERVISOR_MAIN = fileURLToPath(new URL('./supervisor-main.ts', import.meta.url));
+/** The supervisor's entry: built beside this code in dist/ (scripts/build.mjs), else the source through tsx (a checkout). */
+function supervisorArgs(): string[] {
+  const built = fileURLToPath(new URL('./supervisor-main.mjs', import.meta.url));
+  if (existsSync(built)) return [built];
+  return [
+    '--import',
+    import.meta.resolve('tsx'),
+    fileURLToPath(new URL('./supervisor-main.ts', import.meta.url)),
+  ];
+}
 
 function spawnSupervisor(pod: PodDir, timeoutMs: number): Promise<Record<string, unknown>> {
-  const logFd = openSync(join(pod.dir, 'supervisor.log'), 'a');
-  const child = spawn(
-    process.execPath,
-    ['--import', import.meta.resolve('tsx'), SUPERVISOR_MAIN, pod.root, pod.key],
-    { detached: true, stdio: ['ignore', logFd, logFd, 'pipe'] },
-  );
+  const logFd = openPrivateAppendSync(join(pod.dir, 'supervisor.log'));
+  const child = spawn(process.execPath, [...supervisorArgs(), pod.root, pod.key], {
+    detached: true,
+    stdio: ['ignore', logFd, logFd, 'pipe'],
+  });
   closeSync(logFd);
   child.unref();
   const report = child.stdio[3] as NodeJS.ReadableStream & { unref?: () => void; destroy: () => void };
@@ -156,6 +167,7 @@ export async function runPod(opts: {
 }): Promise<RunResult> {
   const pod = opts.manifest.pod;
   if (!pod) throw new PodControlError('the manifest has no Pod (kind: Pod); give a Pod manifest');
+  const warnings = await prepareStateRoot(opts.node.stateRoot);
   const dir = PodDir.of(opts.node.stateRoot, `${pod.metadata.namespace}/${pod.metadata.name}`);
   if (await supervisorAlive(dir)) {
     throw new PodControlError(
@@ -190,13 +202,16 @@ export async function runPod(opts: {
       containers: pod.spec.containers.map((c) => ({
         name: c.name,
         state: 'waiting',
-        reason: 'ContainerCreating',
+        reason:
+          err instanceof PodStartError && err.waiting?.container === c.name
+            ? err.waiting.reason
+            : 'ContainerCreating',
         ready: false,
         restartCount: 0,
       })),
     };
     await dir.writeStatus(status);
-    return { status, events: await dir.readEvents() };
+    return { status, events: await dir.readEvents(), warnings };
   }
   await Promise.all(events);
   await dir.writePlan(plan);
@@ -210,7 +225,7 @@ export async function runPod(opts: {
     reply = await spawnSupervisor(dir, timeout);
   }
   if (reply.ok !== true) throw new PodControlError(`the pod supervisor failed: ${String(reply.error)}`);
-  return { plan, status: reply.status as PodStatus, events: await dir.readEvents() };
+  return { plan, status: reply.status as PodStatus, events: await dir.readEvents(), warnings };
 }
 
 /** `stop`: the kill sequence through the supervisor, or a cleanup of what a dead one left. */
@@ -269,8 +284,12 @@ export async function listPods(root: string): Promise<PodSummary[]> {
 }
 
 /** Hosts supervisors in this process (`pullkeeper-node daemon`); resolves when `signal` aborts and its pods are stopped. */
-export async function serveDaemon(root: string, signal: AbortSignal): Promise<void> {
-  await mkdir(root, { recursive: true });
+export async function serveDaemon(
+  root: string,
+  signal: AbortSignal,
+  onWarning: (message: string) => void = () => {},
+): Promise<void> {
+  for (const w of await prepareStateRoot(root)) onWarning(w);
   const sockPath = join(root, 'daemon.sock');
   await rm(sockPath, { force: true });
   const hosted = new Set<PodSupervisor>();
@@ -285,8 +304,15 @@ export async function serveDaemon(root: string, signal: AbortSignal): Promise<vo
         req = JSON.parse(buf) as typeof req;
       } catch {}
       buf = '';
-      if (req.op !== 'run' || !req.key) {
+      if (req.op !== 'run' || typeof req.key !== 'string') {
         sock.end(`${JSON.stringify({ ok: false, error: 'expected {"op":"run","key":...}' })}\n`);
+        return;
+      }
+      // The key names a directory under <root>/pods: the same rules as a pod's namespace and name.
+      if (!isValidPodKey(req.key)) {
+        sock.end(
+          `${JSON.stringify({ ok: false, error: 'invalid pod key: expected NAMESPACE_NAME (a DNS-1123 namespace and pod name)' })}\n`,
+        );
         return;
       }
       const sup = new PodSupervisor(new PodDir(root, req.key));

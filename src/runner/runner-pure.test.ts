@@ -5,13 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { buildOciSpec, containerArgv, overlayOptions, parseImageUser } from './bundle.js';
+import { decideContainerSecurity } from '../core/security-context.js';
+import { buildOciSpec, containerArgv, overlayOptions } from './bundle.js';
 import { describeEvents, Events, humanDuration } from './events.js';
 import { graceAfterPreStop, httpGetRequest, LIFECYCLE_USER_AGENT, validateSleep } from './hooks.js';
 import { nodeConfigFrom } from './node-config.js';
 import { containerId, sandboxNames } from './plan.js';
 import { PodManifestError, parseManifest, type RuntimeClassObject, unsupportedFields } from './pod.js';
-import { podKey } from './pod-state.js';
+import { isValidPodKey, PodRefError, podKey } from './pod-state.js';
 import {
   ALPHA_ADVICE,
   DEFAULT_NODE_RUNTIMES,
@@ -106,21 +107,36 @@ describe('unsupportedFields', () => {
       [],
     ],
     [
-      'volumes, securityContext, init containers and container resources',
+      'volumes, securityContext fields not applied, init containers and container resources',
       {
         spec: {
           volumes: [{ name: 'v' }],
           initContainers: [{ name: 'i' }],
-          securityContext: { runAsUser: 1 },
-          containers: [{ name: 'c', resources: { limits: { cpu: '1' } }, volumeMounts: [{ name: 'v' }] }],
+          securityContext: { runAsUser: 1, fsGroup: 2, sysctls: [{ name: 'x', value: '1' }] },
+          containers: [
+            {
+              name: 'c',
+              resources: { limits: { cpu: '1' } },
+              volumeMounts: [{ name: 'v' }],
+              securityContext: {
+                runAsNonRoot: true,
+                capabilities: { drop: ['ALL'] },
+                seLinuxOptions: { level: 's0' },
+                procMount: 'Unmasked',
+              },
+            },
+          ],
         },
       },
       [
         'spec.volumes',
         'spec.initContainers',
-        'spec.securityContext',
+        'spec.securityContext.fsGroup',
+        'spec.securityContext.sysctls',
         'spec.containers[0].resources',
         'spec.containers[0].volumeMounts',
+        'spec.containers[0].securityContext.seLinuxOptions',
+        'spec.containers[0].securityContext.procMount',
       ],
     ],
     [
@@ -241,20 +257,6 @@ describe('bundle', () => {
   for (const [name, spec, image, want] of argv)
     test(`argv: ${name}`, () => assert.deepEqual(containerArgv(spec, image), want));
 
-  const users: Array<[string | undefined, { uid: number; gid: number } | RegExp]> = [
-    [undefined, { uid: 0, gid: 0 }],
-    ['root', { uid: 0, gid: 0 }],
-    ['1000', { uid: 1000, gid: 0 }],
-    ['1000:50', { uid: 1000, gid: 50 }],
-    ['nobody', /not numeric/],
-  ];
-  for (const [u, want] of users) {
-    test(`user ${u}`, () => {
-      if (want instanceof RegExp) assert.throws(() => parseImageUser(u), want);
-      else assert.deepEqual(parseImageUser(u), want);
-    });
-  }
-
   test('overlay: top layer first in lowerdir', () => {
     assert.equal(
       overlayOptions(['/s/a', '/s/b', '/s/c'], '/u', '/w'),
@@ -265,12 +267,18 @@ describe('bundle', () => {
   });
 
   test('spec: pod hostname, the sandbox netns, writable rootfs', () => {
+    const d = decideContainerSecurity({
+      container: { runAsUser: 5, runAsGroup: 6 },
+      imageUser: '',
+      who: { pod: 'p', container: 'c' },
+      allowPrivileged: false,
+    });
+    assert.ok(d.ok);
     const spec = buildOciSpec({
       args: ['sh'],
       env: ['A=1'],
       cwd: '',
-      uid: 5,
-      gid: 6,
+      security: d.value,
       hostname: 'web-0',
       netnsPath: '/var/run/netns/pkr-pod-1',
       rootfs: 'rootfs',
@@ -452,13 +460,34 @@ describe('names and config', () => {
   test('pod refs', () => {
     assert.equal(podKey('web'), 'default_web');
     assert.equal(podKey('shop/web'), 'shop_web');
+    assert.equal(podKey('shop/web.v1'), 'shop_web.v1');
   });
+  const badRefs = ['../x', 'a/../../etc', '..', 'ns/..', 'ns/a/b', 'Web', '', '/x', 'ns/', 'x_y/z'];
+  for (const ref of badRefs) {
+    test(`pod ref ${JSON.stringify(ref)} refused`, () => assert.throws(() => podKey(ref), PodRefError));
+  }
+  const keys: Array<[string, boolean]> = [
+    ['default_web', true],
+    ['shop_web.v1', true],
+    ['default_..', false],
+    ['default_../../etc', false],
+    ['../x_y', false],
+    ['_web', false],
+    ['default_', false],
+    ['default_a/b', false],
+    ['default_a_b', false],
+    [`default_${'a'.repeat(254)}`, false],
+  ];
+  for (const [key, ok] of keys)
+    test(`pod key ${key.slice(0, 30)}`, () => assert.equal(isValidPodKey(key), ok));
   test('node config defaults and a bad defaultHandler', () => {
     const c = nodeConfigFrom({}, { stateDir: '/x' });
     assert.equal(c.stateRoot, '/x');
     assert.equal(c.runtimes.defaultHandler, 'runc');
     assert.deepEqual(Object.keys(c.runtimes.handlers).sort(), ['crun', 'runc']);
     assert.equal(c.bridge.name, 'pkr-br0');
+    assert.equal(c.allowPrivileged, false);
+    assert.equal(c.seccompProfileRoot, '/var/lib/kubelet/seccomp');
     assert.throws(() => nodeConfigFrom({ defaultHandler: 'kata' }), /defaultHandler "kata"/);
   });
 });

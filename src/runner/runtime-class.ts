@@ -1,7 +1,7 @@
 /**
- * RuntimeClass: validating RuntimeClass objects (spec-kubelet.md §6.1, DESIGN.md §5),
- * resolving a pod's runtimeClassName to a node handler (§6.3), and finding out,
- * once, whether the node can actually run a handler's OCI runtime.
+ * RuntimeClass: validating RuntimeClass objects (docs/kubelet-parity.md §6.1),
+ * resolving a pod's runtimeClassName to a node handler (§6.3; docs/node-runner.md),
+ * and finding out, once, whether the node can actually run a handler's OCI runtime.
  *
  * The pure part (validation and lookup) is separate from the probe (I/O).
  */
@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { PullkeeperError } from '../core/errors.js';
 import type { RuntimeClassObject } from './pod.js';
+import { mkdirPrivate } from './private-fs.js';
 
 const execFileP = promisify(execFile);
 
@@ -214,8 +215,8 @@ async function probeUncached(
   } catch {}
   const result = await probeNow(path, runtime.globalArgs ?? [], cacheDir, signal);
   cache[cacheKey] = result;
-  await mkdir(cacheDir, { recursive: true });
-  await writeFile(cacheFile, JSON.stringify(cache, null, 2));
+  await mkdirPrivate(cacheDir);
+  await writeFile(cacheFile, JSON.stringify(cache, null, 2), { mode: 0o600 });
   return result;
 }
 
@@ -236,6 +237,7 @@ async function probeNow(
   const rootfs = join(dir, 'rootfs');
   const id = `pkr-probe-${process.pid}-${Date.now()}`;
   try {
+    await mkdirPrivate(dir);
     await mkdir(join(rootfs, 'usr'), { recursive: true });
     for (const l of ['bin', 'lib', 'lib64', 'sbin']) await symlink(`usr/${l}`, join(rootfs, l));
     const spec = {

@@ -6,11 +6,11 @@
  * SIGTERM/SIGINT stop the pod (kill sequence) before exiting.
  */
 import { createWriteStream } from 'node:fs';
-import { PodDir } from './pod-state.js';
+import { isValidPodKey, PodDir } from './pod-state.js';
 import { PodSupervisor } from './supervisor.js';
 
 const [root, key] = process.argv.slice(2);
-if (!root || !key) {
+if (!root || !key || !isValidPodKey(key)) {
   process.stderr.write('usage: supervisor-main.ts STATE_ROOT POD_KEY\n');
   process.exit(2);
 }
@@ -25,7 +25,7 @@ try {
   const status = await sup.start();
   report?.end(`${JSON.stringify({ ok: true, status })}\n`);
 } catch (err) {
-  process.stderr.write(`${(err as Error).stack}\n`);
+  sup.log(`${(err as Error).stack}`);
   report?.end(`${JSON.stringify({ ok: false, error: (err as Error).message })}\n`);
   await sup.stop().catch(() => {});
 }

@@ -15,18 +15,19 @@
  * - Status (status.json) and events (events.jsonl) go to the pod's state dir.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, renameSync, watch, writeSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { closeSync, existsSync, renameSync, watch, writeSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { bundlePaths, createBundle, removeBundleMount } from './bundle.js';
-import { containerFieldPath, Events, type PodEvent, podFullName } from './events.js';
+import { containerFieldPath, Events, type PodEvent, podFullName, redactValues } from './events.js';
 import { graceAfterPreStop, type HookContext, MIN_GRACE_SECONDS, runHandler } from './hooks.js';
 import { releasePodIP } from './ipam.js';
 import type { PlannedContainer, PlannedPod } from './plan.js';
 import type { LifecycleHandler } from './pod.js';
 import type { ContainerStatus, KillTimeline, PodDir, PodStatus } from './pod-state.js';
+import { mkdirPrivate, openPrivateAppendSync } from './private-fs.js';
 import { createSandboxNet, removeSandboxNet } from './sandbox.js';
 
 const execFileP = promisify(execFile);
@@ -68,13 +69,13 @@ class CappedLog {
     private readonly file: string,
     private readonly max: number,
   ) {
-    this.fd = openSync(file, 'a');
+    this.fd = openPrivateAppendSync(file);
   }
   write(chunk: Buffer): void {
     if (this.size + chunk.length > this.max && this.size > 0) {
       closeSync(this.fd);
       renameSync(this.file, `${this.file}.1`);
-      this.fd = openSync(this.file, 'a');
+      this.fd = openPrivateAppendSync(this.file);
       this.size = 0;
     }
     const part = chunk.length > this.max ? chunk.subarray(chunk.length - this.max) : chunk;
@@ -102,7 +103,17 @@ export class PodSupervisor {
   constructor(private readonly pod: PodDir) {}
 
   private async event(e: Omit<PodEvent, 'time'>): Promise<void> {
-    await this.pod.appendEvent({ time: new Date().toISOString(), ...e });
+    await this.pod.appendEvent({ time: new Date().toISOString(), ...e, message: this.redact(e.message) });
+  }
+
+  /** The text with the pod's Secret values replaced (events and the supervisor log never hold them). */
+  redact(text: string): string {
+    return redactValues(text, this.plan?.redact ?? []);
+  }
+
+  /** One line to the supervisor log (stderr), redacted. */
+  log(text: string): void {
+    process.stderr.write(`${new Date().toISOString()} ${this.redact(text)}\n`);
   }
 
   private async save(): Promise<void> {
@@ -279,7 +290,7 @@ export class PodSupervisor {
       await runHandler(h, this.hookContext(l), signal);
       return true;
     } catch (err) {
-      process.stderr.write(`${new Date().toISOString()} hook failed: ${(err as Error).message}\n`);
+      this.log(`hook failed: ${(err as Error).message}`);
       return false;
     }
   }
@@ -364,8 +375,7 @@ export class PodSupervisor {
           timeline.preStopEndedAt = Date.now();
           // kubelet: a hook still running at the end of the grace period is only logged; a failure is an event.
           if (!ok && !timedOut) await this.event({ ...Events.failedPreStop(), fieldPath });
-          if (timedOut)
-            process.stderr.write(`PreStop hook for ${l.plan.name} not completed in grace period\n`);
+          if (timedOut) this.log(`PreStop hook for ${l.plan.name} not completed in grace period`);
           grace = graceAfterPreStop(grace, Date.now() - t0);
         } else {
           grace = Math.max(grace, MIN_GRACE_SECONDS);
@@ -453,7 +463,7 @@ export class PodSupervisor {
 
   /** `control.sock`: one JSON request per line (`{"op":"stop"}` or `{"op":"status"}`), one JSON reply. */
   private async listen(): Promise<void> {
-    await mkdir(this.pod.dir, { recursive: true });
+    await mkdirPrivate(this.pod.dir);
     await rm(this.pod.socket, { force: true });
     const server = createServer((sock) => {
       let buf = '';

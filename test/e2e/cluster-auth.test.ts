@@ -18,14 +18,20 @@ import { refresh, refreshFailed } from '../../src/app/refresh.js';
 import { parseConfig } from '../../src/config/load.js';
 import { createSecretResolver } from '../../src/config/secret-ref.js';
 import { KubeApiError, KubeClient } from '../../src/kube/client.js';
-import { AKS_SERVER_APP_ID, ClusterAccessError, kubeClientFor } from '../../src/kube/connect.js';
+import {
+  AKS_SERVER_APP_ID,
+  ClusterAccessError,
+  connectionFor,
+  kubeClientFor,
+} from '../../src/kube/connect.js';
 import { eksToken } from '../../src/kube/eks-token.js';
+import { kubernetesNodeLister } from '../../src/nodes/inventory.js';
 import { type EntraAcrFake, startEntraAcr } from '../harness/cloud/entra-acr.js';
 import { type GoogleFake, type ServiceAccountKey, startGoogle } from '../harness/cloud/google.js';
 import { type MotoComponent, startMoto } from '../harness/cloud/moto.js';
 import { type OidcIssuer, startOidcIssuer } from '../harness/cloud/oidc-issuer.js';
 import { type EksWebhook, startEksWebhook } from '../harness/cluster/eks-webhook.js';
-import { type Cluster, startCluster } from '../harness/cluster/index.js';
+import { type Cluster, rbacConfigFor, startCluster } from '../harness/cluster/index.js';
 import { startOidcMirror } from '../harness/cluster/oidc-mirror.js';
 
 const EKS_CLUSTER = 'pk-test';
@@ -132,6 +138,22 @@ const refused = async (token: string) => {
   await assert.rejects(whoAmI(token), (e) => e instanceof KubeApiError && e.status === 401);
 };
 const awsCreds = () => ({ accessKeyId: moto.info.accessKeyId, secretAccessKey: moto.info.secretAccessKey });
+/** A `clusters[]` entry for the harness apiserver as an EKS cluster, signed with moto's keys. */
+const eksEntry = (name: string, extra: Record<string, unknown> = {}) => ({
+  name,
+  eks: {
+    cluster: EKS_CLUSTER,
+    region: 'us-east-1',
+    server: cluster.info.server,
+    caData: cluster.info.caData,
+    stsEndpoint: moto.info.endpoint,
+    credentials: {
+      accessKeyId: { value: moto.info.accessKeyId },
+      secretAccessKey: { value: moto.info.secretAccessKey },
+    },
+    ...extra,
+  },
+});
 
 describe('EKS token', () => {
   test('a presigned GetCallerIdentity token authenticates as the mapped user', async () => {
@@ -167,6 +189,25 @@ describe('EKS token', () => {
     assert.ok(reasons.includes('token expired'));
     assert.ok(reasons.some((r) => r.startsWith('signature does not match')));
     assert.ok(reasons.some((r) => r.startsWith('non-allowlisted query parameter')));
+  });
+});
+
+describe('EKS roleArn', () => {
+  test('the token is signed as the assumed role (sts:AssumeRole at the stsEndpoint), not as the base identity', async () => {
+    const c = parseConfig({
+      clusters: [
+        eksEntry('eks-role', { roleArn: `arn:aws:iam::${moto.info.accountId}:role/pullkeeper-eks` }),
+      ],
+      registries: [
+        { name: 'r', kind: 'static', server: 'r.test', username: { value: 'u' }, password: { value: 'p' } },
+      ],
+    }).clusters[0]!;
+    const token = await (await connectionFor(c, createSecretResolver())).token!();
+    assert.ok(token?.startsWith('k8s-aws-v1.'));
+    const url = new URL(Buffer.from(token!.slice('k8s-aws-v1.'.length), 'base64url').toString());
+    const keyId = url.searchParams.get('X-Amz-Credential')?.split('/')[0];
+    assert.ok(keyId && keyId !== moto.info.accessKeyId, `signed with the role's temporary key (${keyId})`);
+    assert.ok(url.searchParams.get('X-Amz-Security-Token'), 'with the session token of the role');
   });
 });
 
@@ -272,10 +313,26 @@ describe('GKE token', () => {
   });
 });
 
+let threeClusters: ReturnType<typeof parseConfig> | undefined;
+
 describe('refresh through EKS, AKS and GKE identities', () => {
   test('each cluster entry mints its own token; Secrets land with the shipped RBAC bound to those users', async () => {
-    // rbac.yaml's ClusterRoles, bound to the two cloud identities instead of the ServiceAccount.
-    await cluster.createIdentity({ namespace: 'pullkeeper-system', name: 'pullkeeper', rbac: 'pullkeeper' });
+    // The ClusterRoles `pullkeeper rbac` prints for these tenants, bound to the cloud identities instead of the ServiceAccount.
+    await cluster.createIdentity({
+      namespace: 'pullkeeper-system',
+      name: 'pullkeeper',
+      rbac: 'pullkeeper',
+      config: rbacConfigFor(
+        ['eks', 'aks', 'gke'].map((via) => ({ name: `on-${via}`, namespaces: { matchLabels: { via } } })),
+        {
+          nodes: {
+            inventory: 'kubernetes',
+            registries: ['placeholder'],
+            ssh: { privateKey: { value: 'k' } },
+          },
+        },
+      ),
+    });
     const aadUser = `aad:${(
       await whoAmI(
         await (async () => {
@@ -312,20 +369,7 @@ describe('refresh through EKS, AKS and GKE identities', () => {
     await cluster.createNamespace('via-gke', { via: 'gke' });
     const cfg = parseConfig({
       clusters: [
-        {
-          name: 'eks',
-          eks: {
-            cluster: EKS_CLUSTER,
-            region: 'us-east-1',
-            server: cluster.info.server,
-            caData: cluster.info.caData,
-            stsEndpoint: moto.info.endpoint,
-            credentials: {
-              accessKeyId: { value: moto.info.accessKeyId },
-              secretAccessKey: { value: moto.info.secretAccessKey },
-            },
-          },
-        },
+        eksEntry('eks'),
         {
           name: 'aks',
           aks: {
@@ -361,6 +405,7 @@ describe('refresh through EKS, AKS and GKE identities', () => {
         { name: 'on-gke', cluster: 'gke', namespaces: { matchLabels: { via: 'gke' } }, registries: ['reg'] },
       ],
     });
+    threeClusters = cfg;
     // RBAC reaches the authorizer a moment after the bindings are written.
     let r = await refresh(cfg, { nodes: false });
     for (let i = 0; i < 20 && refreshFailed(r); i++) {
@@ -385,5 +430,24 @@ describe('refresh through EKS, AKS and GKE identities', () => {
     // Created with POST as field manager pullkeeper (a same-named Secret appearing meanwhile is a conflict, not taken over).
     assert.ok(field, 'fields owned by the pullkeeper manager');
     assert.ok(hook.reviews().includes('ok'));
+  });
+
+  test('the node inventory lists Nodes through each identity (the pullkeeper-inventory ClusterRole only)', async () => {
+    assert.ok(threeClusters, 'the refresh test above set up the three cluster entries');
+    await cluster.admin.core.createNode({ body: { metadata: { name: 'inv-node', labels: { pool: 'a' } } } });
+    for (const c of threeClusters.clusters) {
+      const lister = kubernetesNodeLister(c, { secrets: createSecretResolver() });
+      const nodes = await lister.listNodes({ pool: 'a' });
+      assert.deepEqual(
+        nodes.map((n) => n.name),
+        ['inv-node'],
+        `cluster ${c.name}: the selector is applied`,
+      );
+      assert.deepEqual(
+        (await lister.getNodes!(['inv-node', 'gone'])).map((n) => n.name),
+        ['inv-node'],
+        `cluster ${c.name}: by name, a missing Node left out`,
+      );
+    }
   });
 });

@@ -4,7 +4,6 @@
  * really log in to the registry (token mode).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -12,39 +11,15 @@ import { parse as parseYaml } from 'yaml';
 import { ImageStore } from '../../src/runner/store/store.js';
 import { type Harness, startHarness } from '../harness/index.js';
 import { buildImage, pushImage } from '../harness/registry/images.js';
+import { runCredentialProvider } from './support/plugin.js';
 
-const BIN = join(import.meta.dirname, '../../bin/pullkeeper-node.js');
 const PASS = 'provider-pass-81d4';
 const TEAM_PASS = 'team-pass-2b7e';
 let h: Harness;
 let work: string;
 let credsFile: string;
 
-function plugin(
-  args: string[],
-  stdin: string,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((ok, fail) => {
-    const p = spawn(process.execPath, [BIN, 'credential-provider', ...args], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (c) => {
-      stdout += c;
-    });
-    p.stderr.on('data', (c) => {
-      stderr += c;
-    });
-    const timer = setTimeout(() => p.kill('SIGKILL'), 30_000);
-    p.on('error', fail);
-    p.on('close', (code) => {
-      clearTimeout(timer);
-      ok({ code, stdout, stderr });
-    });
-    p.stdin.end(stdin);
-  });
-}
+const plugin = (args: string[], stdin: string) => runCredentialProvider(args, stdin, 30_000);
 
 const request = (image: string) =>
   JSON.stringify({

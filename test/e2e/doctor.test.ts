@@ -12,9 +12,10 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import type { DoctorFinding } from '../../src/app/doctor.js';
 import { bufferIO } from '../../src/cli/io.js';
 import { main } from '../../src/cli/pullkeeper.js';
-import { writeTokenKubeconfig } from '../harness/cluster/index.js';
+import { rbacConfigFor, writeTokenKubeconfig } from '../harness/cluster/index.js';
 import { type Harness, startHarness } from '../harness/index.js';
 
 let h: Harness;
@@ -50,12 +51,13 @@ before(async () => {
   h = await startHarness({ cluster: true, registry: { auth: 'htpasswd' }, nodes: 3 });
   await h.registry!.allow(REG.username, REG.password);
   for (const n of ['doc-a', 'doc-b']) await h.cluster!.createNamespace(n, { tenant: 'doc' });
-  // The shipped RBAC bound per namespace, in doc-a only: doc-b lacks every tenant verb.
+  // `pullkeeper rbac --per-namespace`, bound in doc-a only: doc-b lacks every tenant verb.
   const id = await h.cluster!.createIdentity({
     namespace: 'pullkeeper-system',
     name: 'pk-doc',
     rbac: 'pullkeeper',
     tenantNamespaces: ['doc-a'],
+    config: rbacConfigFor([{ name: 'doc', namespaces: { matchLabels: { tenant: 'doc' } } }]),
   });
   const kubeconfig = writeTokenKubeconfig(join(dir, 'kubeconfig'), h.cluster!.info, id.token);
   const known = join(dir, 'known_hosts');
@@ -123,7 +125,7 @@ test('each broken piece is reported with its fix; the working ones say ok; exit 
   assert.equal(code, 1, io.stderr.join('\n'));
   const { ok, findings } = JSON.parse(io.stdout.join('\n')) as {
     ok: boolean;
-    findings: Array<{ area: string; subject: string; ok: boolean; detail: string; fix?: string }>;
+    findings: DoctorFinding[];
   };
   assert.equal(ok, false);
   const find = (area: string, subject: RegExp) => {
@@ -154,8 +156,13 @@ test('each broken piece is reported with its fix; the working ones say ok; exit 
   assert.equal(find('cluster', /namespace doc-a/).ok, true);
   const b = find('cluster', /namespace doc-b/);
   assert.equal(b.ok, false);
-  assert.match(b.detail, /not allowed: list secrets, create secrets/);
+  assert.match(
+    b.detail,
+    /not allowed: list secrets\/pullkeeper-doc, create secrets, patch secrets\/pullkeeper-doc/,
+  );
   assert.match(b.fix!, /RoleBinding/);
+  const access = find('cluster', /^test Secret access$/);
+  assert.equal(access.warning, undefined, `least privilege: ${access.detail}`);
   const store = find('cluster', /status store pullkeeper-system\/pullkeeper-status/);
   assert.equal(store.ok, true, store.detail);
   assert.equal(find('node', /^node-1 /).ok, true);

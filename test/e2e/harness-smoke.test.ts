@@ -18,7 +18,7 @@ import {
   renderDockerConfigJson,
 } from '../../src/core/index.js';
 import { ACR_NULL_GUID, ACR_SCOPE } from '../harness/cloud/index.js';
-import { apiStatus } from '../harness/cluster/index.js';
+import { apiStatus, rbacConfigFor } from '../harness/cluster/index.js';
 import { type Harness, startHarness } from '../harness/index.js';
 import { sftpRead, sftpRename, sftpWrite, withSftp } from '../harness/nodes/ssh.js';
 import { run } from '../harness/proc.js';
@@ -120,6 +120,7 @@ describe('harness smoke: cluster + registry + nodes + cloud', { timeout: 180_000
       namespace: 'pullkeeper-system',
       name: 'pullkeeper',
       rbac: 'pullkeeper',
+      config: rbacConfigFor([{ name: 'team-a', namespaces: { matchLabels: { tenant: 'team-a' } } }]),
     });
     const registry = h.registry!.info;
     const config: DockerConfig = {

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { createServer, request, type Server } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -24,6 +24,7 @@ import {
   pushHostile,
   pushImage,
   pushIndex,
+  seededBytes,
 } from '../harness/registry/images.js';
 
 const execFileP = promisify(execFile);
@@ -31,6 +32,8 @@ let h: Harness;
 let work: string;
 /** Registry requests that went through the counting proxy. */
 let proxied: Array<{ method: string; url: string }> = [];
+/** Response body bytes the proxy passed on to the puller, per request path. */
+const served = new Map<string, number>();
 let proxy: Server;
 let host: string; // the proxy's host:port, used in every image reference
 
@@ -102,6 +105,8 @@ describe('pullkeeper-node pull (registry in token mode)', { timeout: 300_000 }, 
         { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
         (r) => {
           res.writeHead(r.statusCode ?? 502, r.headers);
+          const path = (req.url ?? '').split('?')[0]!;
+          r.on('data', (c: Buffer) => served.set(path, (served.get(path) ?? 0) + c.length));
           r.pipe(res);
         },
       );
@@ -466,7 +471,15 @@ describe('pullkeeper-node pull (registry in token mode)', { timeout: 300_000 }, 
     }
   });
 
-  test('--max-image-bytes bounds each layer and the whole image; nothing is recorded', async () => {
+  /** What a refused pull must leave in its state dir: nothing committed, nothing half-written. */
+  async function assertStoreEmpty(state: string) {
+    for (const d of ['layers/sha256', 'blobs/sha256', 'tmp']) {
+      assert.deepEqual(await readdir(join(state, d)).catch(() => []), [], `${d} is empty`);
+    }
+    assert.deepEqual(JSON.parse((await cli(['images', '--state-dir', state, '--json'])).out), []);
+  }
+
+  test('byte, inode and PAX header bounds: refused while streaming, nothing left in the store', async () => {
     // Two 60 kB layers: each fits in 100 kB, together they do not.
     const img = await buildImage({
       layers: [
@@ -476,21 +489,98 @@ describe('pullkeeper-node pull (registry in token mode)', { timeout: 300_000 }, 
     });
     await pushImage(h.registry!, 'team/big', 'v1', img, { username: 'node-user', password: PASSWORDS.node });
     const rootDir = await rootDirWith({ [host]: auth('node-user', PASSWORDS.node) });
-    const state = join(work, 'state-big');
-    const args = ['pull', `${host}/team/big:v1`, '--root-dir', rootDir, '--json'];
-    const whole = await cli([...args, '--state-dir', state, '--max-image-bytes', '100000']);
-    assert.equal(whole.code, 1);
-    assert.match(whole.json.error.message, /the image unpacks to 120000 bytes, more than the 100000 allowed/);
-    const layer = await cli([
-      ...args,
+    const pull = (ref: string, state: string, ...flags: string[]) =>
+      cli(['pull', ref, '--root-dir', rootDir, '--json', '--state-dir', state, ...flags]);
+    /** Pulls with `flags` into a fresh state dir: ErrImagePull with `message`, and an empty store. */
+    const refused = async (repo: string, state: string, flags: string[], message: RegExp) => {
+      const r = await pull(`${host}/${repo}:v1`, join(work, state), ...flags);
+      assert.equal(r.code, 1, `${flags.join(' ')} refuses ${repo}`);
+      assert.equal(r.json.error.reason, 'ErrImagePull');
+      assert.match(r.json.error.message, message);
+      await assertStoreEmpty(join(work, state));
+    };
+
+    // The whole-image bound is counted across layers as they stream: the layer that crosses it
+    // stops, and the one that fit is not committed either.
+    const big = 'team/big';
+    await refused(
+      big,
+      'state-big',
+      ['--max-image-bytes', '100000'],
+      /the image unpacks to more than 100000 bytes .*raise --max-image-bytes/,
+    );
+    await refused(
+      big,
+      'state-big-layer',
+      ['--max-layer-bytes', '50000'],
+      /the layer unpacks to more than 50000 bytes .*raise --max-layer-bytes/,
+    );
+    // --max-image-bytes alone still bounds every layer (the layer bound defaults to it).
+    await refused(big, 'state-big-alone', ['--max-image-bytes', '50000'], /more than 50000 bytes/);
+    await refused(
+      big,
+      'state-big-inodes',
+      ['--max-image-inodes', '3'],
+      /more than 3 files, directories and links .*--max-image-inodes/,
+    );
+    // Within the bounds the same image pulls.
+    const fits = await pull(`${host}/${big}:v1`, join(work, 'state-big-fits'), '--max-image-bytes', '120000');
+    assert.equal(fits.code, 0, fits.err);
+
+    // A long name makes a PAX header (~330 bytes here); 200 is too small for it.
+    const longName = `${'d'.repeat(120)}/${'f'.repeat(120)}/file.txt`;
+    const pax = await buildImage({ layers: [{ files: [{ path: longName, content: 'x\n' }] }] });
+    await pushImage(h.registry!, 'team/pax', 'v1', pax, { username: 'node-user', password: PASSWORDS.node });
+    await refused(
+      'team/pax',
+      'state-pax',
+      ['--max-pax-header-bytes', '200'],
+      /a tar PAX header of \d+ bytes is larger than the 200 allowed/,
+    );
+    const paxOk = await pull(`${host}/team/pax:v1`, join(work, 'state-pax-ok'));
+    assert.equal(paxOk.code, 0, paxOk.err);
+    assert.equal(await readFile(join(paxOk.json.layers[0], longName), 'utf8'), 'x\n');
+  });
+
+  test('a layer over the bound stops at once: most of its blob is never downloaded', async (t) => {
+    // 2 MB, then 32 MB of incompressible data in one layer; the bound is crossed by the first file.
+    const img = await buildImage({
+      layers: [
+        {
+          files: [
+            { path: 'data/a-first.bin', content: seededBytes(2_000_000, 'stream-1') },
+            { path: 'data/b-rest.bin', content: seededBytes(32_000_000, 'stream-2') },
+          ],
+          gzipLevel: 1,
+        },
+      ],
+    });
+    await pushImage(h.registry!, 'team/huge', 'v1', img, { username: 'node-user', password: PASSWORDS.node });
+    const rootDir = await rootDirWith({ [host]: auth('node-user', PASSWORDS.node) });
+    const state = join(work, 'state-huge');
+    const blobPath = `/v2/team/huge/blobs/${img.layers[0]!.digest}`;
+    served.delete(blobPath);
+    const r = await cli([
+      'pull',
+      `${host}/team/huge:v1`,
+      '--root-dir',
+      rootDir,
+      '--json',
       '--state-dir',
-      join(work, 'state-big-layer'),
+      state,
       '--max-image-bytes',
-      '50000',
+      '1000000',
     ]);
-    assert.equal(layer.code, 1);
-    assert.match(layer.json.error.message, /the layer unpacks to more than 50000 bytes/);
-    assert.deepEqual(JSON.parse((await cli(['images', '--state-dir', state, '--json'])).out), []);
+    assert.equal(r.code, 1);
+    assert.match(
+      r.json.error.message,
+      /the image unpacks to more than 1000000 bytes \(at "data\/a-first\.bin"/,
+    );
+    const got = served.get(blobPath) ?? 0;
+    const size = img.layers[0]!.size;
+    t.diagnostic(`over-bound layer: ${got} of ${size} blob bytes passed the proxy before the pull stopped`);
+    assert.ok(got < size / 2, `the pull stopped early (${got} of ${size} bytes)`);
+    await assertStoreEmpty(state);
   });
 
   test('images and gc', async () => {
@@ -526,8 +616,15 @@ describe('pullkeeper-node pull (registry in token mode)', { timeout: 300_000 }, 
             : c.base === 'rootfsParent'
               ? join(sandbox, c.path)
               : join(rootfs, c.path);
+        const dirCanaries = new Map<string, string>();
         for (const c of hi.canaries.filter((c) => c.expect === 'untouched')) {
-          await writeFile(canaryPath(c, state), 'canary\n');
+          const p = canaryPath(c, state);
+          if (c.dir) {
+            await mkdir(p);
+            await writeFile(join(p, 'canary'), 'canary\n');
+            await utimes(p, new Date('2001-01-01T00:00:00Z'), new Date('2001-01-01T00:00:00Z'));
+            dirCanaries.set(p, await dirState(p));
+          } else await writeFile(p, 'canary\n');
         }
         const hostBefore = await listings();
         const sandboxBefore = await tree(sandbox, state);
@@ -559,7 +656,9 @@ describe('pullkeeper-node pull (registry in token mode)', { timeout: 300_000 }, 
             for (const p of places) {
               const st = await lstat(p).catch(() => undefined);
               if (c.expect === 'absent') assert.equal(st, undefined, `${p} must not exist`);
-              if (c.expect === 'untouched') {
+              if (c.expect === 'untouched' && c.dir) {
+                assert.equal(await dirState(p), dirCanaries.get(p), `${p} changed`);
+              } else if (c.expect === 'untouched') {
                 assert.equal(await readFile(p, 'utf8'), 'canary\n', `${p} changed`);
                 assert.equal(st!.nlink, 1, `${p} gained a hardlink`);
               }
@@ -578,7 +677,9 @@ describe('pullkeeper-node pull (registry in token mode)', { timeout: 300_000 }, 
           );
           assert.deepEqual(await listings(), hostBefore, 'nothing appeared in /, /tmp, /etc or the work dir');
         } finally {
-          for (const c of hi.canaries.filter((c) => c.base === 'host')) await rm(c.path, { force: true });
+          for (const c of hi.canaries.filter((c) => c.base === 'host')) {
+            await rm(c.path, { force: true, recursive: true });
+          }
         }
       });
     }
@@ -618,6 +719,19 @@ async function listings(): Promise<Record<string, string[]>> {
     out[d] = (await readdir(d)).filter((n) => n.includes('pullkeeper-hostile')).sort();
   out[work] = (await readdir(work)).filter((n) => !n.startsWith('kubelet-') && !n.endsWith('.yaml')).sort();
   return out;
+}
+
+/** A directory canary's listing, mtime, ctime and extended attributes (getfattr -h: the dir itself). */
+async function dirState(p: string): Promise<string> {
+  const st = await lstat(p);
+  const { stdout } = await execFileP('getfattr', ['-h', '-d', '-m', '-', '--absolute-names', p]);
+  return JSON.stringify({
+    dir: st.isDirectory(),
+    list: (await readdir(p)).sort(),
+    mtime: st.mtimeMs,
+    ctime: st.ctimeMs,
+    xattrs: stdout.trim(),
+  });
 }
 
 /** Every path under `dir`, except inside `skip`. */

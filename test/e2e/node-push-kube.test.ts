@@ -1,7 +1,7 @@
 /**
  * inventory: kubernetes: Node objects in the harness cluster point at the
  * harness SSH nodes (no kubelets run here). Listed with pullkeeper's shipped
- * RBAC (infra/kubernetes/rbac.yaml), filtered by a label selector, addressed
+ * RBAC (what `pullkeeper rbac` prints for it), filtered by a label selector, addressed
  * by InternalIP or ExternalIP; a Node that appears later is written on the
  * next run, and pushNode() readies one at once.
  */
@@ -14,6 +14,7 @@ import { pushNode, pushNodes } from '../../src/app/push.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { PullkeeperConfig } from '../../src/config/schema.js';
 import { kubernetesNodeLister } from '../../src/nodes/inventory.js';
+import { rbacConfigFor } from '../harness/cluster/index.js';
 import { type Harness, startHarness } from '../harness/index.js';
 
 const CONFIG = '/var/lib/kubelet/config.json';
@@ -66,6 +67,10 @@ before(async () => {
     namespace: 'pullkeeper',
     name: 'pullkeeper',
     rbac: 'pullkeeper',
+    // What `pullkeeper rbac` prints for nodes.inventory: kubernetes (node reads), no tenants.
+    config: rbacConfigFor([], {
+      nodes: { inventory: 'kubernetes', registries: ['placeholder'], ssh: { privateKey: { value: 'k' } } },
+    }),
   });
   kubeconfig = join(h.dir, 'pullkeeper.kubeconfig');
   await writeFile(kubeconfig, id.kubeConfig.exportConfig(), { mode: 0o600 });

@@ -428,18 +428,24 @@ describe('node push, 5 harness nodes', { timeout: 180_000 }, () => {
     assert.equal(failing.nodes[0]!.afterWrite!.output, 'nope\n');
   });
 
-  test('no pin: refused unless trustOnFirstUse, which is reported', async () => {
+  test('no pin: refused; trustOnFirstUse needs a status store to record keys in (node-push-tofu.test.ts)', async () => {
     const refused = await push(makeConfig({ knownHosts: null }), { nodes: ['node-1'] });
     assert.equal(refused.nodes[0]!.status, 'failed');
     assert.match(refused.nodes[0]!.reason!, /no pinned host key .*ssh-keyscan.*trustOnFirstUse/);
     assert.equal(await read('node-1'), undefined);
-    const tofu = await push(tofuConfig(), { nodes: ['node-1'] });
-    assert.equal(tofu.nodes[0]!.status, 'written');
-    const fp = h.nodes!.info.nodes[0]!.hostKeyFingerprint;
-    assert.match(
-      tofu.nodes[0]!.notes!.join(' '),
-      new RegExp(`trusted on first use: .*ssh-ed25519 \\(${fp.replace(/[+/]/g, '\\$&')}\\)`),
+    // This config has no cluster: nowhere to record the key, so nothing is trusted on first use.
+    assert.throws(
+      () => parseConfig({ ...makeConfig({ knownHosts: null }), nodes: { ...tofuConfig().nodes } }),
+      /nodes\.ssh\.trustOnFirstUse.*recorded in the status ConfigMap/s,
     );
+    const tofu = await push(tofuConfig(), { nodes: ['node-1'] });
+    assert.equal(tofu.nodes[0]!.status, 'failed');
+    assert.match(
+      tofu.nodes[0]!.reason!,
+      /no pinned host key .*nowhere to record host keys trusted on first use/,
+    );
+    assert.match(tofu.hostKeyRecordError!, /nowhere to record/);
+    assert.equal(await read('node-1'), undefined);
   });
 
   test('pushNode makes one node ready; unknown node names are refused', async () => {

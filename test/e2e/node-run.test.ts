@@ -19,14 +19,15 @@ import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { bufferIO } from '../../src/cli/io.js';
 import { makeRunCommands, type RunCommand } from '../../src/cli/pullkeeper-node-run.js';
 import { serviceEnvVars } from '../../src/core/pod-env.js';
 import type { PlannedPod } from '../../src/runner/plan.js';
 import type { PodStatus } from '../../src/runner/pod-state.js';
-import { listPods, stopPod } from '../../src/runner/pods.js';
+import { listPods } from '../../src/runner/pods.js';
 import { ALPHA_ADVICE } from '../../src/runner/runtime-class.js';
 import { type BusyboxImageSource, busyboxImageSource } from './support/busybox-image-source.js';
+import { stopPodsAndBridge } from './support/node-cleanup.js';
+import { nodeRunCli } from './support/node-run-cli.js';
 
 const BRIDGE = 'pkr-test0';
 let root: string;
@@ -58,40 +59,12 @@ before(() => {
 });
 
 after(async () => {
-  for (const p of await listPods(state)) await stopPod(state, `${p.namespace}/${p.name}`).catch(() => {});
-  try {
-    execFileSync('ip', ['link', 'del', BRIDGE], { stdio: 'ignore' });
-  } catch {}
+  await stopPodsAndBridge(state, BRIDGE);
   await rm(root, { recursive: true, force: true });
 });
 
 const opts = () => ['--state-dir', state, '--node-config', nodeConfig];
-
-async function cli(name: string, args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const io = bufferIO();
-  const code = await cmds[name]!([...args, ...opts()], io);
-  return { code, out: io.stdout.join('\n'), err: io.stderr.join('\n') };
-}
-
-interface RunJson {
-  name: string;
-  uid: string;
-  phase: string;
-  podIP?: string;
-  runtimeHandler?: string;
-  containers: PodStatus['containers'];
-  events: Array<{ type: string; reason: string; message: string; fieldPath?: string }>;
-}
-
-async function run(
-  manifest: string,
-  extra: string[] = [],
-): Promise<{ code: number; res: RunJson; err: string }> {
-  const file = join(root, `pod-${Math.random().toString(36).slice(2)}.yaml`);
-  writeFileSync(file, manifest);
-  const r = await cli('run', [file, '--json', ...extra]);
-  return { code: r.code, res: JSON.parse(r.out) as RunJson, err: r.err };
-}
+const { cli, run } = nodeRunCli({ cmds: () => cmds, flags: opts, dir: () => root });
 
 /** `name` or `ns/name`. */
 function podDir(ref: string): string {

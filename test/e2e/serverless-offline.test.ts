@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parseDockerConfig } from '../../src/core/index.js';
 import { type OidcIssuer, startOidcIssuer } from '../harness/cloud/oidc-issuer.js';
-import { writeTokenKubeconfig } from '../harness/cluster/index.js';
+import { rbacConfigFor, writeTokenKubeconfig } from '../harness/cluster/index.js';
 import { type Harness, startHarness } from '../harness/index.js';
 import { freePort } from '../harness/ports.js';
 import { run, type Service, startService } from '../harness/proc.js';
@@ -59,6 +59,10 @@ describe('serverless offline against the harness', { timeout: 480_000 }, () => {
       namespace: 'pullkeeper-system',
       name: 'pullkeeper',
       rbac: 'pullkeeper',
+      config: rbacConfigFor([
+        { name: 'team-a', namespaces: { matchLabels: { tenant: 'team-a' } } },
+        { name: 'team-b', namespaces: { matchLabels: { tenant: 'team-b' } } },
+      ]),
     });
     const info = h.cluster!.info;
     const kubeconfig = join(dir, 'kubeconfig');
@@ -116,6 +120,8 @@ describe('serverless offline against the harness', { timeout: 480_000 }, () => {
       SLS_TELEMETRY_DISABLED: '1',
       SLS_NOTIFICATIONS_MODE: 'off',
       PULLKEEPER_CONFIG: cfgFile,
+      // No stack here: serverless.yml takes the queue from the environment when set ('' = inline runs).
+      PULLKEEPER_FANOUT_QUEUE_URL: '',
     };
     offline = await startService({
       name: 'serverless offline',
@@ -278,7 +284,7 @@ describe('serverless offline against the harness', { timeout: 480_000 }, () => {
       'unknown namespace',
       async () => ({ method: 'POST', path: '/v1/namespaces/nowhere/ensure', token: await token() }),
       404,
-      /belongs to no configured tenant/,
+      /namespace nowhere is not a namespace of this caller's tenants \(or does not exist\)/,
     ],
   ];
   for (const [name, req, code, msg] of bad) {

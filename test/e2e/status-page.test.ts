@@ -21,7 +21,7 @@ import { apiDeps } from '../../src/app/compose.js';
 import { createLogger } from '../../src/app/log.js';
 import { parseConfig } from '../../src/config/load.js';
 import { createApp } from '../../src/http/app.js';
-import { writeTokenKubeconfig } from '../harness/cluster/index.js';
+import { rbacConfigFor, writeTokenKubeconfig } from '../harness/cluster/index.js';
 import { type Harness, startHarness } from '../harness/index.js';
 import { freePort } from '../harness/ports.js';
 
@@ -107,6 +107,10 @@ describe('status page in headless Chromium', { timeout: 300_000 }, () => {
       namespace: 'pullkeeper-system',
       name: 'pullkeeper',
       rbac: 'pullkeeper',
+      config: rbacConfigFor([
+        { name: 'team-a', namespaces: { matchLabels: { tenant: 'team-a' } } },
+        { name: 'team-b', namespaces: { matchLabels: { tenant: 'team-b' } } },
+      ]),
     });
     const kubeconfig = join(dir, 'kubeconfig');
     writeTokenKubeconfig(kubeconfig, h.cluster!.info, id.token);

@@ -1,6 +1,6 @@
 /**
  * The status record kept in a ConfigMap (src/app/status-store.ts), against a
- * real kube-apiserver with exactly the RBAC of infra/kubernetes/rbac.yaml and
+ * real kube-apiserver with exactly the RBAC `pullkeeper rbac` prints and
  * real SSH nodes: a CLI refresh in one process, and the status report read
  * in another (as the API function reads what the scheduled function did);
  * a failed mint keeping the last good expiry; concurrent writers (fan-out
@@ -84,6 +84,7 @@ before(async () => {
     namespace: 'pullkeeper-system',
     name: 'pullkeeper',
     rbac: 'pullkeeper',
+    config: configJson({ kubeconfig: '-' }),
   });
   kubeconfig = writeTokenKubeconfig(join(dir, 'kubeconfig'), h.cluster!.info, id.token);
   writeFileSync(join(dir, 'known_hosts'), `${h.nodes!.info.nodes.map((n) => n.hostKeyLine).join('\n')}\n`);
@@ -110,7 +111,7 @@ test('a refresh in one process is what the status report shows in another', {
   assert.ok(reg.lastSuccess, 'the CLI run minted the registry');
   assert.ok(Date.now() - Date.parse(reg.lastSuccess!) < 120_000);
   assert.deepEqual(
-    report.nodes.map((n) => [n.name, n.status]),
+    report.nodes!.map((n) => [n.name, n.status]),
     h.nodes!.info.nodes.map((n) => [n.name, 'written']),
   );
   assert.equal(report.tenants[0]?.namespaces[0]?.secret, 'present');
@@ -164,10 +165,12 @@ test('concurrent writers (fan-out workers) all land', { timeout: 60_000 }, async
 test('without the store’s RBAC the refresh still works, and the warning says what to do', {
   timeout: 180_000,
 }, async () => {
+  // What `pullkeeper rbac` prints for a config with statusStore: false: no ConfigMap rights.
   const other = await h.cluster!.createIdentity({
     namespace: 'pk-elsewhere',
     name: 'pk',
     rbac: 'pullkeeper',
+    config: configJson({ kubeconfig: '-', statusStore: false }),
   });
   const file = writeConfig('pk-elsewhere.json', {
     kubeconfig: writeTokenKubeconfig(join(dir, 'elsewhere.kubeconfig'), h.cluster!.info, other.token),
@@ -176,7 +179,7 @@ test('without the store’s RBAC the refresh still works, and the warning says w
   assert.equal(r.code, 0, r.stderr);
   assert.match(
     r.stderr,
-    /warning: status not saved: ConfigMap pullkeeper-system\/pullkeeper-status in cluster test: forbidden; apply infra\/kubernetes\/rbac\.yaml/,
+    /warning: status not saved: ConfigMap pullkeeper-system\/pullkeeper-status in cluster test: forbidden; apply the output of "pullkeeper rbac --config FILE"/,
   );
   const d = cli(['doctor', '--config', file, '--json']);
   const finding = (

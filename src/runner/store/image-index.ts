@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { PullkeeperError } from '../../core/errors.js';
 
 const credentialSourceSchema = z.object({
-  kind: z.enum(['secret', 'file', 'node']),
+  kind: z.enum(['secret', 'file', 'node', 'serviceaccount']),
   name: z.string(),
   uid: z.string().optional(),
 });

@@ -3,6 +3,16 @@
 export type { ImageRecord } from './image-index.js';
 export {
   DEFAULT_MAX_IMAGE_BYTES,
+  DEFAULT_MAX_IMAGE_INODES,
+  DEFAULT_MAX_PAX_HEADER_BYTES,
+  ImageTooLargeError,
+  LayerTooLargeError,
+  LIMIT_FLAGS,
+  type StoreLimits,
+  TooManyInodesError,
+  UnpackLimitError,
+} from './limits.js';
+export {
   DEFAULT_STATE_DIR,
   hostPlatform,
   ImageNeverPullError,
@@ -12,4 +22,5 @@ export {
   type PullProgress,
   type StoredImage,
 } from './store.js';
-export { checkAcrossLayers, LayerTooLargeError, UnsafeLayerError } from './unpack.js';
+export { PaxHeaderTooLargeError } from './tar-guard.js';
+export { checkAcrossLayers, UnsafeLayerError } from './unpack.js';

@@ -49,6 +49,7 @@ import {
   LAYER_MEDIA_TYPES,
   parseManifest,
 } from '../../oci/manifest.js';
+import { pool } from '../../util/concurrency.js';
 import { type NodeCredentialsOptions, pullKeyring, readNodeDockerConfig } from '../credentials.js';
 import type {
   EnsureImageRequest,
@@ -58,11 +59,12 @@ import type {
   PulledImage,
 } from '../image-source.js';
 import { type ImageRecord, readIndex, recordKey, updateIndex } from './image-index.js';
+import { ImageBudget, type StoreLimits, storeLimits } from './limits.js';
 import { credentialHash, loadRecordKey, podCredentialHashes, sourcedPodSecrets } from './pull-records.js';
-import { checkAcrossLayers, LayerTooLargeError, type UnpackReport, unpackLayer } from './unpack.js';
+import { checkAcrossLayers, type UnpackReport, unpackLayer } from './unpack.js';
 
+export { DEFAULT_MAX_IMAGE_BYTES } from './limits.js';
 export const DEFAULT_STATE_DIR = '/var/lib/pullkeeper';
-export const DEFAULT_MAX_IMAGE_BYTES = 16 * 1024 ** 3;
 const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
 
 /** `ErrImageNeverPull`: absent with policy Never. */
@@ -99,7 +101,14 @@ export interface ImageStoreOptions {
   platform?: Platform;
   /** Layers downloaded and unpacked at once (default 3). */
   concurrency?: number;
+  /** Uncompressed file bytes of the whole image (default 16 GiB); counted while the layers stream. */
   maxImageBytes?: number;
+  /** Uncompressed file bytes of one layer (default: maxImageBytes). */
+  maxLayerBytes?: number;
+  /** Tar entries plus implicit directories over all layers (default 1,000,000). */
+  maxImageInodes?: number;
+  /** One PAX or GNU long-name header (default 1 MiB). */
+  maxPaxHeaderBytes?: number;
   keepSetuid?: boolean;
   timeoutMs?: number;
   /** Registries reached over plain http besides loopback ones. */
@@ -173,6 +182,18 @@ export class ImageStore implements ImageSource {
     this.#platform = opts.platform ?? hostPlatform();
   }
 
+  /** The bounds of one pull: the request's (node config), else the store's options, else the defaults. */
+  #limits(req: EnsureImageRequest): StoreLimits {
+    const o = this.#opts;
+    const r = req.limits ?? {};
+    return storeLimits({
+      maxImageBytes: r.maxImageBytes ?? o.maxImageBytes,
+      maxLayerBytes: r.maxLayerBytes ?? o.maxLayerBytes,
+      maxImageInodes: r.maxImageInodes ?? o.maxImageInodes,
+      maxPaxHeaderBytes: r.maxPaxHeaderBytes ?? o.maxPaxHeaderBytes,
+    });
+  }
+
   get #blobs() {
     return join(this.stateDir, 'blobs', 'sha256');
   }
@@ -197,6 +218,7 @@ export class ImageStore implements ImageSource {
       registry,
       credential: cred,
       plainHttp: plain,
+      insecureHosts: this.#opts.insecureRegistries ?? [],
       timeoutMs: this.#opts.timeoutMs,
       onRequest: this.#opts.onRequest,
     });
@@ -243,7 +265,10 @@ export class ImageStore implements ImageSource {
       present: present !== undefined,
       record: present?.credentials,
       podCredentials: present?.credentials
-        ? podCredentialHashes(await this.#key(), ref.name, req.podSecrets)
+        ? podCredentialHashes(await this.#key(), ref.name, [
+            ...req.podSecrets,
+            ...(req.providerCredentials ?? []),
+          ])
         : [],
       policy: verificationPolicyOf(req),
       allowlist: req.verificationAllowlist,
@@ -272,12 +297,13 @@ export class ImageStore implements ImageSource {
   async #credentials(
     ref: ImageRef,
     podSecrets: readonly SourcedDockerConfig[],
+    providers: readonly SourcedDockerConfig[] = [],
   ): Promise<KeyringCredential[]> {
     const node = await readNodeDockerConfig(this.#opts.nodeCredentials ?? {});
     const nodeConfig = node
       ? { ...node.config, source: { kind: 'node' as const, name: node.path } }
       : undefined;
-    return pullKeyring(sourcedPodSecrets(podSecrets), nodeConfig).lookup(ref.name);
+    return pullKeyring(sourcedPodSecrets(podSecrets), nodeConfig, providers).lookup(ref.name);
   }
 
   /** What a successful pull or check with `cred` proves (kubelet's trackedToImagePullCreds). */
@@ -319,7 +345,7 @@ export class ImageStore implements ImageSource {
     req: EnsureImageRequest,
     emit: (e: ImageEvent) => void,
   ): Promise<PulledImage> {
-    const creds = await this.#credentials(ref, req.podSecrets);
+    const creds = await this.#credentials(ref, req.podSecrets, req.providerCredentials);
     const errors: Error[] = [];
     const tried: string[] = [];
     let gone = false;
@@ -355,13 +381,13 @@ export class ImageStore implements ImageSource {
     const t0 = performance.now();
     emit({ type: 'Normal', reason: 'Pulling', message: `Pulling image ${goQuote(req.image)}` });
     await this.#init();
-    const creds = await this.#credentials(ref, req.podSecrets);
+    const creds = await this.#credentials(ref, req.podSecrets, req.providerCredentials);
     const errors: Error[] = [];
     const tried: string[] = [];
     for (const cred of creds.length > 0 ? creds : [undefined]) {
       tried.push(triedLabel(cred));
       try {
-        const rec = await this.#pullWith(ref, cred, req.signal);
+        const rec = await this.#pullWith(ref, cred, this.#limits(req), req.signal);
         const ms = performance.now() - t0;
         emit({
           type: 'Normal',
@@ -400,6 +426,7 @@ export class ImageStore implements ImageSource {
   async #pullWith(
     ref: ImageRef,
     cred: KeyringCredential | undefined,
+    limits: StoreLimits,
     signal?: AbortSignal,
   ): Promise<ImageRecord> {
     const client = this.#client(ref.domain, cred);
@@ -455,19 +482,42 @@ export class ImageStore implements ImageSource {
         );
       }
     }
-    await this.#fetchLayers(client, ref.path, manifest.layers, diffIds, signal);
-    // Cross-layer rules need every layer present (cached ones included: they may be shared).
-    const reports = await Promise.all(diffIds.map((d) => this.#layerMeta(d)));
-    const metas = diffIds.map((d, i) => ({ dir: this.layerRoot(d), implicitDirs: reports[i]!.implicitDirs }));
-    const total = reports.reduce((a, r) => a + r.fileBytes, 0);
-    const max = this.#opts.maxImageBytes ?? DEFAULT_MAX_IMAGE_BYTES;
-    if (total > max) {
-      throw new LayerTooLargeError(
-        `${what}: the image unpacks to ${total} bytes, more than the ${max} allowed; raise --max-image-bytes ` +
-          'if it is legitimately this large',
-      );
+    // Layers already in the store count against the image's bounds from the start; new ones are
+    // counted while they stream and committed only once the whole image passed.
+    const unique = [...new Set(diffIds)];
+    const cached = new Map<string, UnpackReport>();
+    for (const d of unique) {
+      const meta = await this.#layerMeta(d);
+      if (meta) cached.set(d, meta);
     }
-    checkAcrossLayers(metas);
+    const used = { bytes: 0, inodes: 0 };
+    for (const r of cached.values()) {
+      used.bytes += r.fileBytes;
+      used.inodes += r.entries + r.implicitDirs.length;
+    }
+    const budget = new ImageBudget(limits, used);
+    const fresh = await this.#fetchLayers(
+      client,
+      ref.path,
+      manifest.layers.filter((_, i) => !cached.has(diffIds[i]!)),
+      diffIds.filter((d) => !cached.has(d)),
+      manifest.layers.length,
+      budget,
+      signal,
+    );
+    try {
+      // Cross-layer rules need every layer (cached ones included: they may be shared).
+      const metas = diffIds.map((d) => {
+        const f = fresh.get(d);
+        return f
+          ? { dir: join(f.work, 'rootfs'), implicitDirs: f.report.implicitDirs }
+          : { dir: this.layerRoot(d), implicitDirs: cached.get(d)!.implicitDirs };
+      });
+      checkAcrossLayers(metas);
+      for (const [diffId, f] of fresh) await this.#commitLayer(f.work, diffId);
+    } finally {
+      for (const f of fresh.values()) await rm(f.work, { recursive: true, force: true });
+    }
     await this.#storeBlob(m.digest, m.bytes);
     await this.#storeBlob(manifest.config.digest, configBytes);
     const rec: ImageRecord = {
@@ -492,68 +542,87 @@ export class ImageStore implements ImageSource {
     return rec;
   }
 
-  async #layerMeta(diffId: string): Promise<UnpackReport> {
-    const text = await readFile(join(this.#layers, hexOf(diffId), 'layer.json'), 'utf8');
+  /** What the unpack of a stored layer reported, or undefined when the layer is not in the store. */
+  async #layerMeta(diffId: string): Promise<UnpackReport | undefined> {
+    let text: string;
+    try {
+      text = await readFile(join(this.#layers, hexOf(diffId), 'layer.json'), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
     return JSON.parse(text) as UnpackReport;
   }
 
+  /**
+   * Downloads and unpacks `layers` (not in the store) into temp dirs, at most
+   * `concurrency` at once, all counting against `budget`. The first failure
+   * stops the others and removes every temp dir; on success the caller commits
+   * (or removes) the returned dirs.
+   */
   async #fetchLayers(
     client: DistributionClient,
     repo: string,
     layers: Descriptor[],
     diffIds: string[],
+    layersTotal: number,
+    budget: ImageBudget,
     signal?: AbortSignal,
-  ): Promise<void> {
-    const todo = layers
-      .map((l, i) => ({ l, diffId: diffIds[i]! }))
-      .filter(({ diffId }) => !existsSync(join(this.#layers, hexOf(diffId), 'layer.json')));
+  ): Promise<Map<string, { work: string; report: UnpackReport }>> {
     // The same layer twice in one image is fetched once.
-    const unique = [...new Map(todo.map((t) => [t.diffId, t])).values()];
+    const unique = [...new Map(layers.map((l, i) => [diffIds[i]!, { l, diffId: diffIds[i]! }])).values()];
     const progress: PullProgress = {
-      layersTotal: layers.length,
-      layersDone: layers.length - unique.length,
+      layersTotal,
+      layersDone: layersTotal - unique.length,
       bytesTotal: unique.reduce((a, t) => a + t.l.size, 0),
       bytesDone: 0,
     };
     this.#opts.onProgress?.({ ...progress });
-    const abort = new AbortController();
-    const sig = signal ? AbortSignal.any([signal, abort.signal]) : abort.signal;
-    const limit = Math.max(1, this.#opts.concurrency ?? 3);
-    let next = 0;
-    const worker = async () => {
-      while (next < unique.length) {
-        const t = unique[next++]!;
-        await this.#fetchLayer(client, repo, t.l, t.diffId, sig, (n) => {
-          progress.bytesDone += n;
+    const done = new Map<string, { work: string; report: UnpackReport }>();
+    try {
+      // The first failure aborts the others (their signal) and is the reason.
+      await pool(
+        unique,
+        { concurrency: Math.max(1, this.#opts.concurrency ?? 3), ...(signal ? { signal } : {}) },
+        async (t, _i, sig) => {
+          const r = await this.#fetchLayer(client, repo, t.l, t.diffId, budget, sig, (n) => {
+            progress.bytesDone += n;
+            this.#opts.onProgress?.({ ...progress });
+          });
+          done.set(t.diffId, r);
+          progress.layersDone++;
           this.#opts.onProgress?.({ ...progress });
-        });
-        progress.layersDone++;
-        this.#opts.onProgress?.({ ...progress });
-      }
-    };
-    let first: unknown;
-    const results = await Promise.allSettled(
-      Array.from({ length: Math.min(limit, unique.length) }, worker).map((p) =>
-        p.catch((err) => {
-          // The first failure is the reason; the others are its abort.
-          if (first === undefined) first = err;
-          abort.abort(err);
-          throw err;
-        }),
-      ),
-    );
-    if (results.some((r) => r.status === 'rejected')) throw first;
+        },
+      );
+      // Aborted between two layers: not every layer is here.
+      signal?.throwIfAborted();
+    } catch (err) {
+      for (const r of done.values()) await rm(r.work, { recursive: true, force: true });
+      throw err;
+    }
+    return done;
   }
 
+  /** Moves a verified layer into the store (a concurrent pull may have committed it first). */
+  async #commitLayer(work: string, diffId: string): Promise<void> {
+    try {
+      await rename(work, join(this.#layers, hexOf(diffId)));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+    }
+  }
+
+  /** One layer into a temp dir: digest, diff_id and unpack checked while it streams. */
   async #fetchLayer(
     client: DistributionClient,
     repo: string,
     l: Descriptor,
     diffId: string,
+    budget: ImageBudget,
     signal: AbortSignal,
     onBytes: (n: number) => void,
-  ): Promise<void> {
-    const finalDir = join(this.#layers, hexOf(diffId));
+  ): Promise<{ work: string; report: UnpackReport }> {
     const work = join(this.#tmp, `layer-${hexOf(diffId).slice(0, 12)}-${randomBytes(6).toString('hex')}`);
     const rootfs = join(work, 'rootfs');
     await mkdir(rootfs, { recursive: true, mode: 0o755 });
@@ -586,7 +655,7 @@ export class ImageStore implements ImageSource {
       });
       const unpacking = unpackLayer(tarStream, {
         dest: rootfs,
-        maxBytes: this.#opts.maxImageBytes ?? DEFAULT_MAX_IMAGE_BYTES,
+        budget,
         keepSetuid: this.#opts.keepSetuid,
         signal,
       });
@@ -616,13 +685,7 @@ export class ImageStore implements ImageSource {
       await writeFile(join(work, 'layer.json'), JSON.stringify({ ...report, digest: l.digest, diffId }), {
         mode: 0o600,
       });
-      try {
-        await rename(work, finalDir);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
-        await rm(work, { recursive: true, force: true }); // another pull committed it first
-      }
+      return { work, report };
     } catch (err) {
       await rm(work, { recursive: true, force: true });
       throw err;

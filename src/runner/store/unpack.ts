@@ -4,30 +4,40 @@
  * Policy (docs/node-runner.md, "Unpack safety"):
  * - Every entry must name a place inside the layer directory: absolute names
  *   and `..` components refuse the layer.
- * - Nothing is ever written through a symlink: a parent component that is a
- *   symlink (in this layer, or in a lower layer where this layer would create
- *   the directory implicitly) refuses the layer.
- * - Hardlinks may only point at a regular file of this image (this layer, or
- *   copied up from a lower layer); anything else refuses the layer.
+ * - Nothing is ever written through a symlink. Every write resolves its parent
+ *   again, one component at a time with lstat from the layer directory: a
+ *   component that is a symlink (in this layer, or in a lower layer where this
+ *   layer would create the directory implicitly) refuses the layer. The last
+ *   component is never followed either (O_EXCL creates, O_NOFOLLOW opens,
+ *   lchown/lutimes).
+ * - A layer may name the same path twice, in any order (a directory, then a
+ *   symlink of that name). So what is applied after the whole layer (whiteouts,
+ *   opaque markers, directory times) is resolved again the same way when it is
+ *   applied: a whiteout or opaque marker whose directory is no longer a real
+ *   directory of the layer refuses the layer; a directory time whose directory
+ *   was replaced is dropped.
+ * - Hardlinks may only point at a regular file of this layer (the layer
+ *   directory starts empty), found without following a symlink; anything else
+ *   refuses the layer.
  * - Whiteouts become what overlayfs reads: `.wh.NAME` a 0:0 character device
  *   NAME, `.wh..wh..opq` the xattr `trusted.overlay.opaque=y` on its directory.
  * - Device nodes and FIFOs from the tar are not created (skipped and reported):
  *   containers get /dev from the runtime.
  * - setuid/setgid bits are dropped unless `keepSetuid` (reported as a count).
  * - Extended attributes (e.g. file capabilities) are not applied.
- * - The uncompressed size is bounded by `maxBytes`.
+ * - Bounds, checked before each write (limits.ts): the layer's file bytes, the
+ *   image's file bytes and entries (shared with its other layers), and the size
+ *   of each PAX / GNU long-name header (tar-guard.ts, before it is buffered).
  *
  * File work is synchronous: thousands of small files are faster as plain
  * syscalls than as thread-pool round trips (measured here: 3,000 files in
  * 0.3-1.5 s sync vs 0.6-2.1 s through the pool), and the network keeps
- * buffering meanwhile. The layer directory starts empty, so only paths this
- * layer already created are ever checked before a write.
+ * buffering meanwhile.
  */
 import { execFile } from 'node:child_process';
 import {
-  chmodSync,
-  chownSync,
   closeSync,
+  constants,
   fchmodSync,
   fchownSync,
   futimesSync,
@@ -40,7 +50,7 @@ import {
   rmSync,
   type Stats,
   symlinkSync,
-  utimesSync,
+  unlinkSync,
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -48,7 +58,11 @@ import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { extract, type Header } from 'tar-stream';
 import { PullkeeperError } from '../../core/errors.js';
+import { ImageBudget, LIMIT_FLAGS, raiseHint, type StoreLimits, storeLimits } from './limits.js';
 import { entryPath, safeMode, whiteoutOf } from './paths.js';
+import { tarHeaderGuard } from './tar-guard.js';
+
+export { LayerTooLargeError } from './limits.js';
 
 const run = promisify(execFile);
 
@@ -64,14 +78,16 @@ export class UnsafeLayerError extends PullkeeperError {
   }
 }
 
-/** The layer is larger than allowed. */
-export class LayerTooLargeError extends PullkeeperError {}
-
 export interface UnpackOptions {
   /** Empty directory to unpack into. */
   dest: string;
-  /** Upper bound on the uncompressed file bytes of this layer. */
-  maxBytes: number;
+  /**
+   * What the image's layers used so far and its bounds, shared by the layers of
+   * one pull. Default: a budget of its own with `limits` (or the defaults).
+   */
+  budget?: ImageBudget;
+  /** Bounds when no `budget` is given. */
+  limits?: Partial<StoreLimits>;
   keepSetuid?: boolean;
   signal?: AbortSignal;
 }
@@ -93,10 +109,14 @@ export interface UnpackReport {
 }
 
 const SKIPPED_LIMIT = 50;
+/** Arguments per mknod / setfattr process (well under ARG_MAX). */
+const MARKER_BATCH = 500;
+const DIR_NOFOLLOW = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
 
 function tryLstat(p: string): Stats | undefined {
   try {
-    return lstatSync(p);
+    // No exception for an absent name: most lookups of a fresh layer miss, and throwing is slow.
+    return lstatSync(p, { throwIfNoEntry: false });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR')
       return undefined;
@@ -104,12 +124,65 @@ function tryLstat(p: string): Stats | undefined {
   }
 }
 
+type Walk =
+  | { ok: true; dir: string }
+  | { ok: false; at: string; what: 'a symlink' | 'not a directory' | 'absent' };
+
+/**
+ * Resolves the directory `parts` names under `dest` one component at a time
+ * with lstat, never following a symlink. With `create`, absent components are
+ * made (0755) and passed to it; without, an absent one fails the walk.
+ */
+function walkDirs(dest: string, parts: readonly string[], create?: (rel: string) => void): Walk {
+  let p = dest;
+  let rel = '';
+  for (const part of parts) {
+    p = join(p, part);
+    rel = rel === '' ? part : `${rel}/${part}`;
+    const st = tryLstat(p);
+    if (st === undefined) {
+      if (!create) return { ok: false, at: rel, what: 'absent' };
+      create(rel);
+      mkdirSync(p, { mode: 0o755 });
+    } else if (st.isSymbolicLink()) {
+      return { ok: false, at: rel, what: 'a symlink' };
+    } else if (!st.isDirectory()) {
+      return { ok: false, at: rel, what: 'not a directory' };
+    }
+  }
+  return { ok: true, dir: p };
+}
+
+/** Runs `fn` on the directory at `p` opened without following a symlink there. */
+function withDir(p: string, fn: (fd: number) => void): void {
+  const fd = openSync(p, DIR_NOFOLLOW);
+  try {
+    fn(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Removes whatever is at `p` (not following it); a directory is kept when `keepDir`. Says whether one was kept. */
+function clear(p: string, keepDir: boolean): boolean {
+  const st = tryLstat(p);
+  if (!st) return false;
+  if (st.isDirectory()) {
+    if (keepDir) return true;
+    rmSync(p, { recursive: true, force: true });
+    return false;
+  }
+  unlinkSync(p);
+  return false;
+}
+
 /**
  * Reads a tar stream and writes the layer into `opts.dest`. Rejects with
- * UnsafeLayerError / LayerTooLargeError (the caller discards `dest`).
+ * UnsafeLayerError / an UnpackLimitError (the caller discards `dest`).
  */
 export async function unpackLayer(tar: Readable, opts: UnpackOptions): Promise<UnpackReport> {
-  const { dest, maxBytes } = opts;
+  const { dest } = opts;
+  const budget = opts.budget ?? new ImageBudget(storeLimits(opts.limits));
   const keepSetuid = opts.keepSetuid ?? false;
   const report: UnpackReport = {
     entries: 0,
@@ -120,54 +193,25 @@ export async function unpackLayer(tar: Readable, opts: UnpackOptions): Promise<U
     skipped: [],
     implicitDirs: [],
   };
-  /** Relative paths known to be real directories of this layer. */
-  const dirs = new Set<string>(['']);
-  /** Relative paths of regular files of this layer (hardlink targets). */
-  const files = new Set<string>();
-  /** Every non-directory this layer created: the layer dir starts empty, so nothing else can be in the way. */
-  const created = new Set<string>();
-  const dirTimes: Array<[string, Date]> = [];
-  const whiteouts: string[] = [];
-  const opaques: string[] = [];
-  const abs = (rel: string) => (rel === '' ? dest : join(dest, rel));
+  /** Directory times, last entry of a name wins; applied deepest first after the markers. */
+  const dirTimes = new Map<string, Date>();
+  /** Whiteouts and opaque markers: [parent dir parts, name] and dir parts, with the entry that asked. */
+  const whiteouts: Array<{ dir: string[]; target: string; entry: string }> = [];
+  const opaques: Array<{ dir: string[]; entry: string }> = [];
 
-  /** Makes sure every parent of `parts` is a real directory of this layer, never following a symlink. */
-  const ensureParents = (parts: string[], name: string) => {
-    let rel = '';
-    for (let i = 0; i < parts.length - 1; i++) {
-      rel = rel === '' ? parts[i]! : `${rel}/${parts[i]}`;
-      if (dirs.has(rel)) continue;
-      const st = created.has(rel) ? tryLstat(abs(rel)) : undefined;
-      if (st === undefined) {
-        mkdirSync(abs(rel), { mode: 0o755 });
-        report.implicitDirs.push(rel);
-      } else if (st.isSymbolicLink()) {
-        throw new UnsafeLayerError(name, `it writes through ${JSON.stringify(rel)}, a symlink`);
-      } else if (!st.isDirectory()) {
-        throw new UnsafeLayerError(name, `its parent ${JSON.stringify(rel)} is not a directory`);
-      }
-      dirs.add(rel);
-    }
-  };
-
-  /** Removes whatever is at `rel` (unless it is a directory and `keepDir`). */
-  const clear = (rel: string, keepDir: boolean): Stats | undefined => {
-    if (!created.has(rel) && !dirs.has(rel)) return undefined;
-    const p = abs(rel);
-    const st = tryLstat(p);
-    if (!st) return undefined;
-    if (st.isDirectory()) {
-      if (keepDir) return st;
-      rmSync(p, { recursive: true, force: true });
-      for (const d of [...dirs]) if (d === rel || d.startsWith(`${rel}/`)) dirs.delete(d);
-      for (const f of [...files]) if (f.startsWith(`${rel}/`)) files.delete(f);
-      for (const f of [...created]) if (f.startsWith(`${rel}/`)) created.delete(f);
-      return undefined;
-    }
-    rmSync(p, { force: true });
-    files.delete(rel);
-    created.delete(rel);
-    return undefined;
+  /** The real directory of this layer that holds entry `parts`, made if absent (counted as inodes). */
+  const parentOf = (parts: readonly string[], name: string): string => {
+    const w = walkDirs(dest, parts.slice(0, -1), (rel) => {
+      budget.take(0, 1, name);
+      report.implicitDirs.push(rel);
+    });
+    if (w.ok) return w.dir;
+    throw new UnsafeLayerError(
+      name,
+      w.what === 'a symlink'
+        ? `it writes through ${JSON.stringify(w.at)}, a symlink`
+        : `its parent ${JSON.stringify(w.at)} is not a directory`,
+    );
   };
 
   const skip = (path: string, reason: string) => {
@@ -175,9 +219,14 @@ export async function unpackLayer(tar: Readable, opts: UnpackOptions): Promise<U
   };
 
   const ex = extract();
-  const feed = tar.pipe(ex);
-  tar.on('error', (err) => ex.destroy(err));
-  void feed;
+  const guard = tarHeaderGuard({
+    maxHeaderBytes: budget.limits.maxPaxHeaderBytes,
+    flag: LIMIT_FLAGS.maxPaxHeaderBytes,
+    hint: raiseHint('maxPaxHeaderBytes'),
+  });
+  tar.on('error', (err) => guard.destroy(err));
+  guard.on('error', (err) => ex.destroy(err));
+  tar.pipe(guard).pipe(ex);
   for await (const entry of ex) {
     if (opts.signal?.aborted) throw opts.signal.reason;
     const h: Header = entry.header;
@@ -195,45 +244,47 @@ export async function unpackLayer(tar: Readable, opts: UnpackOptions): Promise<U
     const base = parts[parts.length - 1]!;
     const wh = whiteoutOf(base);
     if (wh.kind === 'invalid') throw new UnsafeLayerError(name, wh.reason);
-    if (wh.kind !== 'none') {
+    if (wh.kind === 'meta') {
       entry.resume();
-      if (wh.kind === 'meta') continue;
-      ensureParents(parts, name);
-      const dirRel = parts.slice(0, -1).join('/');
-      if (wh.kind === 'opaque') opaques.push(dirRel);
-      else whiteouts.push(dirRel === '' ? wh.target : `${dirRel}/${wh.target}`);
       continue;
     }
-    ensureParents(parts, name);
+    const isFile = type === 'file' || type === 'contiguous-file';
+    const size = isFile ? (h.size ?? 0) : 0;
+    // The image bound first: when both are crossed, it is the one to raise.
+    budget.take(size, wh.kind === 'opaque' ? 0 : 1, name);
+    if (isFile) {
+      report.fileBytes += size;
+      budget.checkLayer(report.fileBytes, name);
+    }
+    const dir = parentOf(parts, name);
+    if (wh.kind !== 'none') {
+      entry.resume();
+      const dirParts = parts.slice(0, -1);
+      if (wh.kind === 'opaque') opaques.push({ dir: dirParts, entry: name });
+      else whiteouts.push({ dir: dirParts, target: wh.target, entry: name });
+      continue;
+    }
     const uid = h.uid ?? 0;
     const gid = h.gid ?? 0;
     const mtime = h.mtime ?? new Date(0);
     const { mode, stripped } = safeMode(h.mode ?? 0o644, keepSetuid);
-    const p = abs(rel);
+    const p = join(dir, base);
     switch (type) {
       case 'directory': {
-        const existing = clear(rel, true);
-        if (!existing) mkdirSync(p, { mode: 0o700 });
-        created.delete(rel);
-        chownSync(p, uid, gid);
-        chmodSync(p, mode);
+        if (!clear(p, true)) mkdirSync(p, { mode: 0o700 });
+        withDir(p, (fd) => {
+          fchownSync(fd, uid, gid);
+          fchmodSync(fd, mode);
+        });
         if (stripped) report.setuidStripped++;
-        dirs.add(rel);
-        dirTimes.push([p, mtime]);
+        dirTimes.set(rel, mtime);
         entry.resume();
         break;
       }
       case 'file':
       case 'contiguous-file': {
-        const size = h.size ?? 0;
-        report.fileBytes += size;
-        if (report.fileBytes > maxBytes) {
-          throw new LayerTooLargeError(
-            `the layer unpacks to more than ${maxBytes} bytes (at ${JSON.stringify(name.slice(0, 200))}); raise ` +
-              '--max-image-bytes if the image is legitimately this large',
-          );
-        }
-        clear(rel, false);
+        clear(p, false);
+        // O_CREAT|O_EXCL: never opens through a symlink at the last component.
         const fd = openSync(p, 'wx', 0o600);
         try {
           for await (const chunk of entry) writeSync(fd, chunk as Buffer);
@@ -244,34 +295,31 @@ export async function unpackLayer(tar: Readable, opts: UnpackOptions): Promise<U
           closeSync(fd);
         }
         if (stripped) report.setuidStripped++;
-        files.add(rel);
-        created.add(rel);
         break;
       }
       case 'symlink': {
         entry.resume();
-        clear(rel, false);
+        clear(p, false);
         symlinkSync(h.linkname ?? '', p);
         lchownSync(p, uid, gid);
         lutimesSync(p, mtime, mtime);
-        created.add(rel);
         break;
       }
       case 'link': {
         entry.resume();
         const target = entryPath(h.linkname ?? '');
         if (!target.ok) throw new UnsafeLayerError(name, `hardlink target ${target.reason}`);
-        clear(rel, false);
-        // Tar writers only link to a file written earlier in the same archive.
-        if (!files.has(target.rel)) {
+        clear(p, false);
+        // Tar writers only link to a file written earlier in the same archive; found without following a symlink.
+        const tw = walkDirs(dest, target.parts.slice(0, -1));
+        const targetPath = tw.ok && target.parts.length > 0 ? join(tw.dir, target.parts.at(-1)!) : undefined;
+        if (targetPath === undefined || !tryLstat(targetPath)?.isFile()) {
           throw new UnsafeLayerError(
             name,
             `hardlink target ${JSON.stringify(target.rel)} is not a regular file earlier in this layer`,
           );
         }
-        linkSync(abs(target.rel), p);
-        files.add(rel);
-        created.add(rel);
+        linkSync(targetPath, p);
         break;
       }
       case 'character-device':
@@ -286,13 +334,34 @@ export async function unpackLayer(tar: Readable, opts: UnpackOptions): Promise<U
     }
   }
 
-  // Whiteouts and opaque markers last: the same layer may not both delete and create a name.
-  const wh = whiteouts.filter((rel) => !tryLstat(abs(rel)));
-  report.whiteouts = wh.length;
-  report.opaqueDirs = opaques.length;
-  await applyOverlayMarkers(wh.map(abs), opaques.map(abs), opts.signal);
-  for (let i = dirTimes.length - 1; i >= 0; i--)
-    utimesSync(dirTimes[i]![0], dirTimes[i]![1], dirTimes[i]![1]);
+  // Whiteouts and opaque markers last (the same layer may not both delete and create a name),
+  // each resolved again now: a later entry may have replaced its directory.
+  const resolveAgain = (dir: readonly string[], entry: string, what: string): string => {
+    const w = walkDirs(dest, dir);
+    if (w.ok) return w.dir;
+    throw new UnsafeLayerError(
+      entry,
+      `its ${what} directory ${JSON.stringify(w.at)} is ${w.what} by the end of the layer ` +
+        '(a later entry replaced it)',
+    );
+  };
+  // A name whited out twice is one whiteout; a dir marked twice is one mark.
+  const whSet = new Set<string>();
+  for (const w of whiteouts) {
+    const p = join(resolveAgain(w.dir, w.entry, 'whiteout'), w.target);
+    if (!tryLstat(p)) whSet.add(p);
+  }
+  const whPaths = [...whSet];
+  const opqPaths = [...new Set(opaques.map((o) => resolveAgain(o.dir, o.entry, 'opaque marker')))];
+  report.whiteouts = whPaths.length;
+  report.opaqueDirs = opqPaths.length;
+  await applyOverlayMarkers(whPaths, opqPaths, opts.signal);
+  const byDepth = [...dirTimes].sort((a, b) => b[0].split('/').length - a[0].split('/').length);
+  for (const [rel, mtime] of byDepth) {
+    const w = walkDirs(dest, rel.split('/'));
+    // A directory replaced later in the layer keeps no time of the one it replaced.
+    if (w.ok) withDir(w.dir, (fd) => futimesSync(fd, mtime, mtime));
+  }
   return report;
 }
 
@@ -326,27 +395,27 @@ export function checkAcrossLayers(
 
 /**
  * Writes overlayfs whiteouts (0:0 character devices) and opaque markers
- * (trusted.overlay.opaque=y) with one mknod / setfattr process each batch
- * (Node has neither mknod nor setxattr). Paths are argv, never shell text.
+ * (trusted.overlay.opaque=y) with one mknod / setfattr process per batch
+ * (Node has neither mknod nor setxattr). Paths are argv, never shell text;
+ * each was resolved just before without following a symlink, mknod never
+ * follows one at the last component, and setfattr is told not to (-h).
  */
 async function applyOverlayMarkers(
   whiteouts: string[],
   opaques: string[],
   signal?: AbortSignal,
 ): Promise<void> {
-  if (whiteouts.length > 0) {
-    await run('sh', ['-c', 'for p do mknod -m 000 "$p" c 0 0 || exit 1; done', 'sh', ...whiteouts], {
-      signal,
-    });
+  for (let i = 0; i < whiteouts.length; i += MARKER_BATCH) {
+    const batch = whiteouts.slice(i, i + MARKER_BATCH);
+    await run('sh', ['-c', 'for p do mknod -m 000 "$p" c 0 0 || exit 1; done', 'sh', ...batch], { signal });
   }
-  if (opaques.length > 0) {
+  for (let i = 0; i < opaques.length; i += MARKER_BATCH) {
+    const batch = opaques.slice(i, i + MARKER_BATCH);
     try {
       await run(
         'sh',
-        ['-c', 'for p do setfattr -n trusted.overlay.opaque -v y "$p" || exit 1; done', 'sh', ...opaques],
-        {
-          signal,
-        },
+        ['-c', 'for p do setfattr -h -n trusted.overlay.opaque -v y "$p" || exit 1; done', 'sh', ...batch],
+        { signal },
       );
     } catch (cause) {
       throw new PullkeeperError(

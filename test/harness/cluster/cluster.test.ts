@@ -1,6 +1,6 @@
 /**
  * The cluster harness against a real kube-apiserver + etcd: TLS is verified, the
- * shipped RBAC (infra/kubernetes/rbac.yaml) is enough for pullkeeper's writes and
+ * RBAC `pullkeeper rbac` prints is enough for pullkeeper's writes and
  * no more, the API server validates dockerconfigjson, server-side apply on a
  * ServiceAccount works with field manager `pullkeeper`, and stop() leaves no process.
  *
@@ -13,7 +13,14 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type CoreV1Api, PatchStrategy, setHeaderOptions, type V1Secret } from '@kubernetes/client-node';
 import { tcpOpen } from '../ports.js';
-import { apiStatus, type Cluster, checkCluster, type Identity, startCluster } from './index.js';
+import {
+  apiStatus,
+  type Cluster,
+  checkCluster,
+  type Identity,
+  rbacConfigFor,
+  startCluster,
+} from './index.js';
 
 const SSA = setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);
 const MANAGED = { 'app.kubernetes.io/managed-by': 'pullkeeper' };
@@ -75,6 +82,10 @@ describe('test cluster (etcd + kube-apiserver)', () => {
       namespace: 'pullkeeper-system',
       name: 'pullkeeper',
       rbac: 'pullkeeper',
+      // What `pullkeeper rbac` prints for tenant team-a, with nodes from the cluster.
+      config: rbacConfigFor([{ name: 'team-a', namespaces: { matchLabels: { tenant: 'team-a' } } }], {
+        nodes: { inventory: 'kubernetes', registries: ['placeholder'], ssh: { privateKey: { value: 'k' } } },
+      }),
     });
   });
   after(async () => {
@@ -161,8 +172,9 @@ describe('test cluster (etcd + kube-apiserver)', () => {
     );
     assert.equal(again.metadata?.resourceVersion, rotated.metadata?.resourceVersion);
 
+    // Secrets are listed by name only (RBAC resourceNames + fieldSelector metadata.name).
     const managed = await pk.client.core.listSecretForAllNamespaces({
-      labelSelector: 'app.kubernetes.io/managed-by=pullkeeper',
+      fieldSelector: 'metadata.name=pullkeeper-team-a',
     });
     assert.deepEqual(
       managed.items.map((s) => `${s.metadata?.namespace}/${s.metadata?.name}`),
@@ -279,6 +291,7 @@ describe('test cluster (etcd + kube-apiserver)', () => {
       name: 'pullkeeper-scoped',
       rbac: 'pullkeeper',
       tenantNamespaces: [bound],
+      config: rbacConfigFor([{ name: 'team-c', namespaces: { matchLabels: { tenant: 'team-c' } } }]),
     });
     await scoped.client.core.createNamespacedSecret({
       namespace: bound,

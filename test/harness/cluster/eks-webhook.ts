@@ -2,7 +2,7 @@
  * An EKS-style token authenticator for the harness apiserver: a TokenReview
  * webhook (--authentication-token-webhook-config-file) that checks a
  * `k8s-aws-v1.` token the way aws-iam-authenticator's `Verify` does
- * (kubernetes-sigs/aws-iam-authenticator pkg/token/token.go; spec-clouds §1.2)
+ * (kubernetes-sigs/aws-iam-authenticator pkg/token/token.go)
  * and then asks STS — here moto — who signed it.
  *
  * moto does not check SigV4 signatures, so this webhook also does what real STS

@@ -83,11 +83,19 @@ export interface Identity {
 export interface CreateIdentityOptions {
   namespace: string;
   name: string;
-  /** 'pullkeeper' applies infra/kubernetes/rbac.yaml to this ServiceAccount; rules make a ClusterRole. */
-  rbac: 'pullkeeper' | V1PolicyRule[];
   /**
-   * Only with rbac 'pullkeeper': the per-namespace variant documented in rbac.yaml. The
-   * tenant-writer ClusterRoleBinding is replaced by one RoleBinding in each of these namespaces.
+   * 'pullkeeper' applies what `pullkeeper rbac` prints to this ServiceAccount: for `config`
+   * when given, else infra/kubernetes/rbac.yaml (generated for infra/examples/plain.yaml);
+   * rules make a ClusterRole.
+   */
+  rbac: 'pullkeeper' | V1PolicyRule[];
+  /** With rbac 'pullkeeper': the test's pullkeeper config (the object written to its config file). */
+  config?: unknown;
+  /** With rbac 'pullkeeper': apply this YAML instead (what `pullkeeper rbac --service-account NS/NAME` printed). */
+  yaml?: string;
+  /**
+   * Only with rbac 'pullkeeper': the per-namespace variant (`pullkeeper rbac --per-namespace`).
+   * The tenant-writer role is bound with one RoleBinding in each of these namespaces only.
    */
   tenantNamespaces?: string[];
   /** TokenRequest lifetime; the API server's minimum is 600. */
@@ -612,8 +620,12 @@ function makeCluster(p: {
     await ensureNamespace(o.namespace);
     const manifests =
       o.rbac === 'pullkeeper'
-        ? await pullkeeperManifests(o.namespace, o.name, o.tenantNamespaces)
+        ? await pullkeeperManifests(o.namespace, o.name, o.tenantNamespaces, o.config, o.yaml)
         : customManifests(o.namespace, o.name, o.rbac);
+    // The status store's namespace (pullkeeper-system by default) exists, as `pullkeeper rbac` output makes it.
+    for (const m of manifests as Obj[])
+      if (m.kind === 'RoleBinding' && (m.roleRef as { name: string }).name.startsWith('pullkeeper-status'))
+        await ensureNamespace(m.metadata!.namespace!);
     for (const m of manifests) {
       await admin.objects.patch(
         m,
@@ -633,6 +645,7 @@ function makeCluster(p: {
     if (!token) throw new HarnessError(`TokenRequest for ${o.namespace}/${o.name} returned no token`);
     const client = clientFor(info, token);
     await waitAuthorized(client, manifests, o);
+    await waitPolicyActive(client, manifests, o);
     return {
       namespace: o.namespace,
       name: o.name,
@@ -689,34 +702,94 @@ interface Subject {
 }
 
 /**
- * infra/kubernetes/rbac.yaml, re-targeted at the ServiceAccount namespace/name: the
- * ServiceAccount and the binding subjects move there; bindings get a per-identity name
- * unless the identity is the shipped one; ClusterRoles stay exactly as shipped.
+ * A config that only serves `createIdentity({rbac: 'pullkeeper', config})`: the tenants as
+ * given (with `registries` defaulting to one placeholder), placeholder cluster and registries.
+ */
+export function rbacConfigFor(
+  tenants: Array<{ name: string; namespaces: unknown; registries?: string[]; [k: string]: unknown }>,
+  extra: Record<string, unknown> = {},
+): unknown {
+  const ts = tenants.map((t) => ({ ...t, registries: t.registries ?? ['placeholder'] }));
+  const regs = [...new Set(['placeholder', ...ts.flatMap((t) => t.registries)])];
+  return {
+    clusters: [{ name: 'test', kubeconfig: '-' }],
+    registries: regs.map((name) => ({
+      name,
+      kind: 'static',
+      server: `${name}.registry.test`,
+      username: { value: 'u' },
+      password: { value: 'p' },
+    })),
+    tenants: ts,
+    ...extra,
+  };
+}
+
+/**
+ * What `pullkeeper rbac` prints (src/app/rbac.ts), re-targeted at the ServiceAccount
+ * namespace/name: for `config` generated for that identity, else infra/kubernetes/rbac.yaml
+ * (generated for infra/examples/plain.yaml). The ServiceAccount, the binding subjects and the
+ * admission policy's username move to the identity; cluster-scoped objects (ClusterRoles,
+ * policies) and bindings get a per-identity name unless the identity is the shipped one, so
+ * several identities with different configs live in one cluster. `tenantNamespaces`: the
+ * namespaced rules are bound with a RoleBinding in each of these namespaces instead of
+ * cluster-wide (what --per-namespace prints, plus the RoleBindings a label-selected tenant
+ * needs).
  */
 export async function pullkeeperManifests(
   namespace: string,
   name: string,
   tenantNamespaces?: string[],
+  config?: unknown,
+  yaml?: string,
 ): Promise<KubernetesObject[]> {
-  const docs = parseAllDocuments(await readFile(RBAC_YAML, 'utf8'));
-  const objs = docs.map((d) => {
-    if (d.errors.length) throw new HarnessError(`${RBAC_YAML}: ${d.errors[0]!.message}`);
-    return d.toJS() as Obj;
-  });
+  let objs: Obj[];
+  const generated = config !== undefined || yaml !== undefined;
+  if (yaml !== undefined) {
+    objs = parseAllDocuments(yaml)
+      .map((d) => {
+        if (d.errors.length) throw new HarnessError(`pullkeeper rbac output: ${d.errors[0]!.message}`);
+        return d.toJS() as Obj | null;
+      })
+      .filter((o): o is Obj => o !== null);
+  } else if (config !== undefined) {
+    const { parseConfig } = await import('../../../src/config/load.js');
+    const { generateRbac } = await import('../../../src/app/rbac.js');
+    objs = generateRbac(parseConfig(config, '<test config>'), {
+      subject: { kind: 'ServiceAccount', namespace, name },
+      perNamespace: tenantNamespaces !== undefined,
+    }).objects.map((o) => o.object as Obj);
+  } else {
+    const docs = parseAllDocuments(await readFile(RBAC_YAML, 'utf8'));
+    objs = docs
+      .map((d) => {
+        if (d.errors.length) throw new HarnessError(`${RBAC_YAML}: ${d.errors[0]!.message}`);
+        return d.toJS() as Obj | null;
+      })
+      .filter((o): o is Obj => o !== null);
+  }
   const sa = objs.find((o) => o.kind === 'ServiceAccount');
   if (!sa?.metadata?.name || !sa.metadata.namespace) {
     throw new HarnessError(`${RBAC_YAML} has no namespaced ServiceAccount`);
   }
   const shipped = { namespace: sa.metadata.namespace, name: sa.metadata.name };
-  const same = shipped.namespace === namespace && shipped.name === name;
-  const bindingName = (n: string) => (same ? n : `${n}:${namespace}:${name}`);
+  const shippedUser = `system:serviceaccount:${shipped.namespace}:${shipped.name}`;
+  const user = `system:serviceaccount:${namespace}:${name}`;
+  // Objects keep their names only for the shipped identity (pullkeeper-system/pullkeeper).
+  const same = namespace === 'pullkeeper-system' && name === 'pullkeeper';
+  const own = (n: string) => (same ? n : `${n}.${namespace}.${name}`);
   const retarget = (subjects: Subject[] = []) =>
     subjects.map((s) =>
       s.kind === 'ServiceAccount' && s.name === shipped.name && s.namespace === shipped.namespace
         ? { ...s, name, namespace }
         : s,
     );
+  const roleRefOf = (o: Obj) => {
+    const r = o.roleRef as { kind: string; name: string; apiGroup: string };
+    return { ...r, name: own(r.name) };
+  };
   const out: Obj[] = [];
+  const boundIn = new Set<string>();
   let tenantBindingSeen = false;
   for (const o of objs) {
     const meta = { ...o.metadata };
@@ -726,44 +799,90 @@ export async function pullkeeperManifests(
       case 'ServiceAccount':
         out.push({ ...o, metadata: { ...meta, name, namespace } });
         break;
+      case 'ClusterRole':
+        out.push({ ...o, metadata: { ...meta, name: own(meta.name!) } });
+        break;
       case 'ClusterRoleBinding': {
         const roleRef = o.roleRef as { kind: string; name: string };
         const subjects = retarget(o.subjects as Subject[]);
         if (tenantNamespaces && roleRef.kind === 'ClusterRole' && roleRef.name === TENANT_WRITER_ROLE) {
           tenantBindingSeen = true;
           for (const ns of tenantNamespaces) {
+            boundIn.add(ns);
             out.push({
               ...o,
               kind: 'RoleBinding',
-              metadata: { ...meta, name: bindingName(meta.name!), namespace: ns },
+              metadata: { ...meta, name: own(meta.name!), namespace: ns },
+              roleRef: roleRefOf(o),
               subjects,
             });
           }
           break;
         }
-        out.push({ ...o, metadata: { ...meta, name: bindingName(meta.name!) }, subjects });
+        out.push({ ...o, metadata: { ...meta, name: own(meta.name!) }, roleRef: roleRefOf(o), subjects });
         break;
       }
-      case 'RoleBinding':
+      case 'RoleBinding': {
+        const roleRef = o.roleRef as { name: string };
+        if (roleRef.name === TENANT_WRITER_ROLE) {
+          tenantBindingSeen = true;
+          boundIn.add(meta.namespace!);
+        }
         out.push({
           ...o,
           metadata: {
             ...meta,
-            name: bindingName(meta.name!),
+            name: own(meta.name!),
             namespace: meta.namespace === shipped.namespace ? namespace : meta.namespace,
           },
+          roleRef: roleRefOf(o),
           subjects: retarget(o.subjects as Subject[]),
         });
         break;
-      case 'Role':
+      }
+      case 'ValidatingAdmissionPolicy': {
+        const spec = o.spec as { matchConditions?: Array<{ name: string; expression: string }> };
         out.push({
           ...o,
-          metadata: { ...meta, namespace: meta.namespace === shipped.namespace ? namespace : meta.namespace },
+          metadata: { ...meta, name: own(meta.name!) },
+          spec: {
+            ...spec,
+            matchConditions: spec.matchConditions?.map((c) => ({
+              ...c,
+              expression: c.expression.replaceAll(`'${shippedUser}'`, `'${user}'`),
+            })),
+          },
         });
         break;
+      }
+      case 'ValidatingAdmissionPolicyBinding': {
+        const spec = o.spec as { policyName: string };
+        out.push({
+          ...o,
+          metadata: { ...meta, name: own(meta.name!) },
+          spec: { ...spec, policyName: own(spec.policyName) },
+        });
+        break;
+      }
       default:
         out.push(o);
     }
+  }
+  if (tenantNamespaces && generated) {
+    // Label-selected tenants: the RoleBindings `pullkeeper rbac --per-namespace` says to add by hand.
+    tenantBindingSeen = true;
+    for (const ns of tenantNamespaces.filter((n) => !boundIn.has(n)))
+      out.push({
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'RoleBinding',
+        metadata: { name: own(TENANT_WRITER_ROLE), namespace: ns },
+        roleRef: {
+          apiGroup: 'rbac.authorization.k8s.io',
+          kind: 'ClusterRole',
+          name: own(TENANT_WRITER_ROLE),
+        },
+        subjects: [{ kind: 'ServiceAccount', name, namespace }],
+      } as Obj);
   }
   if (tenantNamespaces && !tenantBindingSeen) {
     throw new HarnessError(`${RBAC_YAML} has no ClusterRoleBinding to ${TENANT_WRITER_ROLE}`);
@@ -821,6 +940,7 @@ async function waitAuthorized(
       group: rule.apiGroups?.[0] ?? '',
       resource: rule.resources![0]!,
       verb: rule.verbs[0]!,
+      ...(rule.resourceNames?.[0] ? { name: rule.resourceNames[0] } : {}),
       ...(namespace ? { namespace } : {}),
     };
     for (let delay = 10; ; delay = Math.min(delay * 2, 200)) {
@@ -835,6 +955,43 @@ async function waitAuthorized(
       }
       await new Promise((res) => setTimeout(res, delay));
     }
+  }
+}
+
+/**
+ * Admission policies also reach the API server through an informer (a second or two): until
+ * the identity's dry-run create of an Opaque Secret is denied by the Secret-writes policy,
+ * wait, so tests see the policy in force.
+ */
+async function waitPolicyActive(
+  client: ClusterClient,
+  manifests: KubernetesObject[],
+  o: CreateIdentityOptions,
+): Promise<void> {
+  if (!manifests.some((m) => m.kind === 'ValidatingAdmissionPolicy')) return;
+  const writer = (manifests as Obj[]).find(
+    (m) => m.kind === 'RoleBinding' && (m.roleRef as { name: string }).name.startsWith(TENANT_WRITER_ROLE),
+  );
+  const namespace = writer?.metadata?.namespace ?? o.namespace;
+  const deadline = Date.now() + 15_000;
+  for (let delay = 20; ; delay = Math.min(delay * 2, 250)) {
+    let why = 'the dry-run create was allowed';
+    try {
+      await client.core.createNamespacedSecret({
+        namespace,
+        dryRun: 'All',
+        body: { metadata: { name: 'pullkeeper-harness-probe' }, type: 'Opaque' },
+      });
+    } catch (err) {
+      const st = apiStatus(err);
+      if (st?.code === 422 || /ValidatingAdmissionPolicy/.test(st?.message ?? '')) return;
+      why = `${st?.code ?? ''} ${st?.message ?? (err as Error).message}`;
+    }
+    if (Date.now() > deadline)
+      throw new HarnessError(
+        `the Secret-writes admission policy for ${o.namespace}/${o.name} is not in force after 15 s: ${why}`,
+      );
+    await new Promise((res) => setTimeout(res, delay));
   }
 }
 

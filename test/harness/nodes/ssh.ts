@@ -1,7 +1,7 @@
 /**
  * Test-side SSH helpers for the harness nodes: connect with the host key
  * pinned (sha256 of the key blob, hex), SFTP read/write/rename, exec.
- * Uses the fast settings HARNESS.md measured: own socket with no delayed
+ * Uses the fast settings docs/harness.md measured: own socket with no delayed
  * ACKs, curve25519 key exchange.
  */
 import { createHash } from 'node:crypto';

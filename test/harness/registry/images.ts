@@ -27,7 +27,7 @@ export const MediaTypes = {
   inToto: 'application/vnd.in-toto+json',
 } as const;
 
-/** What a client sends as manifest Accept (kubelet/containerd's list, spec §9.3). */
+/** What a client sends as manifest Accept (kubelet/containerd's list, docs/kubelet-parity.md §9.3). */
 export const MANIFEST_ACCEPT = [
   MediaTypes.dockerManifest,
   MediaTypes.dockerManifestList,
@@ -768,6 +768,11 @@ export interface Canary {
   path: string;
   base: 'host' | 'rootfsParent' | 'rootfs';
   expect: 'absent' | 'untouched' | 'present';
+  /**
+   * An `untouched` canary that is a directory (the test makes it with one file
+   * inside): its listing, mtime and extended attributes must not change.
+   */
+  dir?: boolean;
 }
 
 export interface HostileImage {
@@ -966,6 +971,50 @@ export const hostileImages: Record<string, HostileBuilder> = {
       hostile(
         [raw({ path: 'sub/', type: 'dir' }), raw({ path: 'sub/.wh...' })],
         [{ path: 'bin/busybox', base: 'rootfs', expect: 'present' }],
+      ),
+  },
+  'same-layer-whiteout-then-symlink': {
+    description:
+      'one layer: dir d/, whiteout d/.wh.pullkeeper-hostile-samelayer-wh, then d -> /tmp (the whiteout would be made in /tmp)',
+    build: () =>
+      hostile(
+        [
+          raw(
+            { path: 'd/', type: 'dir' },
+            { path: `d/.wh.${P}-samelayer-wh` },
+            { path: 'd', type: 'symlink', linkname: '/tmp' },
+          ),
+        ],
+        [{ path: `/tmp/${P}-samelayer-wh`, base: 'host', expect: 'absent' }],
+      ),
+  },
+  'same-layer-opaque-then-symlink': {
+    description:
+      'one layer: dir d/, opaque marker d/.wh..wh..opq, then d -> /tmp/pullkeeper-hostile-samelayer-opq (a host dir would be marked opaque)',
+    build: () =>
+      hostile(
+        [
+          raw(
+            { path: 'd/', type: 'dir' },
+            { path: 'd/.wh..wh..opq' },
+            { path: 'd', type: 'symlink', linkname: `/tmp/${P}-samelayer-opq` },
+          ),
+        ],
+        [{ path: `/tmp/${P}-samelayer-opq`, base: 'host', expect: 'untouched', dir: true }],
+      ),
+  },
+  'same-layer-dirtime-then-symlink': {
+    description:
+      'one layer: dir d/ (mtime 0), then d -> /tmp/pullkeeper-hostile-samelayer-time (its time would be set on a host dir)',
+    build: () =>
+      hostile(
+        [
+          raw(
+            { path: 'd/', type: 'dir' },
+            { path: 'd', type: 'symlink', linkname: `/tmp/${P}-samelayer-time` },
+          ),
+        ],
+        [{ path: `/tmp/${P}-samelayer-time`, base: 'host', expect: 'untouched', dir: true }],
       ),
   },
   'diffid-mismatch': {
