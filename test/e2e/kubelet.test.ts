@@ -418,7 +418,7 @@ describe('per-pod credentials: the kubelet passes the pod token to pullkeeper-no
     // spec volume, system:node:NAME is not authorized to request tokens for this audience").
     const log = await readFile(h.kubelet!.info.logFiles.kubelet, 'utf8');
     const refusal = new RegExp(
-      `audience \\\\?"${audience.replace(/\./g, '\\.')}\\\\?" not found in pod spec volume[^"\\n]*`,
+      `audience \\\\?"${audience.replace(/\./g, '\\.')}\\\\?" not found in pod spec volume[^"\\\\\\n]*`,
     ).exec(log);
     assert.ok(refusal, 'the kubelet logged the refused token request');
     console.log(`# kubelet: ${refusal[0]}`);

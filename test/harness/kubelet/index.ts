@@ -453,28 +453,19 @@ export async function startKubelet(opts: StartKubeletOptions): Promise<Kubelet> 
     );
 
     if (opts.identity === 'node') {
-      // What RBAC gives a kubelet without the Node authorizer: the built-in ClusterRole system:node
-      // (it includes create on serviceaccounts/token), bound to this node's user only; plus get on
-      // serviceaccounts, which system:node lacks and the Node authorizer grants for the pods'
-      // ServiceAccounts: kubelet 1.34 reads the pod's ServiceAccount (its UID, annotations) before
-      // it requests a token for a credential provider with tokenAttributes.
-      const rbac = opts.cluster.admin.rbac;
-      const user = { apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: `system:node:${nodeName}` };
-      const readSAs = `pullkeeper-harness-${nodeName}-serviceaccounts`;
-      await rbac.createClusterRole({
+      // What RBAC gives a kubelet without the Node authorizer: the built-in ClusterRole system:node,
+      // bound to this node's user only. In 1.34 it includes create on serviceaccounts/token and,
+      // with the KubeletServiceAccountTokenForCredentialProviders gate (beta, on), get on
+      // serviceaccounts (the kubelet reads the pod's ServiceAccount before it requests a token).
+      await opts.cluster.admin.rbac.createClusterRoleBinding({
         body: {
-          metadata: { name: readSAs },
-          rules: [{ apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get'] }],
+          metadata: { name: `pullkeeper-harness-${nodeName}` },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'system:node' },
+          subjects: [
+            { apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: `system:node:${nodeName}` },
+          ],
         },
       });
-      for (const role of ['system:node', readSAs])
-        await rbac.createClusterRoleBinding({
-          body: {
-            metadata: { name: `pullkeeper-harness-${nodeName}-${role.replace(':', '-')}` },
-            roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
-            subjects: [user],
-          },
-        });
     }
 
     const launch = async (o: KubeletOptions) => {
