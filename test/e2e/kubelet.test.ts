@@ -107,7 +107,7 @@ describe('kubelet reads the config.json that pullkeeper push writes into its roo
         path: join(h.kubelet!.info.rootDir, 'config.json'),
         ssh: {
           privateKey: { fromFile: info.clientKey.privateKeyPath },
-          trustOnFirstUse: true,
+          knownHosts: { value: `${info.nodes[0]!.hostKeyLine}\n` },
           timeoutMs: 30_000,
         },
       },
