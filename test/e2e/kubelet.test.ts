@@ -27,6 +27,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -442,6 +443,8 @@ describe('per-pod credentials: the kubelet passes the pod token to pullkeeper-no
         groups: ['system:nodes', 'system:authenticated'],
       },
     );
+    // No node file could have answered: the kubelet's root dir has no config.json.
+    assert.equal(existsSync(join(h.kubelet!.info.rootDir, 'config.json')), false);
     const before = (await pluginCalls()).length;
     const from = h.registry!.tokenRequests().length;
     assert.equal(await podFor('tenant-a', 'pod-a'), 'Running');
@@ -452,6 +455,7 @@ describe('per-pod credentials: the kubelet passes the pod token to pullkeeper-no
       asked.every((r) => r.serviceAccountToken === '<redacted>'),
       'the kubelet passed a token',
     );
+    assert.doesNotMatch(await readFile(calls, 'utf8'), /eyJ[\w-]+\./, 'the call log holds no token');
     const line = logs.find((l) => l.includes('"pod credentials"') && l.includes('"pod":"pod-a"'));
     assert.ok(line, 'the broker answered for the pod the token is bound to');
     assert.match(line!, /"namespace":"tenant-a"/);
