@@ -6,6 +6,7 @@
  *   const h = await startHarness({ cluster: true, registry: { auth: 'token' }, nodes: 3, cloud: true });
  *   after(() => h.stop());
  */
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -92,7 +93,14 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
   const parts = await Promise.allSettled([
     opts.cluster
       ? timed(timings, 'cluster', async () =>
-          startCluster({ dir: await sub('cluster'), signal: opts.signal }),
+          startCluster({
+            dir: await sub('cluster'),
+            signal: opts.signal,
+            // The kubelet as a node user: its name is fixed before the apiserver reads its tokens.
+            ...(kubeletOpts?.identity === 'node'
+              ? { nodeIdentity: { name: `pk-kubelet-${randomBytes(3).toString('hex')}` } }
+              : {}),
+          }),
         )
       : undefined,
     registryAuth

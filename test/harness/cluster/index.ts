@@ -56,6 +56,11 @@ export interface ClusterInfo {
   adminToken: string;
   /** A kubeconfig for humans and tools (`KUBECONFIG=... kubectl get ns`). */
   kubeconfigPath: string;
+  /**
+   * With StartClusterOptions.nodeIdentity: a kubelet's own user, `system:node:<name>` in group
+   * `system:nodes` (a static token; no RBAC is bound to it here), and NodeRestriction admission on.
+   */
+  node?: { name: string; token: string };
 }
 
 /** Typed API clients for one identity. */
@@ -140,6 +145,13 @@ export interface StartClusterOptions {
     tokenWebhook?: { url: string; caPem: string };
     jwt?: JwtIssuer[];
   };
+  /**
+   * A node user for a kubelet (ClusterInfo.node) and the NodeRestriction admission plugin
+   * (off by default in kube-apiserver; on in real clusters), which limits what node users may
+   * change and, with ServiceAccountNodeAudienceRestriction (beta, on since 1.33), which token
+   * audiences a node may request. The Node authorizer stays off: RBAC alone authorizes the node.
+   */
+  nodeIdentity?: { name: string };
 }
 
 /** One `jwt` entry of an AuthenticationConfiguration (apiserver.config.k8s.io/v1). */
@@ -392,6 +404,9 @@ export async function startCluster(opts: StartClusterOptions): Promise<Cluster> 
   await mkdir(certDir, { recursive: true });
   const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
   const adminToken = randomBytes(24).toString('base64url');
+  const node = opts.nodeIdentity
+    ? { name: opts.nodeIdentity.name, token: randomBytes(24).toString('base64url') }
+    : undefined;
   const logFiles = { etcd: join(dir, 'etcd.log'), apiserver: join(dir, 'kube-apiserver.log') };
   const started: Service[] = [];
   const track = (s: Service) => {
@@ -439,7 +454,12 @@ export async function startCluster(opts: StartClusterOptions): Promise<Cluster> 
     await Promise.all([
       writeFile(join(dir, 'sa.key'), sa.privateKey, { mode: 0o600 }),
       writeFile(join(dir, 'sa.pub'), sa.publicKey),
-      writeFile(join(dir, 'tokens.csv'), `${adminToken},admin,admin-uid,system:masters\n`, { mode: 0o600 }),
+      writeFile(
+        join(dir, 'tokens.csv'),
+        `${adminToken},admin,admin-uid,system:masters\n` +
+          (node ? `${node.token},system:node:${node.name},node-${node.name},system:nodes\n` : ''),
+        { mode: 0o600 },
+      ),
     ]);
     return { certs, ms: performance.now() - t0 };
   })();
@@ -465,6 +485,7 @@ export async function startCluster(opts: StartClusterOptions): Promise<Cluster> 
         // 127.0.0.1 is not a valid Endpoints address: skip the `kubernetes` Service endpoint loop.
         '--endpoint-reconciler-type=none',
         '--profiling=false',
+        ...(node ? ['--enable-admission-plugins=NodeRestriction'] : []),
         ...authnArgs,
         // Debugging aid, e.g. PULLKEEPER_APISERVER_FLAGS='-v=6' to log every request.
         ...(process.env.PULLKEEPER_APISERVER_FLAGS?.split(/\s+/).filter(Boolean) ?? []),
@@ -494,6 +515,7 @@ export async function startCluster(opts: StartClusterOptions): Promise<Cluster> 
     caData: Buffer.from(certs.caPem).toString('base64'),
     adminToken,
     kubeconfigPath: join(dir, 'kubeconfig'),
+    ...(node ? { node } : {}),
   };
   await writeKubeconfig(info);
   const timings = {

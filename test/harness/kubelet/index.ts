@@ -57,6 +57,14 @@ export interface CredentialProviderEntry {
   apiVersion?: string;
   args?: string[];
   env?: { name: string; value: string }[];
+  /** KEP-4412: the kubelet requests the pod's ServiceAccount token for this audience and passes it. */
+  tokenAttributes?: {
+    serviceAccountTokenAudience: string;
+    cacheType: 'ServiceAccount' | 'Token';
+    requireServiceAccount?: boolean;
+    requiredServiceAccountAnnotationKeys?: string[];
+    optionalServiceAccountAnnotationKeys?: string[];
+  };
 }
 
 export interface KubeletOptions {
@@ -66,6 +74,13 @@ export interface KubeletOptions {
   credentialProviders?: { binDir: string; providers: CredentialProviderEntry[] };
   /** Extra KubeletConfiguration fields (merged over the harness's). */
   config?: Record<string, unknown>;
+  /**
+   * Start only. 'admin' (default): the kubelet uses the cluster's system:masters token.
+   * 'node': it authenticates as `system:node:<nodeName>` (group system:nodes) with the built-in
+   * ClusterRole `system:node` bound to that user, and the apiserver runs NodeRestriction
+   * (startHarness sets the cluster's nodeIdentity); no Node authorizer runs.
+   */
+  identity?: 'admin' | 'node';
 }
 
 export interface KubeletInfo {
@@ -281,7 +296,11 @@ export async function startKubelet(opts: StartKubeletOptions): Promise<Kubelet> 
   }
   const dir = resolve(opts.dir);
   const id = randomBytes(3).toString('hex');
-  const nodeName = `pk-kubelet-${id}`;
+  if (opts.identity === 'node' && !opts.cluster.info.node)
+    throw new HarnessError(
+      "kubelet identity 'node' needs a cluster started with nodeIdentity (startHarness does this for kubelet: { identity: 'node' })",
+    );
+  const nodeName = opts.identity === 'node' ? opts.cluster.info.node!.name : `pk-kubelet-${id}`;
   const bridge = `${KUBELET_BRIDGE_PREFIX}${id}`;
   const used = await usedThirdOctets();
   const free = Array.from({ length: 256 }, (_, i) => i).filter((i) => !used.has(i));
@@ -419,12 +438,35 @@ export async function startKubelet(opts: StartKubeletOptions): Promise<Kubelet> 
             },
           },
         ],
-        users: [{ name: 'kubelet', user: { token: opts.cluster.info.adminToken } }],
+        users: [
+          {
+            name: 'kubelet',
+            user: {
+              token: opts.identity === 'node' ? opts.cluster.info.node!.token : opts.cluster.info.adminToken,
+            },
+          },
+        ],
         contexts: [{ name: 'harness', context: { cluster: 'harness', user: 'kubelet' } }],
         'current-context': 'harness',
       }),
       { mode: 0o600 },
     );
+
+    if (opts.identity === 'node') {
+      // What RBAC gives a kubelet without the Node authorizer: the built-in ClusterRole system:node,
+      // bound to this node's user only. In 1.34 it includes create on serviceaccounts/token and,
+      // with the KubeletServiceAccountTokenForCredentialProviders gate (beta, on), get on
+      // serviceaccounts (the kubelet reads the pod's ServiceAccount before it requests a token).
+      await opts.cluster.admin.rbac.createClusterRoleBinding({
+        body: {
+          metadata: { name: `pullkeeper-harness-${nodeName}` },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'system:node' },
+          subjects: [
+            { apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: `system:node:${nodeName}` },
+          ],
+        },
+      });
+    }
 
     const launch = async (o: KubeletOptions) => {
       const [port, healthzPort] = [await freePort(), await freePort()];
@@ -478,6 +520,7 @@ export async function startKubelet(opts: StartKubeletOptions): Promise<Kubelet> 
               defaultCacheDuration: p.defaultCacheDuration ?? '1m',
               ...(p.args ? { args: p.args } : {}),
               ...(p.env ? { env: p.env } : {}),
+              ...(p.tokenAttributes ? { tokenAttributes: p.tokenAttributes } : {}),
             })),
           }),
         );
