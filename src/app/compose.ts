@@ -6,9 +6,9 @@
 import { configFromEnvOnce } from '../config/load.js';
 import type { PullkeeperConfig } from '../config/schema.js';
 import { createSecretResolver } from '../config/secret-ref.js';
-import type { ApiDeps, ApiUseCases } from '../http/app.js';
 import type { KubeClient } from '../kube/client.js';
 import { kubeClientFor } from '../kube/connect.js';
+import type { ApiPorts, ApiUseCases } from './api-ports.js';
 import { PodCredentialBroker } from './broker.js';
 import { ensureNamespace, tenantsOfNamespace } from './ensure.js';
 import type { Logger } from './log.js';
@@ -175,7 +175,7 @@ export function apiDeps(
     loopbackOnly?: boolean;
     config?: () => Promise<PullkeeperConfig>;
   } = {},
-): ApiDeps {
+): ApiPorts {
   return {
     config: o.config ?? (() => configFromEnvOnce()),
     useCases: apiUseCases(),

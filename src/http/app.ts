@@ -1,10 +1,9 @@
 import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import type { ApiPorts, ApiUseCases, CallContext, StatusScope } from '../app/api-ports.js';
 import type { Logger } from '../app/log.js';
 import { createLogger } from '../app/log.js';
-import type { Metrics } from '../app/metrics.js';
 import { CAPABILITIES } from '../app/status.js';
-import type { StatusReport } from '../app/status-report.js';
 import type { PullkeeperConfig } from '../config/schema.js';
 import { PullkeeperError } from '../core/errors.js';
 import { VERSION } from '../version.js';
@@ -20,64 +19,12 @@ import {
   CredentialsRequestSchema,
   EnsureRequestSchema,
   NamespaceParamSchema,
-  type RefreshRequest,
   RefreshRequestSchema,
   validationErrors,
 } from './schemas.js';
 import { renderMessagePage, renderStatusPage } from './status-page.js';
 
-/** What a use case gets besides its input. */
-export interface CallContext {
-  signal: AbortSignal;
-  principal: Principal;
-  log: Logger;
-  requestId: string;
-}
-
-/** The use cases behind the API, injected (src/app composes the real ones; tests may pass others). */
-export interface ApiUseCases {
-  /** The tenants' names, for authorization and for 404s. */
-  tenants(config: PullkeeperConfig): string[];
-  refresh(
-    config: PullkeeperConfig,
-    req: RefreshRequest & { tenants: string[] },
-    ctx: CallContext,
-  ): Promise<{ ok: boolean; report: unknown }>;
-  /**
-   * Which of `among` (the caller's tenants) own a namespace (may ask their clusters, and only
-   * theirs). Empty: not a namespace of those tenants, or no such namespace.
-   */
-  tenantsOfNamespace(
-    config: PullkeeperConfig,
-    namespace: string,
-    among: string[],
-    ctx: CallContext,
-  ): Promise<string[]>;
-  /** Makes the namespace ready for `tenants` only (the caller's tenants that own it). */
-  ensure(
-    config: PullkeeperConfig,
-    namespace: string,
-    ctx: CallContext & { timeoutMs: number; tenants: string[] },
-  ): Promise<{ ok: boolean; report: unknown }>;
-  /** The status of `scope.tenants`; node results only with `scope.nodes` (a caller granted every tenant). */
-  status(config: PullkeeperConfig, scope: StatusScope, ctx: CallContext): Promise<StatusReport>;
-  /**
-   * The pod credential broker (POST /v1/credentials): verifies the service account token in
-   * `authorization` itself (not the API's callers) and answers a CredentialProviderResponse.
-   * Absent: the route answers 404.
-   */
-  podCredentials?(
-    config: PullkeeperConfig,
-    authorization: string | undefined,
-    image: string,
-    ctx: { signal: AbortSignal; log: Logger },
-  ): Promise<{ status: 200 | 400 | 401 | 403 | 404 | 503; body: unknown }>;
-}
-
-export interface StatusScope {
-  tenants: string[];
-  nodes: boolean;
-}
+export type { ApiPorts, ApiUseCases, CallContext, StatusScope };
 
 /** The API's default body limit when the config has no `api` section (the schema's default). */
 export const DEFAULT_MAX_BODY_BYTES = 16 * 1024;
@@ -94,27 +41,9 @@ const namespaceNotFound = (ns: string) => ({
   message: `namespace ${ns} is not a namespace of this caller's tenants (or does not exist)`,
 });
 
-export interface ApiDeps {
-  /** Loads pullkeeper.yaml once per process; throws a ConfigError when it is broken. */
-  config: () => Promise<PullkeeperConfig>;
-  useCases?: ApiUseCases;
+/** The composition root's ports (src/app/api-ports.ts) plus what only the HTTP layer builds. */
+export interface ApiDeps extends ApiPorts {
   authenticator?: (config: PullkeeperConfig) => Authenticator;
-  metrics?: Metrics;
-  logger?: Logger;
-  /** Serve GET /metrics (Prometheus text): locally, not behind API Gateway. Authenticated unless public (below). */
-  exposeMetrics?: boolean;
-  /**
-   * The server listens on a loopback address only (`pullkeeper serve --host 127.0.0.1`):
-   * only then is `api.metrics.public` honoured.
-   */
-  loopbackOnly?: boolean;
-  /**
-   * Honour `api.statusPage.public` (default true). The composition root sets false
-   * on a deployed Lambda: a public endpoint never serves the page without sign-in.
-   */
-  allowPublicStatusPage?: boolean;
-  /** The clock of the status page's countdowns (tests). */
-  now?: () => Date;
 }
 
 /** The realm a browser shows when it asks for the status page's credentials. */

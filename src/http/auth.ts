@@ -7,19 +7,12 @@
  * hashes and compared in constant time. Messages never contain the token.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Principal, TenantGrant } from '../app/api-ports.js';
 import { jwksUriOf, remoteJwks } from '../app/jwks.js';
 import type { ApiConfig } from '../config/schema.js';
 import { PullkeeperError } from '../core/errors.js';
 
-export type TenantGrant = '*' | string[];
-
-export interface Principal {
-  /** public: nobody signed in, the status page's opt-in public mode (`api.statusPage.public`). */
-  kind: 'oidc' | 'token' | 'public';
-  /** For logs: `oidc https://token.actions.githubusercontent.com repo:org/app:ref:refs/heads/main`, or the token's name. */
-  name: string;
-  tenants: TenantGrant;
-}
+export type { Principal, TenantGrant };
 
 export class AuthError extends PullkeeperError {
   constructor(
