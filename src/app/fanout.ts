@@ -6,6 +6,7 @@
  * twice converges to the same state (refresh writes only what changed).
  */
 import { z } from 'zod';
+import { mapBounded } from '../util/concurrency.js';
 import type { Logger } from './log.js';
 
 export const FanoutMessageSchema = z.discriminatedUnion('type', [
@@ -43,39 +44,33 @@ export async function handleFanoutBatch(
   o: { log: Logger; signal: AbortSignal; concurrency?: number },
 ): Promise<SqsBatchResponse> {
   const failures: Array<{ itemIdentifier: string }> = [];
-  const records = [...event.Records];
-  const worker = async () => {
-    for (let r = records.shift(); r; r = records.shift()) {
-      const rec = r;
-      let msg: FanoutMessage;
-      try {
-        msg = FanoutMessageSchema.parse(JSON.parse(rec.body));
-      } catch {
-        o.log.error('fanout: malformed message dropped', { messageId: rec.messageId });
-        continue;
-      }
-      try {
-        const res =
-          msg.type === 'tenant'
-            ? await handlers.tenant(msg.tenant, msg.dryRun, o.signal)
-            : await handlers.nodes(msg.nodes, o.signal);
-        if (!res.ok) throw new Error('reported failure');
-        o.log.info('fanout: done', { messageId: rec.messageId, type: msg.type });
-      } catch (err) {
-        failures.push({ itemIdentifier: rec.messageId });
-        o.log.warn('fanout: failed; SQS will redeliver it', {
-          messageId: rec.messageId,
-          type: msg.type,
-          ...(msg.type === 'tenant' ? { tenant: msg.tenant } : { nodes: msg.nodes.length }),
-          receiveCount: rec.attributes?.ApproximateReceiveCount,
-          reason: (err as Error).message,
-        });
-      }
+  // Each record's failure is its own (reported for redelivery), so no record stops the others.
+  await mapBounded(event.Records, o.concurrency ?? 4, async (rec) => {
+    let msg: FanoutMessage;
+    try {
+      msg = FanoutMessageSchema.parse(JSON.parse(rec.body));
+    } catch {
+      o.log.error('fanout: malformed message dropped', { messageId: rec.messageId });
+      return;
     }
-  };
-  await Promise.all(
-    Array.from({ length: Math.max(1, Math.min(o.concurrency ?? 4, event.Records.length)) }, worker),
-  );
+    try {
+      const res =
+        msg.type === 'tenant'
+          ? await handlers.tenant(msg.tenant, msg.dryRun, o.signal)
+          : await handlers.nodes(msg.nodes, o.signal);
+      if (!res.ok) throw new Error('reported failure');
+      o.log.info('fanout: done', { messageId: rec.messageId, type: msg.type });
+    } catch (err) {
+      failures.push({ itemIdentifier: rec.messageId });
+      o.log.warn('fanout: failed; SQS will redeliver it', {
+        messageId: rec.messageId,
+        type: msg.type,
+        ...(msg.type === 'tenant' ? { tenant: msg.tenant } : { nodes: msg.nodes.length }),
+        receiveCount: rec.attributes?.ApproximateReceiveCount,
+        reason: (err as Error).message,
+      });
+    }
+  });
   return { batchItemFailures: failures };
 }
 

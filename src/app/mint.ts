@@ -16,7 +16,6 @@ import { type VerifyResult, verifyCredential } from '../providers/verify.js';
 import { mapBounded } from '../util/concurrency.js';
 
 /** The shared bounded pool (src/util/concurrency.ts), re-exported for refresh.ts. */
-export { mapBounded };
 
 export interface MintReportEntry {
   name: string;
