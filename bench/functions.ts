@@ -3,13 +3,16 @@
  * `serverless package` builds it) loaded cold in a fresh Node process, beside a
  * bundle of hono's Lambda adapter alone (the floor a handler cannot go under);
  * then the API's latency locally (GET /v1/status, POST /v1/namespaces/{ns}/ensure)
- * with 100 tenants on the harness apiserver.
+ * with 100 tenants on the harness apiserver; then, when `serverless package`
+ * has built the artifacts, their cold first response (bench/functions-cold.ts:
+ * require + first event + a warm one, beside `node -e 0`, for each function and
+ * both cluster kinds, kubeconfig and EKS).
  *
- *   npm run bench -- functions [--rounds 7] [--requests 200]
+ *   npm run bench -- functions [--rounds 7] [--requests 200] [--baseline DIR]
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import { apiDeps } from '../src/app/compose.js';
@@ -162,3 +165,19 @@ try {
   await h.stop();
   rmSync(dir, { recursive: true, force: true });
 }
+
+// The cold first response of the packaged functions (the artifacts as Lambda unpacks them).
+// Without artifacts, build them first (`serverless package`, offline, ~20 s).
+if (!existsSync(join(root, '.serverless', 'api.zip'))) {
+  const r = spawnSync(
+    process.execPath,
+    [join(root, 'node_modules/serverless/bin/serverless.js'), 'package'],
+    {
+      cwd: root,
+      stdio: 'inherit',
+      env: { ...process.env, SLS_TELEMETRY_DISABLED: '1', SLS_NOTIFICATIONS_MODE: 'off' },
+    },
+  );
+  if (r.status !== 0) throw new Error(`serverless package failed (exit ${r.status})`);
+}
+await import('./functions-cold.js');

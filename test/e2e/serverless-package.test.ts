@@ -197,7 +197,7 @@ describe('serverless package: lean per-function artifacts', { timeout: 600_000 }
       ].sort();
       const bundle = await readFile(join(to, 'functions', `${fn}.js`), 'utf8');
       // A package loaded with a real import() would see only `default` of a one-file CommonJS package.
-      assert.doesNotMatch(bundle, /\bimport\("[^".\/]/, `${fn}: packages are loaded with require()`);
+      assert.doesNotMatch(bundle, /\bimport\("[^"./]/, `${fn}: packages are loaded with require()`);
       const needed = requiredPackages(bundle).filter((p) => !['cpu-features'].includes(p));
       // Exactly the packages the bundle can require: nothing more (client-node, type packages,
       // another function's SDK), nothing less (a require that would fail on Lambda).
