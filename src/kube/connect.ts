@@ -105,8 +105,11 @@ export async function connectionFor(
         // Static keys from the config, else the function's own role (environment, IRSA, instance profile);
         // with roleArn, that identity assumes the role and the token is signed as the role.
         // The signer (only EKS clusters load it) and the credentials, at once.
+        // The chain's first link, the environment (a Lambda's role keys), needs no SDK to read.
         const [base, { eksToken }] = await Promise.all([
-          creds ?? import('@aws-sdk/credential-provider-node').then((m) => m.defaultProvider()()),
+          creds ??
+            envKeys() ??
+            import('@aws-sdk/credential-provider-node').then((m) => m.defaultProvider()()),
           import('./eks-token.js'),
         ]);
         const credentials = e.roleArn ? await eksAssumeRole(cluster.name, e, base) : base;
@@ -170,6 +173,18 @@ export async function connectionFor(
 }
 
 type AwsKeys = { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+
+/**
+ * AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, as the SDK's fromEnv reads
+ * them; not when AWS_PROFILE is set (the SDK's chain then skips the environment too).
+ */
+function envKeys(): AwsKeys | undefined {
+  if (process.env.AWS_PROFILE) return undefined;
+  const { AWS_ACCESS_KEY_ID: id, AWS_SECRET_ACCESS_KEY: secret, AWS_SESSION_TOKEN: session } = process.env;
+  return id && secret
+    ? { accessKeyId: id, secretAccessKey: secret, ...(session ? { sessionToken: session } : {}) }
+    : undefined;
+}
 
 /** sts:AssumeRole for an `eks:` cluster's roleArn (at its stsEndpoint when set); one hour, renewed with the token. */
 async function eksAssumeRole(
