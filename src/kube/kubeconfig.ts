@@ -8,7 +8,6 @@
  * `auth-provider` entries (removed from kubectl for gcp/azure in 1.26) are not
  * read: the error says to use an exec plugin.
  */
-import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, resolve } from 'node:path';
@@ -57,7 +56,9 @@ interface ExecCredential {
 }
 
 /** Runs a client-go credential plugin (exec) and reads its ExecCredential status. */
-function runExec(exec: Obj, base: string, signal?: AbortSignal): Promise<ExecCredential> {
+async function runExec(exec: Obj, base: string, signal?: AbortSignal): Promise<ExecCredential> {
+  // Loaded here: only kubeconfigs with an exec plugin start a process.
+  const { execFile } = await import('node:child_process');
   const command = str(exec.command);
   if (!command) throw new KubeconfigError('the kubeconfig exec plugin has no command');
   const args = (Array.isArray(exec.args) ? exec.args : []).map(String);
