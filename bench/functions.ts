@@ -41,12 +41,11 @@ async function bundle(name: string, entry: string): Promise<string> {
     format: 'cjs',
     target: 'node24',
     outfile: out,
-    // As serverless.yml: the AWS SDK clients and the heavy SDKs are installed beside the bundle.
+    // As the artifacts (scripts/esbuild-plugins.cjs): the heavy SDKs stay beside the bundle.
     external: [
       '@aws-sdk/*',
       'cpu-features',
       '*.node',
-      '@kubernetes/client-node',
       '@google-cloud/artifact-registry',
       'google-auth-library',
       '@azure/identity',
