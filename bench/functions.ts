@@ -13,6 +13,7 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import { apiDeps } from '../src/app/compose.js';
@@ -28,6 +29,8 @@ const arg = (n: string, d: number) =>
 const ROUNDS = arg('rounds', 7);
 const REQUESTS = arg('requests', 200);
 const root = new URL('..', import.meta.url).pathname;
+// The artifacts' zod (English messages only), so the init numbers are the deployed bundles'.
+const [zodEnglishOnly] = createRequire(import.meta.url)('../scripts/esbuild-plugins.cjs');
 // Inside the repository, so externals resolve from its node_modules as they do beside a deployed bundle.
 const dir = mkdtempSync(join(root, '.esbuild-bench-'));
 
@@ -52,6 +55,7 @@ async function bundle(name: string, entry: string): Promise<string> {
       '@azure/container-registry',
       'ssh2',
     ],
+    plugins: [zodEnglishOnly],
     logLevel: 'error',
     absWorkingDir: root,
     nodePaths: [join(root, 'node_modules')],

@@ -16,6 +16,7 @@
 // under `__only_<function>/` into that function's zip only, without the prefix
 // (docs/deploy.md, "Artifacts"). Locally (serverless offline, invoke local) the
 // bundles resolve these packages from the repository's node_modules as before.
+const { createHash } = require('node:crypto');
 const { mkdirSync, writeFileSync, readFileSync, existsSync, cpSync } = require('node:fs');
 const { join, basename, dirname, resolve } = require('node:path');
 
@@ -43,13 +44,15 @@ function buildRootOf(outdir) {
   return i >= 0 ? outdir.slice(0, i + marker.length) : outdir;
 }
 
+/** Cached vendor builds are keyed by package version and this file (its build options). */
+const SELF = createHash('sha256').update(readFileSync(__filename)).digest('hex').slice(0, 12);
 /** One vendor build per package and process (the functions share them). */
 const vendored = new Map();
 function vendor(esbuild, root, pkg) {
   if (!vendored.has(pkg)) {
     const pkgJson = require.resolve(`${pkg}/package.json`, { paths: [root] });
     const { version } = JSON.parse(readFileSync(pkgJson, 'utf8'));
-    const out = join(root, '.esbuild', '.vendor', `${pkg.replace('/', '+')}@${version}`, 'index.js');
+    const out = join(root, '.esbuild', '.vendor', `${pkg.replace('/', '+')}@${version}-${SELF}`, 'index.js');
     vendored.set(
       pkg,
       existsSync(out)
