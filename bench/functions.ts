@@ -3,13 +3,17 @@
  * `serverless package` builds it) loaded cold in a fresh Node process, beside a
  * bundle of hono's Lambda adapter alone (the floor a handler cannot go under);
  * then the API's latency locally (GET /v1/status, POST /v1/namespaces/{ns}/ensure)
- * with 100 tenants on the harness apiserver.
+ * with 100 tenants on the harness apiserver; then, when `serverless package`
+ * has built the artifacts, their cold first response (bench/functions-cold.ts:
+ * require + first event + a warm one, beside `node -e 0`, for each function and
+ * both cluster kinds, kubeconfig and EKS).
  *
- *   npm run bench -- functions [--rounds 7] [--requests 200]
+ *   npm run bench -- functions [--rounds 7] [--requests 200] [--baseline DIR]
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import { apiDeps } from '../src/app/compose.js';
@@ -25,6 +29,8 @@ const arg = (n: string, d: number) =>
 const ROUNDS = arg('rounds', 7);
 const REQUESTS = arg('requests', 200);
 const root = new URL('..', import.meta.url).pathname;
+// The artifacts' zod (English messages only), so the init numbers are the deployed bundles'.
+const [zodEnglishOnly] = createRequire(import.meta.url)('../scripts/esbuild-plugins.cjs');
 // Inside the repository, so externals resolve from its node_modules as they do beside a deployed bundle.
 const dir = mkdtempSync(join(root, '.esbuild-bench-'));
 
@@ -38,18 +44,18 @@ async function bundle(name: string, entry: string): Promise<string> {
     format: 'cjs',
     target: 'node24',
     outfile: out,
-    // As serverless.yml: the AWS SDK clients and the heavy SDKs are installed beside the bundle.
+    // As the artifacts (scripts/esbuild-plugins.cjs): the heavy SDKs stay beside the bundle.
     external: [
       '@aws-sdk/*',
       'cpu-features',
       '*.node',
-      '@kubernetes/client-node',
       '@google-cloud/artifact-registry',
       'google-auth-library',
       '@azure/identity',
       '@azure/container-registry',
       'ssh2',
     ],
+    plugins: [zodEnglishOnly],
     logLevel: 'error',
     absWorkingDir: root,
     nodePaths: [join(root, 'node_modules')],
@@ -162,3 +168,19 @@ try {
   await h.stop();
   rmSync(dir, { recursive: true, force: true });
 }
+
+// The cold first response of the packaged functions (the artifacts as Lambda unpacks them).
+// Without artifacts, build them first (`serverless package`, offline, ~20 s).
+if (!existsSync(join(root, '.serverless', 'api.zip'))) {
+  const r = spawnSync(
+    process.execPath,
+    [join(root, 'node_modules/serverless/bin/serverless.js'), 'package'],
+    {
+      cwd: root,
+      stdio: 'inherit',
+      env: { ...process.env, SLS_TELEMETRY_DISABLED: '1', SLS_NOTIFICATIONS_MODE: 'off' },
+    },
+  );
+  if (r.status !== 0) throw new Error(`serverless package failed (exit ${r.status})`);
+}
+await import('./functions-cold.js');

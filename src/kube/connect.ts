@@ -1,28 +1,23 @@
 /**
  * Cluster access, from a `clusters[]` entry: a kubeconfig file (any auth
- * client-node understands: tokens, client certificates, exec plugins),
+ * (tokens, client certificates, exec plugins; kubeconfig.ts),
  * in-cluster config, or the identities a Lambda has: EKS (a presigned STS
  * GetCallerIdentity, eks-token.ts), AKS (an Entra ID token for the AKS
  * server app), GKE (a Google access token); docs/deploy.md.
  */
 import { readFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { azureCredential } from '../cloud/azure-identity.js';
 import type { ClusterConfig } from '../config/schema.js';
 import type { SecretResolver } from '../config/secret-ref.js';
 import { PullkeeperError } from '../core/errors.js';
 import { KubeClient, type KubeClientOptions, type KubeConnection } from './client.js';
-import { eksToken } from './eks-token.js';
+import { expandHome, loadInCluster, loadKubeconfig } from './kubeconfig.js';
 
 export class ClusterAccessError extends PullkeeperError {}
 
 /** The AKS AAD server application, the same for every cluster and tenant. */
 export const AKS_SERVER_APP_ID = '6dae42f8-4368-4678-94ff-3960e28e3630';
 const EKS_TOKEN_REFRESH_MS = 10 * 60 * 1000;
-
-function expandHome(p: string): string {
-  return p.startsWith('~/') ? `${homedir()}${p.slice(1)}` : p;
-}
 
 /** Caches a token until `ttlMs` passes. */
 function cachedToken(mint: () => Promise<string>, ttlMs: number): () => Promise<string> {
@@ -44,58 +39,27 @@ export async function connectionFor(
   secrets: SecretResolver,
 ): Promise<KubeConnection> {
   if ('kubeconfig' in cluster || 'inCluster' in cluster) {
-    const { KubeConfig } = await import('@kubernetes/client-node');
-    const kc = new KubeConfig();
+    let access: Awaited<ReturnType<typeof loadKubeconfig>>;
     try {
-      if ('inCluster' in cluster) kc.loadFromCluster();
-      else {
-        kc.loadFromFile(expandHome(cluster.kubeconfig));
-        if (cluster.context) kc.setCurrentContext(cluster.context);
-      }
+      access =
+        'inCluster' in cluster
+          ? await loadInCluster()
+          : await loadKubeconfig(cluster.kubeconfig, cluster.context);
     } catch (err) {
       throw new ClusterAccessError(
-        `cluster ${cluster.name}: cannot load ${'inCluster' in cluster ? 'the in-cluster config' : `kubeconfig ${cluster.kubeconfig}`} (${(err as Error).message.split('\n')[0]}); ${'inCluster' in cluster ? 'run pullkeeper in a pod with a ServiceAccount, or give the cluster a kubeconfig in the config' : "fix the cluster's kubeconfig path in the config (or create the file)"}`,
+        `cluster ${cluster.name}: cannot load ${'inCluster' in cluster ? 'the in-cluster config' : `kubeconfig ${cluster.kubeconfig}`} (${(err as Error).message.split('\n')[0]}); ${'inCluster' in cluster ? 'run pullkeeper in a pod with a ServiceAccount, or give the cluster a kubeconfig in the config' : "fix the cluster's kubeconfig (path, current-context or the cluster's context in the config)"}`,
         { cause: err },
       );
     }
-    const c = kc.getCurrentCluster();
-    if (!c)
-      throw new ClusterAccessError(
-        `cluster ${cluster.name}: the kubeconfig has no current cluster/context; set current-context in it, or the cluster's context in the config`,
-      );
-    // client-node resolves every auth kind (token, cert, exec plugin) into request options.
-    const opts: {
-      ca?: Buffer | string;
-      cert?: Buffer | string;
-      key?: Buffer | string;
-      headers?: Record<string, string>;
-    } = {};
-    await kc.applyToHTTPSOptions(opts as never);
-    const auth = opts.headers?.Authorization ?? opts.headers?.authorization;
-    const headers = { ...opts.headers };
-    delete headers.Authorization;
-    delete headers.authorization;
+    const { token, server, ca, cert, key, headers, insecureSkipTLSVerify } = access;
     return {
-      server: c.server,
-      ca: opts.ca,
-      cert: opts.cert,
-      key: opts.key,
+      server,
       headers,
-      insecureSkipTLSVerify: c.skipTLSVerify,
-      // exec plugins / rotating files: re-apply per request is costly; the token is refreshed every 5 min.
-      token: auth
-        ? cachedToken(
-            async () => {
-              const o: { headers?: Record<string, string> } = {};
-              await kc.applyToHTTPSOptions(o as never);
-              return (o.headers?.Authorization ?? o.headers?.authorization ?? auth).replace(
-                /^Bearer\s+/i,
-                '',
-              );
-            },
-            5 * 60 * 1000,
-          )
-        : undefined,
+      ...(ca ? { ca } : {}),
+      ...(cert ? { cert } : {}),
+      ...(key ? { key } : {}),
+      ...(insecureSkipTLSVerify ? { insecureSkipTLSVerify } : {}),
+      ...(token ? { token } : {}),
     };
   }
   const caOf = (data?: string) => (data ? Buffer.from(data, 'base64') : undefined);
@@ -140,7 +104,14 @@ export async function connectionFor(
       token: cachedToken(async () => {
         // Static keys from the config, else the function's own role (environment, IRSA, instance profile);
         // with roleArn, that identity assumes the role and the token is signed as the role.
-        const base = creds ?? (await (await import('@aws-sdk/credential-provider-node')).defaultProvider()());
+        // The signer (only EKS clusters load it) and the credentials, at once.
+        // The chain's first link, the environment (a Lambda's role keys), needs no SDK to read.
+        const [base, { eksToken }] = await Promise.all([
+          creds ??
+            envKeys() ??
+            import('@aws-sdk/credential-provider-node').then((m) => m.defaultProvider()()),
+          import('./eks-token.js'),
+        ]);
         const credentials = e.roleArn ? await eksAssumeRole(cluster.name, e, base) : base;
         return eksToken({
           cluster: e.cluster,
@@ -202,6 +173,18 @@ export async function connectionFor(
 }
 
 type AwsKeys = { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+
+/**
+ * AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, as the SDK's fromEnv reads
+ * them; not when AWS_PROFILE is set (the SDK's chain then skips the environment too).
+ */
+function envKeys(): AwsKeys | undefined {
+  if (process.env.AWS_PROFILE) return undefined;
+  const { AWS_ACCESS_KEY_ID: id, AWS_SECRET_ACCESS_KEY: secret, AWS_SESSION_TOKEN: session } = process.env;
+  return id && secret
+    ? { accessKeyId: id, secretAccessKey: secret, ...(session ? { sessionToken: session } : {}) }
+    : undefined;
+}
 
 /** sts:AssumeRole for an `eks:` cluster's roleArn (at its stsEndpoint when set); one hour, renewed with the token. */
 async function eksAssumeRole(
