@@ -298,7 +298,9 @@ describe('DistributionClient: retries', () => {
   test('a registry that does not answer: each attempt times out, then a clear error', async () => {
     const s = await serve();
     s.handle = () => undefined;
-    const c = new DistributionClient({ registry: s.host, attempts: 2, timeoutMs: 100 });
+    // Long enough per attempt for each request to reach the server on a loaded machine (the
+    // count below is the server's); the error message proves the client's own count.
+    const c = new DistributionClient({ registry: s.host, attempts: 2, timeoutMs: 1500 });
     await assert.rejects(
       c.getManifest('team/app', 'v1'),
       (e) =>
