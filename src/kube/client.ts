@@ -70,8 +70,9 @@ export interface KubeClientOptions {
   /**
    * `http2`: one HTTP/2 session per client, requests as streams (like client-go; the
    * in-flight bound caps the streams); `http1`: a keep-alive HTTP/1.1 pool of `concurrency`
-   * connections. Default: http2 (docs/scale.md has the measurement); the environment
-   * variable PULLKEEPER_KUBE_TRANSPORT=http1 switches back.
+   * connections. Default for https: http2 (docs/scale.md has the measurement; the
+   * environment variable PULLKEEPER_KUBE_TRANSPORT=http1 switches back); for http: http1
+   * (h2c only when asked for by name).
    */
   transport?: KubeTransport;
 }
@@ -146,7 +147,8 @@ export class KubeClient {
     this.#sem = new Semaphore(concurrency);
     this.#timeoutMs = o.timeoutMs ?? 15_000;
     this.#ua = o.userAgent ?? 'pullkeeper';
-    this.#transport = o.transport ?? defaultTransport();
+    // An http: server (kubectl proxy) gets HTTP/1.1 unless HTTP/2 (h2c) is asked for by name.
+    this.#transport = o.transport ?? (this.#url.protocol === 'https:' ? defaultTransport() : 'http1');
     this.#base = this.#url.pathname.replace(/\/$/, '');
   }
 
@@ -254,7 +256,7 @@ export class KubeClient {
         }
         reject(apiError(status, statusMessage, text, h['retry-after'], method, path));
       };
-      if (this.#transport === 'http2' && this.#url.protocol === 'https:') {
+      if (this.#transport === 'http2') {
         let req: ReturnType<ClientHttp2Session['request']>;
         const session = this.#h2();
         try {
@@ -270,6 +272,9 @@ export class KubeClient {
         this.#streams.set(session, open + 1);
         if (open === 0) session.ref();
         req.on('close', () => {
+          // Closed without an answer (reset, abort): settle once (a settled promise ignores this).
+          if (!req.readableEnded)
+            reject(signal.aborted ? signal.reason : new Error(`HTTP/2 stream closed (code ${req.rstCode})`));
           const left = (this.#streams.get(session) ?? 1) - 1;
           this.#streams.set(session, left);
           if (left === 0 && !session.destroyed) session.unref();
