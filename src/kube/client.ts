@@ -1,9 +1,11 @@
 /**
  * A small Kubernetes API client for the few calls pullkeeper makes: JSON over
- * one keep-alive HTTPS agent (connections are reused: client-node 1.4 opened a
- * TLS connection per request, which made 1,000 namespaces CPU-bound), a
- * token-bucket rate limit, bounded concurrency, a timeout and an AbortSignal
- * per request, and retries of throttling and 5xx for safe requests.
+ * one HTTP/2 session per cluster, every request a stream (like client-go; measured
+ * leaner than a keep-alive HTTP/1.1 pool for the client and the API server alike,
+ * docs/scale.md), or over a keep-alive HTTP/1.1 agent (`transport: 'http1'`,
+ * PULLKEEPER_KUBE_TRANSPORT=http1, and any http: server), a token-bucket rate
+ * limit, bounded concurrency (which also bounds the streams), a timeout and an
+ * AbortSignal per request, and retries of throttling and 5xx for safe requests.
  *
  * Limits (config `kubeClient`, docs/rotation.md): 32 requests in flight and a
  * token bucket of 1,000 QPS with a burst of 2,000. The in-flight bound is what
