@@ -1,9 +1,9 @@
 /**
  * A small Kubernetes API client for the few calls pullkeeper makes: JSON over
- * one HTTP/2 session per cluster, every request a stream (like client-go; measured
- * leaner than a keep-alive HTTP/1.1 pool for the client and the API server alike,
- * docs/scale.md), or over a keep-alive HTTP/1.1 agent (`transport: 'http1'`,
- * PULLKEEPER_KUBE_TRANSPORT=http1, and any http: server), a token-bucket rate
+ * one keep-alive HTTP/1.1 agent per cluster (connections reused), or over one
+ * HTTP/2 session, every request a stream (`transport: 'http2'`,
+ * PULLKEEPER_KUBE_TRANSPORT=http2; leaner for pullkeeper, dearer for the API
+ * server: docs/scale.md), a token-bucket rate
  * limit, bounded concurrency (which also bounds the streams), a timeout and an
  * AbortSignal per request, and retries of throttling and 5xx for safe requests.
  *
@@ -70,20 +70,23 @@ export interface KubeClientOptions {
   timeoutMs?: number;
   userAgent?: string;
   /**
+   * `http1`: a keep-alive HTTP/1.1 pool of `concurrency` connections (the default);
    * `http2`: one HTTP/2 session per client, requests as streams (like client-go; the
-   * in-flight bound caps the streams); `http1`: a keep-alive HTTP/1.1 pool of `concurrency`
-   * connections. Default for https: http2 (docs/scale.md has the measurement; the
-   * environment variable PULLKEEPER_KUBE_TRANSPORT=http1 switches back); for http: http1
-   * (h2c only when asked for by name).
+   * in-flight bound caps the streams). Default: PULLKEEPER_KUBE_TRANSPORT, else http1
+   * (docs/scale.md has the measurement). An http: server gets http2 (h2c) only by name.
    */
   transport?: KubeTransport;
 }
 
 export type KubeTransport = 'http1' | 'http2';
 
-/** The transport a client uses when none is given: PULLKEEPER_KUBE_TRANSPORT, else http2. */
+/**
+ * The transport a client uses when none is given: PULLKEEPER_KUBE_TRANSPORT, else http1.
+ * Measured side by side (docs/scale.md): HTTP/2 costs pullkeeper ~25% less CPU, but
+ * kube-apiserver ~15-20% more, and the API server's CPU is what bounds a rotation's wall.
+ */
 export function defaultTransport(env: NodeJS.ProcessEnv = process.env): KubeTransport {
-  return env.PULLKEEPER_KUBE_TRANSPORT === 'http1' ? 'http1' : 'http2';
+  return env.PULLKEEPER_KUBE_TRANSPORT === 'http2' ? 'http2' : 'http1';
 }
 
 export interface KubeStats {
