@@ -299,9 +299,13 @@ try {
     const first = (impl: string) => rows.find((r) => r.size === size && r.impl === impl && r.run === 'first');
     for (const kind of ['in-process', 'CLI']) {
       const o = first(`old ${kind}`);
-      const n = first(`new ${kind}`);
-      if (o && n)
-        console.log(`${size} ${kind}: first rotation new/old = ${(n.wallMs / o.wallMs).toFixed(2)}x`);
+      for (const n of rows.filter(
+        (r) => r.size === size && r.run === 'first' && r.impl.startsWith(`new ${kind}`),
+      ))
+        if (o)
+          console.log(
+            `${size} ${n.impl}: first rotation wall new/old = ${(n.wallMs / o.wallMs).toFixed(2)}x, tool CPU new/old = ${(n.toolCpuMs / o.toolCpuMs).toFixed(2)}x`,
+          );
     }
   }
   const lo = Math.min(...SIZES);
