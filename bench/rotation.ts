@@ -1,159 +1,337 @@
 /**
- * 1,000 namespaces in 10 tenants on the harness apiserver, each with a
- * `default` ServiceAccount. Side by side in one run:
- *   pullkeeper refresh (first rotation, then a no-change rerun)
- *   baseline: what existing tools do, per namespace and sequentially (GET the
- *   Secret, create or update it, GET and update the ServiceAccount), with
- *   @kubernetes/client-node 2.0.1; then its rerun (the same requests again).
- * Reported: medians, ratios, requests and writes per namespace, connections,
- * peak RSS of the apiserver and of this process.
+ * Rotation at scale on the harness apiserver: N namespaces in 10 tenants (by label), each
+ * with a `default` ServiceAccount. Per size, side by side in one run:
+ *   pullkeeper refresh in-process: first rotation, then a no-change rerun;
+ *   the same through the CLI as the packed package runs it (`node dist/pullkeeper.mjs`,
+ *   what bin/pullkeeper.js loads when there is no src/; `npm run build` first), with --cli;
+ *   an older pullkeeper (a `git worktree add` of an earlier commit, built too), with --old DIR;
+ *   what per-namespace tools do (client-node, GET + PUT per object, sequential), with --baseline.
+ * Reported per case: wall, the tool's CPU (user + system), apiserver and etcd CPU (from
+ * /proc/PID/stat), requests, writes, connections, peak RSS (the CLI's own; in-process: this
+ * process's high-water mark so far), cost per namespace and tool CPU per write request.
  *
- *   npm run bench -- rotation [--namespaces 1000] [--rounds 3]
+ *   npm run bench -- rotation [--namespaces 1000,3000,10000] [--transports http1,http2] [--cli]
+ *     [--old /tmp/pk-old] [--baseline]
+ *   PULLKEEPER_BENCH_CPU_PROF=DIR adds --cpu-prof --cpu-prof-dir DIR to the CLI runs.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { CredentialCache } from '../src/app/mint.js';
-import { refresh } from '../src/app/refresh.js';
-import { parseConfig } from '../src/config/load.js';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { writeTokenKubeconfig } from '../test/harness/cluster/index.js';
 import { startHarness } from '../test/harness/index.js';
-import { median } from './stats.js';
 
-const arg = (name: string, def: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : def;
+const argv = process.argv.slice(2);
+const opt = (name: string) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : undefined;
 };
-const N = arg('namespaces', 1000);
-const ROUNDS = arg('rounds', 3);
+const SIZES = (opt('namespaces') ?? '1000').split(',').map(Number);
+const OLD = opt('old') ? resolve(opt('old')!) : undefined;
+const CLI = argv.includes('--cli');
+const BASELINE = argv.includes('--baseline');
+/** The new client's transports to compare (PULLKEEPER_KUBE_TRANSPORT per run). */
+const TRANSPORTS = (opt('transports') ?? 'http2').split(',');
 const TENANTS = 10;
+const HERE = resolve(new URL('..', import.meta.url).pathname);
+if (SIZES.some((n) => !Number.isInteger(n) || n < TENANTS))
+  throw new Error(`--namespaces takes sizes of at least ${TENANTS}, comma-separated, e.g. 1000,3000`);
+for (const dir of [...(CLI ? [HERE] : []), ...(CLI && OLD ? [OLD] : [])])
+  if (!existsSync(join(dir, 'dist/pullkeeper.mjs')))
+    throw new Error(`${dir}/dist/pullkeeper.mjs is missing: run \`npm run build\` there first`);
+if (OLD && !existsSync(join(OLD, 'src/app/refresh.ts')))
+  throw new Error(`--old ${OLD}: not a pullkeeper checkout (no src/app/refresh.ts)`);
 
-const h = await startHarness({ cluster: true });
+const TICK = 100; // USER_HZ on Linux
+const cpuOf = (pid: number) => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(f[11]) + Number(f[12])) / TICK) * 1000; // utime + stime, ms
+};
 const peakRss = (pid: number) =>
   Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+
+interface Row {
+  size: number;
+  impl: string;
+  run: string;
+  wallMs: number;
+  toolCpuMs: number;
+  apiserverCpuMs: number;
+  etcdCpuMs: number;
+  requests: number;
+  writes: number;
+  connections: number;
+  rssMb: number;
+}
+type Report = {
+  requests: number;
+  writes: number;
+  connections: number;
+  tenants: Array<{ namespaces: Array<{ secret: string }> }>;
+};
+
+const h = await startHarness({ cluster: true });
+const rows: Row[] = [];
 try {
-  const core = h.cluster!.admin.core;
-  process.stderr.write(`creating ${N} namespaces in ${TENANTS} tenants…\n`);
-  const names = Array.from({ length: N }, (_, i) => `bench-${i % TENANTS}-${i}`);
+  const pids = h.cluster!.pids;
+  const max = Math.max(...SIZES);
+  process.stderr.write(`creating ${max} namespaces in ${TENANTS} tenants…\n`);
+  // Namespace i carries `bench-size-S: tK` for every size S > i: a size selects its first S.
+  const names = Array.from({ length: max }, (_, i) => `bench-${i % TENANTS}-${i}`);
   for (let i = 0; i < names.length; i += 50)
     await Promise.all(
-      names
-        .slice(i, i + 50)
-        .map((n, j) => h.cluster!.createNamespace(n, { tenant: `t${(i + j) % TENANTS}` })),
+      names.slice(i, i + 50).map((n, j) => {
+        const idx = i + j;
+        const labels = Object.fromEntries(
+          SIZES.filter((s) => idx < s).map((s) => [`bench-size-${s}`, `t${idx % TENANTS}`]),
+        );
+        return h.cluster!.createNamespace(n, labels);
+      }),
     );
   const kubeconfig = join(h.dir, 'bench.kubeconfig');
   writeTokenKubeconfig(kubeconfig, h.cluster!.info, h.cluster!.info.adminToken);
-  const cfg = (round: number) =>
-    parseConfig({
-      clusters: [{ name: 'bench', kubeconfig }],
-      registries: [
-        {
-          name: 'r',
-          kind: 'static',
-          server: 'bench.registry.test',
-          username: { value: 'u' },
-          password: { value: 'bench-pass' },
-          verify: false,
-        },
-      ],
-      tenants: Array.from({ length: TENANTS }, (_, t) => ({
-        name: `t${t}`,
-        namespaces: { matchLabels: { tenant: `t${t}` } },
-        registries: ['r'],
-        secretName: `pk-r${round}-t${t}`,
-      })),
-    });
-  const dockerconfigjson = Buffer.from(
-    JSON.stringify({
-      auths: { 'bench.registry.test': { auth: Buffer.from('u:bench-pass').toString('base64') } },
-    }),
-  ).toString('base64');
+  const rawConfig = (size: number, tag: string) => ({
+    clusters: [{ name: 'bench', kubeconfig }],
+    registries: [
+      {
+        name: 'r',
+        kind: 'static',
+        server: 'bench.registry.test',
+        username: { value: 'u' },
+        password: { value: 'bench-pass' },
+        verify: false,
+      },
+    ],
+    tenants: Array.from({ length: TENANTS }, (_, t) => ({
+      name: `t${t}`,
+      namespaces: { matchLabels: { [`bench-size-${size}`]: `t${t}` } },
+      registries: ['r'],
+      secretName: `pk-${tag}-t${t}`,
+    })),
+  });
 
-  async function baseline(round: number): Promise<{ ms: number; requests: number }> {
-    let requests = 0;
-    const t0 = performance.now();
-    for (const ns of names) {
-      const name = `base-r${round}`;
-      let exists = true;
-      try {
-        requests++;
-        await core.readNamespacedSecret({ namespace: ns, name });
-      } catch {
-        exists = false;
-      }
-      const body = {
-        metadata: { name, namespace: ns },
-        type: 'kubernetes.io/dockerconfigjson',
-        data: { '.dockerconfigjson': dockerconfigjson },
-      };
-      requests++;
-      if (exists) await core.replaceNamespacedSecret({ namespace: ns, name, body });
-      else await core.createNamespacedSecret({ namespace: ns, body });
-      requests++;
-      const sa = await core.readNamespacedServiceAccount({ namespace: ns, name: 'default' });
-      const list = sa.imagePullSecrets ?? [];
-      if (!list.some((r) => r.name === name)) sa.imagePullSecrets = [...list, { name }];
-      requests++;
-      await core.replaceNamespacedServiceAccount({ namespace: ns, name: 'default', body: sa });
-    }
-    return { ms: performance.now() - t0, requests };
-  }
-
-  const rows: Record<string, number[]> = { pkFirst: [], pkRerun: [], baseFirst: [], baseRerun: [] };
-  let pkStats = { requests: 0, writes: 0, connections: 0, rerunRequests: 0, rerunWrites: 0 };
-  let baseRequests = 0;
-  for (let round = 0; round < ROUNDS; round++) {
-    const c = cfg(round);
-    let t0 = performance.now();
-    const first = await refresh(c, { cache: new CredentialCache(), nodes: false });
-    rows.pkFirst!.push(performance.now() - t0);
-    const failed = first.tenants.flatMap((t) => t.namespaces).filter((n) => n.secret !== 'created');
-    if (failed.length)
+  const check = (r: Report, size: number, want: string, what: string) => {
+    const ns = r.tenants.flatMap((t) => t.namespaces);
+    const bad = ns.filter((n) => n.secret !== want);
+    if (ns.length !== size || bad.length)
       throw new Error(
-        `pullkeeper first rotation: ${failed.length} namespaces not created: ${JSON.stringify(failed[0])}`,
+        `${what}: ${ns.length} namespaces, ${bad.length} not ${want}: ${JSON.stringify(bad[0])}`,
       );
-    t0 = performance.now();
-    const rerun = await refresh(c, { cache: new CredentialCache(), nodes: false });
-    rows.pkRerun!.push(performance.now() - t0);
-    pkStats = {
-      requests: first.requests,
-      writes: first.writes,
-      connections: first.connections,
-      rerunRequests: rerun.requests,
-      rerunWrites: rerun.writes,
+  };
+
+  /** One measured call: wall, CPU of the apiserver and etcd around it. */
+  async function measure(
+    base: Omit<
+      Row,
+      | 'wallMs'
+      | 'apiserverCpuMs'
+      | 'etcdCpuMs'
+      | 'toolCpuMs'
+      | 'requests'
+      | 'writes'
+      | 'connections'
+      | 'rssMb'
+    >,
+    fn: () => Promise<{ report: Report; toolCpuMs: number; rssMb: number }>,
+    want: string,
+  ): Promise<void> {
+    const a0 = cpuOf(pids.apiserver);
+    const e0 = cpuOf(pids.etcd);
+    const t0 = performance.now();
+    const { report, toolCpuMs, rssMb } = await fn();
+    const wallMs = performance.now() - t0;
+    const row: Row = {
+      ...base,
+      wallMs,
+      toolCpuMs,
+      apiserverCpuMs: cpuOf(pids.apiserver) - a0,
+      etcdCpuMs: cpuOf(pids.etcd) - e0,
+      requests: report.requests,
+      writes: report.writes,
+      connections: report.connections,
+      rssMb,
     };
-    const b1 = await baseline(round);
-    rows.baseFirst!.push(b1.ms);
-    const b2 = await baseline(round);
-    rows.baseRerun!.push(b2.ms);
-    baseRequests = b1.requests;
-    process.stderr.write(`round ${round + 1}/${ROUNDS} done\n`);
+    check(report, base.size, want, `${base.impl} ${base.run} at ${base.size}`);
+    rows.push(row);
+    process.stderr.write(`${fmt(row)}\n`);
   }
-  const m = (k: string) => median(rows[k]!);
-  const f = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+
+  async function inProcess(root: string, transport?: string) {
+    const { refresh } = (await import(
+      join(root, 'src/app/refresh.ts')
+    )) as typeof import('../src/app/refresh.js');
+    const { CredentialCache } = (await import(
+      join(root, 'src/app/mint.ts')
+    )) as typeof import('../src/app/mint.js');
+    const { parseConfig } = (await import(
+      join(root, 'src/config/load.ts')
+    )) as typeof import('../src/config/load.js');
+    return async (raw: unknown) => {
+      if (transport) process.env.PULLKEEPER_KUBE_TRANSPORT = transport;
+      const c0 = process.cpuUsage();
+      const report = (await refresh(parseConfig(raw), {
+        cache: new CredentialCache(),
+        nodes: false,
+      })) as Report;
+      const c = process.cpuUsage(c0);
+      return { report, toolCpuMs: (c.user + c.system) / 1000, rssMb: process.resourceUsage().maxRSS / 1024 };
+    };
+  }
+
+  /** The packed package's way: node DIR/dist/pullkeeper.mjs refresh --json, under /usr/bin/time. */
+  function viaCli(root: string, transport?: string) {
+    return async (raw: unknown) => {
+      const cfgFile = join(h.dir, `cli-${Date.now()}-${Math.random().toString(36).slice(2)}.yaml`);
+      writeFileSync(cfgFile, JSON.stringify(raw));
+      const prof = process.env.PULLKEEPER_BENCH_CPU_PROF;
+      const args = [
+        '-f',
+        '%U %S %M',
+        process.execPath,
+        ...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []),
+        join(root, 'dist/pullkeeper.mjs'),
+        'refresh',
+        '--config',
+        cfgFile,
+        '--json',
+      ];
+      const env = { ...process.env, ...(transport ? { PULLKEEPER_KUBE_TRANSPORT: transport } : {}) };
+      const child = spawn('/usr/bin/time', args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d) => {
+        out += d;
+      });
+      child.stderr.on('data', (d) => {
+        err += d;
+      });
+      const code = await new Promise<number>((r) => child.on('close', (c) => r(c ?? 1)));
+      if (code !== 0) throw new Error(`CLI ${root} exited ${code}: ${err.slice(-2000)}`);
+      const [user, sys, rssKb] = err.trim().split('\n').at(-1)!.split(' ').map(Number);
+      return {
+        report: JSON.parse(out) as Report,
+        toolCpuMs: (user! + sys!) * 1000,
+        rssMb: rssKb! / 1024,
+      };
+    };
+  }
+
+  const impls: Array<{
+    name: string;
+    run: (raw: unknown) => Promise<{ report: Report; toolCpuMs: number; rssMb: number }>;
+  }> = [];
+  if (OLD) impls.push({ name: 'old in-process', run: await inProcess(OLD) });
+  for (const t of TRANSPORTS) impls.push({ name: `new in-process ${t}`, run: await inProcess(HERE, t) });
+  if (CLI && OLD) impls.push({ name: 'old CLI', run: viaCli(OLD) });
+  // The CLI with the last transport listed (the default one): each CLI run costs a full rotation.
+  const cliT = TRANSPORTS.at(-1)!;
+  if (CLI) impls.push({ name: `new CLI ${cliT}`, run: viaCli(HERE, cliT) });
+
+  for (const size of SIZES) {
+    for (const [i, impl] of impls.entries()) {
+      const raw = rawConfig(size, `${size}-${i}`);
+      await measure({ size, impl: impl.name, run: 'first' }, () => impl.run(raw), 'created');
+      await measure({ size, impl: impl.name, run: 'rerun' }, () => impl.run(raw), 'unchanged');
+    }
+    if (BASELINE) await perNamespaceBaseline(size);
+  }
+
+  /** What per-namespace tools do: sequential GET + create/replace of the Secret, GET + PUT of the ServiceAccount. */
+  async function perNamespaceBaseline(size: number) {
+    const core = h.cluster!.admin.core;
+    const dockerconfigjson = Buffer.from(
+      JSON.stringify({
+        auths: { 'bench.registry.test': { auth: Buffer.from('u:bench-pass').toString('base64') } },
+      }),
+    ).toString('base64');
+    const name = `base-${size}`;
+    await measure(
+      { size, impl: 'per-namespace tool', run: 'first' },
+      async () => {
+        const c0 = process.cpuUsage();
+        let requests = 0;
+        for (const ns of names.slice(0, size)) {
+          let exists = true;
+          try {
+            requests++;
+            await core.readNamespacedSecret({ namespace: ns, name });
+          } catch {
+            exists = false;
+          }
+          const body = {
+            metadata: { name, namespace: ns },
+            type: 'kubernetes.io/dockerconfigjson',
+            data: { '.dockerconfigjson': dockerconfigjson },
+          };
+          requests += 3;
+          if (exists) await core.replaceNamespacedSecret({ namespace: ns, name, body });
+          else await core.createNamespacedSecret({ namespace: ns, body });
+          const sa = await core.readNamespacedServiceAccount({ namespace: ns, name: 'default' });
+          const list = sa.imagePullSecrets ?? [];
+          if (!list.some((r) => r.name === name)) sa.imagePullSecrets = [...list, { name }];
+          await core.replaceNamespacedServiceAccount({ namespace: ns, name: 'default', body: sa });
+        }
+        const c = process.cpuUsage(c0);
+        const report: Report = {
+          requests,
+          writes: size * 2,
+          connections: Number.NaN,
+          tenants: [{ namespaces: names.slice(0, size).map(() => ({ secret: 'created' })) }],
+        };
+        return {
+          report,
+          toolCpuMs: (c.user + c.system) / 1000,
+          rssMb: process.resourceUsage().maxRSS / 1024,
+        };
+      },
+      'created',
+    );
+  }
+
   console.log(
-    `rotation: ${N} namespaces, ${TENANTS} tenants, harness kube-apiserver 1.34.2; median of ${ROUNDS} rounds`,
+    `\nrotation: ${TENANTS} tenants by label, harness kube-apiserver 1.34.2 + etcd, ${require_cores()} cores; one run per case`,
   );
   console.log(
-    `  pullkeeper first rotation   ${f(m('pkFirst'))}   ${pkStats.requests} requests (${(pkStats.requests / N).toFixed(2)}/ns), ${pkStats.writes} writes (Secret + ServiceAccount + Event per ns), ${pkStats.connections} connections`,
+    '| namespaces | implementation | run | wall | tool CPU | apiserver CPU | etcd CPU | requests | writes | connections | peak RSS | wall per ns | tool CPU per write |',
   );
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const r of rows) console.log(mdRow(r));
+  for (const size of SIZES) {
+    const first = (impl: string) => rows.find((r) => r.size === size && r.impl === impl && r.run === 'first');
+    for (const kind of ['in-process', 'CLI']) {
+      const o = first(`old ${kind}`);
+      for (const n of rows.filter(
+        (r) => r.size === size && r.run === 'first' && r.impl.startsWith(`new ${kind}`),
+      ))
+        if (o)
+          console.log(
+            `${size} ${n.impl}: first rotation wall new/old = ${(n.wallMs / o.wallMs).toFixed(2)}x, tool CPU new/old = ${(n.toolCpuMs / o.toolCpuMs).toFixed(2)}x`,
+          );
+    }
+  }
+  const lo = Math.min(...SIZES);
+  const hi = Math.max(...SIZES);
+  for (const impl of TRANSPORTS.flatMap((t) => [`new in-process ${t}`, `new CLI ${t}`])) {
+    const a = rows.find((r) => r.size === lo && r.impl === impl && r.run === 'first');
+    const b = rows.find((r) => r.size === hi && r.impl === impl && r.run === 'first');
+    if (a && b && lo !== hi)
+      console.log(
+        `${impl}: wall per namespace at ${hi} / at ${lo} = ${(b.wallMs / hi / (a.wallMs / lo)).toFixed(2)}x`,
+      );
+  }
   console.log(
-    `  baseline first rotation     ${f(m('baseFirst'))}   ${baseRequests} requests (${(baseRequests / N).toFixed(2)}/ns)`,
-  );
-  console.log(
-    `  ratio baseline/pullkeeper   ${(m('baseFirst') / m('pkFirst')).toFixed(1)}x (target >= 6x, pullkeeper < 1.5 s)`,
-  );
-  console.log(
-    `  pullkeeper no-change rerun  ${f(m('pkRerun'))}   ${pkStats.rerunRequests} requests, ${pkStats.rerunWrites} writes`,
-  );
-  console.log(
-    `  baseline rerun              ${f(m('baseRerun'))}   ${baseRequests} requests (every PUT sent again)`,
-  );
-  console.log(
-    `  ratio baseline/pullkeeper   ${(m('baseRerun') / m('pkRerun')).toFixed(1)}x (target pullkeeper < 1 s, 0 writes)`,
-  );
-  console.log(
-    `  peak RSS: apiserver ${peakRss(h.cluster!.pids.apiserver).toFixed(0)} MB, this process ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`,
+    `apiserver peak RSS ${peakRss(pids.apiserver).toFixed(0)} MB, etcd ${peakRss(pids.etcd).toFixed(0)} MB`,
   );
 } finally {
   await h.stop();
+}
+
+function require_cores(): number {
+  return (readFileSync('/proc/cpuinfo', 'utf8').match(/^processor/gm) ?? []).length;
+}
+function fmt(r: Row): string {
+  return `${r.size} ${r.impl} ${r.run}: wall ${(r.wallMs / 1000).toFixed(2)} s, tool CPU ${(r.toolCpuMs / 1000).toFixed(2)} s, apiserver ${(r.apiserverCpuMs / 1000).toFixed(2)} s, etcd ${(r.etcdCpuMs / 1000).toFixed(2)} s, ${r.requests} requests, ${r.writes} writes, ${r.connections} connections, RSS ${r.rssMb.toFixed(0)} MB`;
+}
+function mdRow(r: Row): string {
+  const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+  return `| ${r.size.toLocaleString('en')} | ${r.impl} | ${r.run} | ${s(r.wallMs)} | ${s(r.toolCpuMs)} | ${s(r.apiserverCpuMs)} | ${s(r.etcdCpuMs)} | ${r.requests} | ${r.writes} | ${r.connections} | ${r.rssMb.toFixed(0)} MB | ${(r.wallMs / r.size).toFixed(2)} ms | ${r.writes ? (r.toolCpuMs / r.writes).toFixed(3) : '-'} ms |`;
 }

@@ -1,9 +1,11 @@
 /**
  * A small Kubernetes API client for the few calls pullkeeper makes: JSON over
- * one keep-alive HTTPS agent (connections are reused: client-node 1.4 opened a
- * TLS connection per request, which made 1,000 namespaces CPU-bound), a
- * token-bucket rate limit, bounded concurrency, a timeout and an AbortSignal
- * per request, and retries of throttling and 5xx for safe requests.
+ * one keep-alive HTTP/1.1 agent per cluster (connections reused), or over one
+ * HTTP/2 session, every request a stream (`transport: 'http2'`,
+ * PULLKEEPER_KUBE_TRANSPORT=http2; leaner for pullkeeper, dearer for the API
+ * server: docs/scale.md), a token-bucket rate
+ * limit, bounded concurrency (which also bounds the streams), a timeout and an
+ * AbortSignal per request, and retries of throttling and 5xx for safe requests.
  *
  * Limits (config `kubeClient`, docs/rotation.md): 32 requests in flight and a
  * token bucket of 1,000 QPS with a burst of 2,000. The in-flight bound is what
@@ -15,7 +17,13 @@
  * API Priority and Fairness still protects it (429 + Retry-After is honoured).
  */
 
-import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import {
+  Agent as HttpAgent,
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  STATUS_CODES,
+} from 'node:http';
+import { type ClientHttp2Session, constants as h2, connect as http2Connect } from 'node:http2';
 import { Agent, request as httpsRequest, type RequestOptions } from 'node:https';
 import { parseRetryAfter } from '../core/backoff.js';
 import { PullkeeperError } from '../core/errors.js';
@@ -61,6 +69,24 @@ export interface KubeClientOptions {
   concurrency?: number;
   timeoutMs?: number;
   userAgent?: string;
+  /**
+   * `http1`: a keep-alive HTTP/1.1 pool of `concurrency` connections (the default);
+   * `http2`: one HTTP/2 session per client, requests as streams (like client-go; the
+   * in-flight bound caps the streams). Default: PULLKEEPER_KUBE_TRANSPORT, else http1
+   * (docs/scale.md has the measurement). An http: server gets http2 (h2c) only by name.
+   */
+  transport?: KubeTransport;
+}
+
+export type KubeTransport = 'http1' | 'http2';
+
+/**
+ * The transport a client uses when none is given: PULLKEEPER_KUBE_TRANSPORT, else http1.
+ * Measured side by side (docs/scale.md): HTTP/2 costs pullkeeper ~25% less CPU, but
+ * kube-apiserver ~15-20% more, and the API server's CPU is what bounds a rotation's wall.
+ */
+export function defaultTransport(env: NodeJS.ProcessEnv = process.env): KubeTransport {
+  return env.PULLKEEPER_KUBE_TRANSPORT === 'http2' ? 'http2' : 'http1';
 }
 
 export interface KubeStats {
@@ -88,6 +114,11 @@ export class KubeClient {
   readonly #sem: Semaphore;
   readonly #timeoutMs: number;
   readonly #ua: string;
+  readonly #transport: KubeTransport;
+  #session: ClientHttp2Session | undefined;
+  /** Streams open on the session: an idle session does not keep the process alive (like an idle keep-alive socket). */
+  readonly #streams = new WeakMap<ClientHttp2Session, number>();
+  readonly #base: string;
 
   constructor(conn: KubeConnection, o: KubeClientOptions = {}) {
     this.#conn = conn;
@@ -121,6 +152,14 @@ export class KubeClient {
     this.#sem = new Semaphore(concurrency);
     this.#timeoutMs = o.timeoutMs ?? 15_000;
     this.#ua = o.userAgent ?? 'pullkeeper';
+    // An http: server (kubectl proxy) gets HTTP/1.1 unless HTTP/2 (h2c) is asked for by name.
+    this.#transport = o.transport ?? (this.#url.protocol === 'https:' ? defaultTransport() : 'http1');
+    this.#base = this.#url.pathname.replace(/\/$/, '');
+  }
+
+  /** The transport in use (http1 or http2). */
+  get transport(): KubeTransport {
+    return this.#transport;
   }
 
   get server(): string {
@@ -129,6 +168,32 @@ export class KubeClient {
 
   close(): void {
     this.#agent.destroy();
+    this.#session?.destroy();
+    this.#session = undefined;
+  }
+
+  /** The HTTP/2 session, opened on first use and again after it closed (GOAWAY, error, server gone). */
+  #h2(): ClientHttp2Session {
+    const cur = this.#session;
+    if (cur && !cur.closed && !cur.destroyed) return cur;
+    const c = this.#conn;
+    const s = http2Connect(this.#url.origin, {
+      ca: c.ca,
+      cert: c.cert,
+      key: c.key,
+      rejectUnauthorized: !c.insecureSkipTLSVerify,
+      // kube-apiserver allows 1,000 streams per connection by default; the in-flight bound is lower.
+      peerMaxConcurrentStreams: 1000,
+    });
+    this.stats.connections++;
+    const forget = () => {
+      if (this.#session === s) this.#session = undefined;
+    };
+    s.on('error', forget); // each stream sees the error too
+    s.on('goaway', forget);
+    s.on('close', forget);
+    this.#session = s;
+    return s;
   }
 
   /**
@@ -175,61 +240,109 @@ export class KubeClient {
       accept: 'application/json',
       'user-agent': this.#ua,
       ...this.#conn.headers,
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-      ...(body
-        ? { 'content-type': init.contentType ?? 'application/json', 'content-length': String(body.length) }
-        : {}),
     };
-    const opts: RequestOptions = {
-      method,
-      host: this.#url.hostname,
-      port: this.#url.port || (this.#url.protocol === 'http:' ? 80 : 443),
-      path: `${this.#url.pathname.replace(/\/$/, '')}${path}`,
-      headers,
-      agent: this.#agent as Agent,
-      signal,
-    };
-    const send = this.#url.protocol === 'http:' ? httpRequest : httpsRequest;
+    if (token) headers.authorization = `Bearer ${token}`;
+    if (body) {
+      headers['content-type'] = init.contentType ?? 'application/json';
+      headers['content-length'] = String(body.length);
+    }
+    const full = `${this.#base}${path}`;
     return new Promise<T>((resolve, reject) => {
+      const done = (status: number, statusMessage: string, h: IncomingHttpHeaders, chunks: Buffer[]) => {
+        const text =
+          chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8');
+        if (status >= 200 && status < 300) {
+          try {
+            resolve((text ? JSON.parse(text) : {}) as T);
+          } catch (err) {
+            reject(err);
+          }
+          return;
+        }
+        reject(apiError(status, statusMessage, text, h['retry-after'], method, path));
+      };
+      if (this.#transport === 'http2') {
+        let req: ReturnType<ClientHttp2Session['request']>;
+        const session = this.#h2();
+        try {
+          req = session.request(
+            { [h2.HTTP2_HEADER_METHOD]: method, [h2.HTTP2_HEADER_PATH]: full, ...headers },
+            { signal, endStream: !body },
+          );
+        } catch (err) {
+          reject(err);
+          return;
+        }
+        const open = this.#streams.get(session) ?? 0;
+        this.#streams.set(session, open + 1);
+        if (open === 0) session.ref();
+        req.on('close', () => {
+          // Closed without an answer (reset, abort): settle once (a settled promise ignores this).
+          if (!req.readableEnded)
+            reject(signal.aborted ? signal.reason : new Error(`HTTP/2 stream closed (code ${req.rstCode})`));
+          const left = (this.#streams.get(session) ?? 1) - 1;
+          this.#streams.set(session, left);
+          if (left === 0 && !session.destroyed) session.unref();
+        });
+        const chunks: Buffer[] = [];
+        let status = 0;
+        let h: IncomingHttpHeaders = {};
+        req.on('response', (rh) => {
+          status = Number(rh[h2.HTTP2_HEADER_STATUS]);
+          h = rh as IncomingHttpHeaders;
+        });
+        req.on('data', (c: Buffer) => chunks.push(c));
+        req.on('error', reject);
+        req.on('end', () => done(status, STATUS_CODES[status] ?? '', h, chunks));
+        if (body) req.end(body);
+        return;
+      }
+      const opts: RequestOptions = {
+        method,
+        host: this.#url.hostname,
+        port: this.#url.port || (this.#url.protocol === 'http:' ? 80 : 443),
+        path: full,
+        headers,
+        agent: this.#agent as Agent,
+        signal,
+      };
+      const send = this.#url.protocol === 'http:' ? httpRequest : httpsRequest;
       const req = send(opts, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('error', reject);
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          const status = res.statusCode ?? 0;
-          if (status >= 200 && status < 300) {
-            try {
-              resolve((text ? JSON.parse(text) : {}) as T);
-            } catch (err) {
-              reject(err);
-            }
-            return;
-          }
-          let reason = res.statusMessage ?? '';
-          let message = '';
-          try {
-            const s = JSON.parse(text) as { reason?: string; message?: string };
-            reason = s.reason ?? reason;
-            message = s.message ?? '';
-          } catch {
-            /* not a Status */
-          }
-          const ra = res.headers['retry-after'];
-          reject(
-            new KubeApiError(
-              status,
-              reason,
-              message,
-              method,
-              path.split('?')[0]!,
-              parseRetryAfter(Array.isArray(ra) ? ra[0] : ra, Date.now()),
-            ),
-          );
-        });
+        res.on('end', () => done(res.statusCode ?? 0, res.statusMessage ?? '', res.headers, chunks));
       });
       req.on('error', reject);
       req.end(body);
     });
   }
+}
+
+/** A non-2xx answer as a KubeApiError: the Status's reason and message, and Retry-After. */
+function apiError(
+  status: number,
+  statusMessage: string,
+  text: string,
+  ra: string | string[] | undefined,
+  method: string,
+  path: string,
+): KubeApiError {
+  let reason = statusMessage;
+  let message = '';
+  try {
+    const s = JSON.parse(text) as { reason?: string; message?: string };
+    reason = s.reason ?? reason;
+    message = s.message ?? '';
+  } catch {
+    /* not a Status */
+  }
+  return new KubeApiError(
+    status,
+    reason,
+    message,
+    method,
+    path.split('?')[0]!,
+    parseRetryAfter(Array.isArray(ra) ? ra[0] : ra, Date.now()),
+  );
 }

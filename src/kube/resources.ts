@@ -30,22 +30,39 @@ interface ServiceAccountObj {
 
 const enc = encodeURIComponent;
 
-/** Lists all pages (limit 500) of a collection. */
+/** Items per list page: a large cluster is read in pages, never as one giant response. */
+export const LIST_PAGE = 500;
+
+/**
+ * Lists all pages (`limit` 500, `continue`) of a collection. A continue token that expired
+ * (410 Gone, the API server compacted past it) starts the list over once more from the
+ * first page, as client-go's pager does without a consistent snapshot.
+ */
 export async function listAll<T>(
   k: KubeClient,
   path: string,
   query: Record<string, string>,
   signal?: AbortSignal,
 ): Promise<T[]> {
-  const items: T[] = [];
-  let cont: string | undefined;
-  do {
-    const q = new URLSearchParams({ ...query, limit: '500', ...(cont ? { continue: cont } : {}) });
-    const page = await k.request<List<T>>('GET', `${path}?${q}`, { signal });
-    items.push(...page.items);
-    cont = page.metadata?.continue || undefined;
-  } while (cont);
-  return items;
+  for (let attempt = 1; ; attempt++) {
+    const items: T[] = [];
+    let cont: string | undefined;
+    try {
+      do {
+        const q = new URLSearchParams({
+          ...query,
+          limit: String(LIST_PAGE),
+          ...(cont ? { continue: cont } : {}),
+        });
+        const page = await k.request<List<T>>('GET', `${path}?${q}`, { signal });
+        for (const it of page.items) items.push(it);
+        cont = page.metadata?.continue || undefined;
+      } while (cont);
+      return items;
+    } catch (err) {
+      if (!(cont && err instanceof KubeApiError && err.status === 410 && attempt < 3)) throw err;
+    }
+  }
 }
 
 export function toSecretState(s: SecretObj): SecretState {

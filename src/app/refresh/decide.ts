@@ -1,6 +1,6 @@
 /** Step 2, decide freshness: which tenants need minting, and which only ServiceAccount patches. */
 import type { PullkeeperConfig, TenantConfig } from '../../config/schema.js';
-import { isOurs, secretRefreshDue } from '../../core/rotation-plan.js';
+import { isOurs, type SecretState, secretRefreshDue } from '../../core/rotation-plan.js';
 import {
   CONFIG_HASH_ANNOTATION,
   clusterOf,
@@ -44,9 +44,11 @@ function tenantFreshness(
 ): { secrets: boolean; serviceAccounts: boolean } {
   const name = defaultSecretName(t);
   const cfgHash = tenantConfigHash(t, config);
-  const secrets = state.secrets.get(t.name) ?? [];
+  // By namespace once: a scan per namespace made this quadratic in the tenant's namespaces.
+  const byNs = new Map<string, SecretState>();
+  for (const x of state.secrets.get(t.name) ?? []) if (x.name === name) byNs.set(x.namespace, x);
   const secretsFresh = nsNames.every((ns) => {
-    const s = secrets.find((x) => x.namespace === ns && x.name === name);
+    const s = byNs.get(ns);
     // A namespace that could not be read is due: the apply step reports it.
     return (
       !!s &&
@@ -79,7 +81,8 @@ export function decideFreshness(run: Run, states: Map<string, ClusterState>): De
       sel.absent = sel.absent.filter((n) => f.has(n));
     }
     d.nsOf.set(t.name, sel);
-    const live = sel.names.filter((n) => !sel.terminating.includes(n));
+    const terminating = new Set(sel.terminating);
+    const live = sel.names.filter((n) => !terminating.has(n));
     const fresh = tenantFreshness(t, run.config, live, st, run.now());
     if (run.opts.force || !fresh.secrets) d.due.push(t);
     else if (!fresh.serviceAccounts) d.serviceAccountsDue.add(t);

@@ -111,7 +111,11 @@ export async function readClusterState(
     );
   }
   const serviceAccounts = new Map<string, ServiceAccountState[]>();
-  for (const sa of sas) serviceAccounts.set(sa.namespace, [...(serviceAccounts.get(sa.namespace) ?? []), sa]);
+  for (const sa of sas) {
+    const list = serviceAccounts.get(sa.namespace);
+    if (list) list.push(sa);
+    else serviceAccounts.set(sa.namespace, [sa]);
+  }
   return { namespaces, secrets, serviceAccounts, unreadable };
 }
 
