@@ -377,7 +377,7 @@ describe('pullkeeper errors say what to do next', () => {
     assert.equal(missing.code, 1);
     assert.match(
       JSON.parse(missing.out).tenants[0].namespaces[0].reason,
-      /^cluster prod: cannot load kubeconfig \/nonexistent\/kubeconfig \(.*\); fix the cluster's kubeconfig path in the config/,
+      /^cluster prod: cannot load kubeconfig \/nonexistent\/kubeconfig \(.*\); fix the cluster's kubeconfig \(path, current-context or the cluster's context in the config\)/,
     );
     // Port 1 on loopback: nothing listens, the connection is refused at once.
     const kc = file(
