@@ -8,6 +8,8 @@
  *
  *   npx serverless package && npm run bench -- functions-cold [--rounds 5] [--artifacts .serverless]
  *     [--baseline DIR]   another build's zips (e.g. main's), measured in the same run, rounds interleaved
+ *   PULLKEEPER_BENCH_CPU_PROF=DIR adds --cpu-prof --cpu-prof-dir DIR to the measured children
+ *   (one profile per cold process; `node bench/profile-top.mjs FILE` prints its top entries).
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -44,6 +46,21 @@ function run(args: string[], env: NodeJS.ProcessEnv, cwd?: string): Promise<stri
     p.on('close', (code) => (code === 0 ? ok(out) : fail(new Error(`exit ${code}: ${err.slice(-2000)}`))));
   });
 }
+
+const PROF = process.env.PULLKEEPER_BENCH_CPU_PROF;
+/** Profiler flags for one measured child (none unless PULLKEEPER_BENCH_CPU_PROF is set). */
+const profile = (name: string) =>
+  PROF
+    ? [
+        '--cpu-prof',
+        '--cpu-prof-dir',
+        resolve(PROF),
+        '--cpu-prof-name',
+        `${name}-${Date.now()}.cpuprofile`,
+        '--cpu-prof-interval',
+        '100',
+      ]
+    : [];
 
 const dir = mkdtempSync(join(tmpdir(), 'pk-bench-cold-'));
 /** set -> function -> the unpacked bundle. */
@@ -208,7 +225,7 @@ try {
         for (const set of Object.keys(SETS))
           xs[set]!.push(
             JSON.parse(
-              await run(['-e', CHILD], {
+              await run([...profile(`${set}-${fn}-${kind}`), '-e', CHILD], {
                 ...e,
                 PK_BUNDLE: unpacked[set]![fn]!,
                 PK_EVENT: JSON.stringify(fn === 'api' ? statusEvent : null),

@@ -6,7 +6,7 @@
 // (On Lambda the artifact has no package.json, and .js is CommonJS by default.)
 //
 // heavy-sdks: the SDKs a config may or may not use (AWS clients, Azure, Google,
-// ssh2) stay out of the function's bundle, so a cold start parses only what its
+// ssh2, jose, the SigV4 signer) stay out of the function's bundle, so a cold start parses only what its
 // first call loads; each is `require`d on demand. Instead of an `npm install` of
 // those packages into the artifact (minutes, and 150 MB of type declarations,
 // ESM copies, source maps and the packages' own dependencies per function), each
@@ -35,6 +35,11 @@ const HEAVY = [
   '@azure/identity',
   '@azure/container-registry',
   'ssh2',
+  // Smaller, but only some calls need them: jose verifies OIDC and service-account tokens
+  // (not API tokens), the SigV4 signer (143 KB with the @smithy/core parts it pulls in)
+  // signs EKS tokens only.
+  'jose',
+  '@smithy/signature-v4',
 ];
 const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 

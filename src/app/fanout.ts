@@ -5,7 +5,7 @@
  * failed tenant is redelivered alone. Messages are idempotent: handling one
  * twice converges to the same state (refresh writes only what changed).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { mapBounded } from '../util/concurrency.js';
 import type { Logger } from './log.js';
 

@@ -11,7 +11,7 @@
  * Writes merge into the stored record with the resourceVersion and retry on a
  * conflict; accepts of one run are batched into a few writes.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { PullkeeperConfig } from '../config/schema.js';
 import { createSecretResolver, type SecretResolver } from '../config/secret-ref.js';
 import { PullkeeperError } from '../core/errors.js';

@@ -6,7 +6,7 @@
  * (another writer in between) is retried on a fresh read. Saving is best
  * effort: a refresh never fails because its status could not be kept.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { PullkeeperConfig } from '../config/schema.js';
 import { createSecretResolver, type SecretResolver } from '../config/secret-ref.js';
 import { PullkeeperError } from '../core/errors.js';

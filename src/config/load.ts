@@ -5,7 +5,7 @@
  */
 import { open } from 'node:fs/promises';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { PullkeeperError } from '../core/errors.js';
 import { type PullkeeperConfig, PullkeeperConfigSchema } from './schema.js';
 

@@ -3,7 +3,7 @@
  * strict: an unknown key is an error that names its path. Secret values are
  * references (see secret-ref.ts), never literal fields.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const name = z

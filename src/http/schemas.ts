@@ -1,5 +1,5 @@
 /** Request bodies of the HTTP API (zod at the boundary; strict: unknown fields are errors). */
-import { z } from 'zod';
+import * as z from 'zod';
 
 const dnsLabel = z
   .string()

@@ -3,7 +3,7 @@
  * exec channel, its JSON `{ image, digest, pulled }` parsed with zod.
  */
 import type { Client } from 'ssh2';
-import { z } from 'zod';
+import * as z from 'zod';
 import { execRemote } from './ssh.js';
 
 export interface PullReport {

@@ -2,7 +2,7 @@
  * Manifest media types and the shapes we read (zod at the boundary: a
  * registry's JSON is untrusted input).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { UnsupportedMediaTypeError } from './errors.js';
 
 export const MediaType = {

@@ -13,7 +13,7 @@
  */
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { z } from 'zod';
+import * as z from 'zod';
 import { PullkeeperError } from '../core/errors.js';
 import { normalizeKeyringKey, parseDockerConfig } from '../core/index.js';
 import {

@@ -33,7 +33,7 @@
 import { readFile } from 'node:fs/promises';
 import { hostname, networkInterfaces } from 'node:os';
 import { parse } from 'yaml';
-import { z } from 'zod';
+import * as z from 'zod';
 import { PullkeeperError } from '../core/errors.js';
 import {
   AllowlistPatternError,

@@ -7,7 +7,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { PullkeeperError } from '../core/errors.js';
 import {
   buildContainerEnv,

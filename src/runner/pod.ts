@@ -7,7 +7,7 @@
  * empty values kubectl writes by default (`resources: {}`) are not reported.
  */
 import { parseAllDocuments } from 'yaml';
-import { z } from 'zod';
+import * as z from 'zod';
 import { PullkeeperError } from '../core/errors.js';
 import type { EnvFromSource, EnvVar, NamespacedServiceLink } from '../core/pod-env.js';
 

@@ -48,6 +48,8 @@ const EXPORTS: Record<string, string> = {
   '@azure/identity': 'ClientSecretCredential',
   '@azure/container-registry': 'ContainerRegistryClient',
   ssh2: 'Client',
+  jose: 'jwtVerify',
+  '@smithy/signature-v4': 'SignatureV4',
 };
 
 /** Spawned and awaited (never spawnSync): the whole output is kept for the failure message. */

@@ -6,7 +6,7 @@
 import { open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { z } from 'zod';
+import * as z from 'zod';
 import { PullkeeperError } from '../../core/errors.js';
 
 const credentialSourceSchema = z.object({
