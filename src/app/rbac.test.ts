@@ -77,6 +77,18 @@ describe('generateRbac', () => {
       ],
     },
     {
+      name: 'events: none: no Events permission at all',
+      config: {
+        events: 'none',
+        tenants: [{ name: 'a', namespaces: { names: ['a1'] }, registries: ['r'] }],
+      },
+      writer: [
+        'secrets:get,list,watch,patch@pullkeeper-a',
+        'secrets:create',
+        'serviceaccounts:get,list,patch@default',
+      ],
+    },
+    {
       name: "serviceAccounts '*' with named namespaces: unrestricted ServiceAccounts bound only there",
       config: {
         tenants: [

@@ -232,7 +232,7 @@ export function generateRbac(config: PullkeeperConfig, o: RbacOptions = {}): Rba
         resourceNames: namedSAs,
         verbs: ['get', 'list', 'patch'],
       });
-    writer.push({ apiGroups: [''], resources: ['events'], verbs: ['create'] });
+    if (config.events !== 'none') writer.push({ apiGroups: [''], resources: ['events'], verbs: ['create'] });
     push(
       clusterRole('pullkeeper-tenant-writer', writer),
       [
@@ -244,7 +244,7 @@ export function generateRbac(config: PullkeeperConfig, o: RbacOptions = {}): Rba
           ? [`delete: only for tenants with prune: true (${pruneNames.join(', ')}).`]
           : []),
         ...(namedSAs.length ? ['ServiceAccounts: the ones the tenants list, by name.'] : []),
-        'Events: create only.',
+        ...(config.events !== 'none' ? ['Events: create only (none with `events: none`).'] : []),
       ].join('\n'),
     );
     if (!o.perNamespace) push(binding('pullkeeper-tenant-writer', subject));

@@ -7,6 +7,7 @@
  */
 import type { PullkeeperConfig } from '../config/schema.js';
 import { createSecretResolver } from '../config/secret-ref.js';
+import { namespaceListSelector } from '../core/namespace-selector.js';
 import { EXPIRES_ANNOTATION, HASH_ANNOTATION, isOurs, REFRESH_ANNOTATION } from '../core/rotation-plan.js';
 import {
   emptyStatusRecord,
@@ -128,7 +129,11 @@ export async function statusReport(
     for (const [cluster, ts] of byCluster) {
       try {
         const k = await kube(cluster);
-        const namespaces = await listNamespaces(k, signal);
+        const namespaces = await listNamespaces(
+          k,
+          signal,
+          namespaceListSelector(ts.map((t) => t.namespaces)),
+        );
         // By name only (what `pullkeeper rbac` allows): cluster-wide, or per tenant namespace.
         const ours = await readPullSecrets(k, ts, (t) => tenantNamespaces(t, namespaces).names, signal);
         for (const t of ts) {

@@ -50,6 +50,21 @@ describe('config: a valid file gets its defaults', () => {
     assert.equal(c.registries[0]!.timeoutMs, 15_000);
     assert.deepEqual(c.tenants[0]!.serviceAccounts, ['default']);
     assert.equal(c.refreshAtFraction, 0.5);
+    assert.equal(c.events, 'warnings', 'Warning Events only, unless asked');
+    assert.equal(c.kubeClient.transport, undefined, 'the transport defaults at the client (env, else http1)');
+  });
+  test('events and kubeClient.transport take their values and refuse others', () => {
+    const c = parseConfig({ ...clone(ok), events: 'all', kubeClient: { transport: 'http2' } });
+    assert.equal(c.events, 'all');
+    assert.deepEqual(c.kubeClient, { qps: 1000, burst: 2000, concurrency: 32, transport: 'http2' });
+    assert.throws(
+      () => parseConfig({ ...clone(ok), events: 'some' }),
+      (e: ConfigError) => e.issues.some((i) => i.path === 'events' && /all|warnings|none/.test(i.message)),
+    );
+    assert.throws(
+      () => parseConfig({ ...clone(ok), kubeClient: { transport: 'http3' } }),
+      (e: ConfigError) => e.issues.some((i) => i.path === 'kubeClient.transport'),
+    );
   });
   test('dockerconfig registries verify only when asked', () => {
     const c = parseConfig({

@@ -466,8 +466,21 @@ export const PullkeeperConfigSchema = z
         qps: z.number().positive().max(10_000).default(1000),
         burst: z.number().int().positive().max(20_000).default(2000),
         concurrency: z.number().int().min(1).max(256).default(32),
+        /**
+         * http1: a keep-alive pool of HTTP/1.1 connections (the default); http2: one HTTP/2
+         * connection per API server, each request a stream (less CPU for pullkeeper, more for
+         * kube-apiserver: docs/scale.md). Unset: PULLKEEPER_KUBE_TRANSPORT, else http1.
+         */
+        transport: z.enum(['http1', 'http2']).optional(),
       })
       .default({ qps: 1000, burst: 2000, concurrency: 32 }),
+    /**
+     * Which Kubernetes Events a refresh posts on the tenants' Secrets (docs/rotation.md):
+     * warnings (default): a Warning in each namespace where a write failed or met a conflict;
+     * all: also a Normal PullSecretCreated / PullSecretRotated in every namespace written;
+     * none: no Events (and `pullkeeper rbac` grants no `events: create`).
+     */
+    events: z.enum(['all', 'warnings', 'none']).default('warnings'),
     /**
      * Where the last mint and push results are kept for the status page and GET /v1/status:
      * a ConfigMap (default pullkeeper-system/pullkeeper-status in the first cluster), or

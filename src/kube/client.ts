@@ -11,8 +11,8 @@
  * token bucket of 1,000 QPS with a burst of 2,000. The in-flight bound is what
  * normally paces pullkeeper (32 / the API server's latency); the bucket only
  * caps a runaway loop. client-go's 5/10 would stretch a 1,000-namespace first
- * rotation (3 writes per namespace) over ten minutes, controller-runtime's 20/30
- * over two and a half: pullkeeper is a short batch job that writes only what
+ * rotation (2-3 writes per namespace) over 7-10 minutes, controller-runtime's 20/30
+ * over 2-2.5: pullkeeper is a short batch job that writes only what
  * changed, so a brief burst costs the API server less than a long trickle, and
  * API Priority and Fairness still protects it (429 + Retry-After is honoured).
  */

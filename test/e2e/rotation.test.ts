@@ -114,7 +114,7 @@ after(() => h?.stop());
 describe('rotation with the shipped RBAC', () => {
   let first: RefreshReport;
   const cache = new CredentialCache();
-  test('first run: every namespace gets the Secret, ServiceAccounts point at it, events are recorded', async () => {
+  test('first run: every namespace gets the Secret, ServiceAccounts point at it, no Normal event by default', async () => {
     first = await refresh(config(), { cache });
     assert.equal(refreshFailed(first), false, JSON.stringify(first.tenants));
     assert.deepEqual(statuses(first), {
@@ -145,10 +145,10 @@ describe('rotation with the shipped RBAC', () => {
       ['pullkeeper-alpha'],
     );
     const events = await core().listNamespacedEvent({ namespace: 'beta-1' });
-    assert.ok(
-      events.items.some(
-        (e) => e.reason === 'PullSecretCreated' && e.involvedObject.name === 'pullkeeper-beta',
-      ),
+    assert.deepEqual(
+      events.items.filter((e) => e.involvedObject.name === 'pullkeeper-beta').map((e) => e.reason),
+      [],
+      'events: warnings (the default) posts no PullSecretCreated',
     );
     assert.ok(
       first.connections <= 32,
@@ -252,13 +252,32 @@ describe('rotation with the shipped RBAC', () => {
     assert.equal((await secretOf('alpha-foreign', 'pullkeeper-alpha')).metadata?.resourceVersion, rv);
     const sa = await core().readNamespacedServiceAccount({ namespace: 'alpha-foreign', name: 'default' });
     assert.equal(sa.imagePullSecrets, undefined, 'no ServiceAccount is pointed at a Secret we do not own');
+    const ours = async () =>
+      (await core().listNamespacedEvent({ namespace: 'alpha-foreign' })).items
+        .filter((e) => e.involvedObject.name === 'pullkeeper-alpha')
+        .map((e) => `${e.type}/${e.reason}`);
+    assert.deepEqual(await ours(), ['Warning/PullSecretConflict'], 'the default still posts Warnings');
+
+    const quiet = config();
+    quiet.events = 'none';
+    const again = await refresh(quiet, { cache: new CredentialCache() });
+    assert.equal(statuses(again)['alpha/alpha-foreign'], 'conflict/unchanged');
+    assert.deepEqual(await ours(), ['Warning/PullSecretConflict'], 'events: none posts nothing');
 
     const c = config();
     c.tenants[0]!.adopt = true;
+    c.events = 'all';
     const adopted = await refresh(c, { cache: new CredentialCache() });
     assert.equal(statuses(adopted)['alpha/alpha-foreign'], 'updated/patched');
     const s = await secretOf('alpha-foreign', 'pullkeeper-alpha');
     assert.equal(s.metadata?.labels?.['app.kubernetes.io/managed-by'], 'pullkeeper');
+    assert.deepEqual(
+      (await ours()).sort(),
+      ['Normal/PullSecretRotated', 'Warning/PullSecretConflict'],
+      'events: all adds a Normal event per namespace written',
+    );
+    const all = JSON.stringify((await core().listNamespacedEvent({ namespace: 'alpha-foreign' })).items);
+    assert.ok(!all.includes(PASS.a) && !all.includes(PASS.b), 'no password in events');
   });
 
   test('dry run: the plan as a diff, zero writes', async () => {

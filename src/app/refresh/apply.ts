@@ -153,11 +153,16 @@ interface TenantApply {
   event: (ns: string, type: 'Normal' | 'Warning', reason: string, message: string) => Promise<void>;
 }
 
-/** Events on the tenant's Secret: best effort, none in a dry run. */
+/**
+ * Events on the tenant's Secret: best effort, none in a dry run, and only the kinds the config's
+ * `events` asks for (default `warnings`: a Normal event per namespace and rotation would be a
+ * third of a first rotation's writes, and an etcd object per namespace and rotation).
+ */
 function eventSender(run: Run, k: KubeClient, secretName: string, now: Date): TenantApply['event'] {
   const involved = { kind: 'Secret', name: secretName, apiVersion: 'v1' };
+  const wanted = run.config.events ?? 'warnings';
   return async (namespace, type, reason, message) => {
-    if (run.dryRun) return;
+    if (run.dryRun || wanted === 'none' || (wanted === 'warnings' && type === 'Normal')) return;
     try {
       await createEvent(k, { namespace, involved, type, reason, message, now }, run.signal);
     } catch {

@@ -1,6 +1,7 @@
 /** Step 1, read each cluster's state: only the calls RBAC limited to names allows (`pullkeeper rbac`). */
 import type { TenantConfig } from '../../config/schema.js';
 import { PullkeeperError } from '../../core/errors.js';
+import { namespaceListSelector } from '../../core/namespace-selector.js';
 import { isOurs, type SecretState, type ServiceAccountState } from '../../core/rotation-plan.js';
 import { KubeApiError, type KubeClient } from '../../kube/client.js';
 import {
@@ -93,7 +94,8 @@ export async function readClusterState(
   nsFilter: Set<string> | undefined,
   signal: AbortSignal,
 ): Promise<ClusterState> {
-  const namespaces = await listNamespaces(k, signal);
+  // When every tenant pins one label key, the server filters: only candidate namespaces come back.
+  const namespaces = await listNamespaces(k, signal, namespaceListSelector(tenants.map((t) => t.namespaces)));
   const nsOf = (t: TenantConfig) =>
     tenantNamespaces(t, namespaces).names.filter((n) => !nsFilter || nsFilter.has(n));
   const wanted = new Set(tenants.flatMap(nsOf));
