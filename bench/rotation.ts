@@ -308,6 +308,27 @@ try {
           );
     }
   }
+  // CPU per write without the fixed costs (start-up, JIT warm-up, the reads): the first run's CPU
+  // less the no-change rerun's (the same start-up and reads, no writes), per write; and the
+  // marginal cost between two sizes of the same implementation.
+  for (const impl of [...new Set(rows.map((r) => r.impl))])
+    for (const size of SIZES) {
+      const f = rows.find((r) => r.size === size && r.impl === impl && r.run === 'first');
+      const z = rows.find((r) => r.size === size && r.impl === impl && r.run === 'rerun');
+      if (f && z && f.writes)
+        console.log(
+          `${size} ${impl}: tool CPU per write beyond the rerun's (start-up + reads) = ${((f.toolCpuMs - z.toolCpuMs) / f.writes).toFixed(3)} ms`,
+        );
+    }
+  for (const impl of [...new Set(rows.map((r) => r.impl))]) {
+    const fs = SIZES.map((size) =>
+      rows.find((r) => r.size === size && r.impl === impl && r.run === 'first'),
+    ).filter((r) => r !== undefined);
+    for (let i = 1; i < fs.length; i++)
+      console.log(
+        `${impl}: marginal tool CPU per write from ${fs[i - 1]!.size} to ${fs[i]!.size} = ${((fs[i]!.toolCpuMs - fs[i - 1]!.toolCpuMs) / (fs[i]!.writes - fs[i - 1]!.writes)).toFixed(3)} ms`,
+      );
+  }
   const lo = Math.min(...SIZES);
   const hi = Math.max(...SIZES);
   for (const impl of TRANSPORTS.flatMap((t) => [`new in-process ${t}`, `new CLI ${t}`])) {

@@ -106,7 +106,7 @@ await build({
   format: 'esm',
   platform: 'node',
   target: 'node24',
-  minify: true,
+  minify: process.env.PK_NOMIN !== "1",
   outdir,
   outExtension: { '.js': '.mjs' },
   chunkNames: 'chunk-[hash]',

@@ -128,17 +128,19 @@ function desiredSecret(t: TenantConfig, config: PullkeeperConfig, minted: Minted
     ? refreshAt(issued, earliest, config.refreshAtFraction)
     : new Date(issued.getTime() + STATIC_REFRESH_MS);
   const secretName = defaultSecretName(t);
+  // The same in every namespace: computed once per tenant, not once per namespace.
+  const annotations = {
+    [HASH_ANNOTATION]: hash!,
+    [EXPIRES_ANNOTATION]: earliest?.toISOString() ?? 'never',
+    [REFRESH_ANNOTATION]: refresh.toISOString(),
+    [REGISTRIES_ANNOTATION]: t.registries.filter((r) => minted.credentials.has(r)).join(','),
+    [CONFIG_HASH_ANNOTATION]: tenantConfigHash(t, config),
+  };
   const body = (ns: string): SecretBody => ({
     namespace: ns,
     name: secretName,
     labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [TENANT_LABEL]: t.name },
-    annotations: {
-      [HASH_ANNOTATION]: hash!,
-      [EXPIRES_ANNOTATION]: earliest?.toISOString() ?? 'never',
-      [REFRESH_ANNOTATION]: refresh.toISOString(),
-      [REGISTRIES_ANNOTATION]: t.registries.filter((r) => minted.credentials.has(r)).join(','),
-      [CONFIG_HASH_ANNOTATION]: tenantConfigHash(t, config),
-    },
+    annotations: { ...annotations },
     dockerconfigjson: rendered!,
   });
   return { secretName, ...(hash ? { hash } : {}), missing, failedWhy, body };
