@@ -6,6 +6,9 @@
  *   what bin/pullkeeper.js loads when there is no src/; `npm run build` first), with --cli;
  *   an older pullkeeper (a `git worktree add` of an earlier commit, built too), with --old DIR;
  *   what per-namespace tools do (client-node, GET + PUT per object, sequential), with --baseline.
+ * After each case (first run + rerun) the cluster is put back (its Secrets deleted, the
+ * ServiceAccounts' imagePullSecrets emptied, Events deleted; not measured), so every case
+ * starts from the same cluster whatever ran before it.
  * Reported per case: wall, the tool's CPU (user + system), apiserver and etcd CPU (from
  * /proc/PID/stat), requests, writes, connections, peak RSS (the CLI's own; in-process: this
  * process's high-water mark so far), cost per namespace and tool CPU per write request.
@@ -226,11 +229,51 @@ try {
   const cliT = TRANSPORTS.at(-1)!;
   if (CLI) impls.push({ name: `new CLI ${cliT}`, run: viaCli(HERE, cliT) });
 
+  /**
+   * Puts the cluster back as it was before a case (not measured): its Secrets deleted, the
+   * ServiceAccounts' imagePullSecrets emptied, the Events gone. Otherwise every case leaves
+   * ~3 objects per namespace behind, the API server's cost per write grows with them, and
+   * later cases (and larger sizes) are measured on a heavier cluster than earlier ones.
+   */
+  async function cleanUp(size: number, secretPrefix: string) {
+    const { KubeClient } = await import('../src/kube/client.js');
+    const { mapBounded } = await import('../src/util/concurrency.js');
+    const info = h.cluster!.info;
+    const k = new KubeClient(
+      { server: info.server, ca: Buffer.from(info.caData, 'base64'), token: async () => info.adminToken },
+      { concurrency: 32, timeoutMs: 60_000 },
+    );
+    try {
+      await mapBounded(names.slice(0, size), 32, async (ns, i) => {
+        const base = `/api/v1/namespaces/${ns}`;
+        await k
+          .request('DELETE', `${base}/secrets/${secretPrefix}-t${i % TENANTS}`, { retry: true })
+          .catch((e: { status?: number }) => {
+            if (e.status !== 404) throw e;
+          });
+        await k.request('PATCH', `${base}/serviceaccounts/default`, {
+          body: { imagePullSecrets: null },
+          contentType: 'application/merge-patch+json',
+          retry: true,
+        });
+        await k.request('DELETE', `${base}/events`, { retry: true });
+      });
+    } finally {
+      k.close();
+    }
+  }
+
   for (const size of SIZES) {
     for (const [i, impl] of impls.entries()) {
-      const raw = rawConfig(size, `${size}-${i}`);
+      const tag = `${size}-${i}`;
+      const raw = rawConfig(size, tag);
       await measure({ size, impl: impl.name, run: 'first' }, () => impl.run(raw), 'created');
       await measure({ size, impl: impl.name, run: 'rerun' }, () => impl.run(raw), 'unchanged');
+      const t0 = performance.now();
+      await cleanUp(size, `pk-${tag}`);
+      process.stderr.write(
+        `  (cleaned up in ${((performance.now() - t0) / 1000).toFixed(1)} s, not measured)\n`,
+      );
     }
     if (BASELINE) await perNamespaceBaseline(size);
   }
