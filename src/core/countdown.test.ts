@@ -71,8 +71,9 @@ describe('redactTokenLike', () => {
     ['connect ECONNREFUSED 127.0.0.1:22', 'connect ECONNREFUSED 127.0.0.1:22'],
     ['the token has expired; request a new one', 'the token has expired; request a new one'],
   ];
+  // Titled by the redacted text: the inputs hold (made-up) secrets, and test output shows no secret.
   for (const [input, want, secret] of cases)
-    test(input, () => {
+    test(`-> ${want}`, () => {
       const out = redactTokenLike(input);
       assert.equal(out, want);
       if (secret) assert.ok(!out.includes(secret));
