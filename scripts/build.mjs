@@ -106,7 +106,7 @@ await build({
   format: 'esm',
   platform: 'node',
   target: 'node24',
-  minify: process.env.PK_NOMIN !== "1",
+  minify: process.env.PK_NOMIN !== '1',
   outdir,
   outExtension: { '.js': '.mjs' },
   chunkNames: 'chunk-[hash]',
