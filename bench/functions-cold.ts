@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { startMoto } from '../test/harness/cloud/moto.js';
+import { motoEcrRegistry, startMoto } from '../test/harness/cloud/moto.js';
 import { startEksWebhook } from '../test/harness/cluster/eks-webhook.js';
 import { startCluster, writeTokenKubeconfig } from '../test/harness/cluster/index.js';
 import { median } from './stats.js';
@@ -192,16 +192,7 @@ try {
       cfg,
       JSON.stringify({
         clusters: [c],
-        registries: [
-          {
-            name: 'ecr',
-            kind: 'ecr',
-            region: 'us-east-1',
-            endpoint: moto.info.endpoint,
-            registryIds: [moto.info.accountId],
-            verify: false,
-          },
-        ],
+        registries: [motoEcrRegistry(moto.info)],
         tenants: [{ name: 't', namespaces: { matchLabels: { bench: 'cold' } }, registries: ['ecr'] }],
         api: {
           auth: {

@@ -12,9 +12,12 @@ import { basename } from 'node:path';
 
 const args = process.argv.slice(2);
 const opt = (n, d) => (args.includes(`--${n}`) ? args[args.indexOf(`--${n}`) + 1] : d);
-const file = args.find((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--'));
+// The first argument that is neither a flag nor the value of --by / --top.
+const file = args.find((a, i) => !a.startsWith('--') && !['--by', '--top'].includes(args[i - 1] ?? ''));
 if (!file) {
-  console.error('usage: node bench/profile-top.mjs FILE.cpuprofile [--by function|script] [--top N]');
+  console.error(
+    'usage: node bench/profile-top.mjs FILE.cpuprofile [--by function|script] [--top N] [--inclusive]',
+  );
   process.exit(2);
 }
 const by = opt('by', 'function');

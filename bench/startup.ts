@@ -17,7 +17,7 @@
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { startMoto } from '../test/harness/cloud/moto.js';
+import { motoEcrRegistry, startMoto } from '../test/harness/cloud/moto.js';
 import { writeTokenKubeconfig } from '../test/harness/cluster/index.js';
 import { startHarness } from '../test/harness/index.js';
 import { type RunOptions, run as runCommand } from '../test/harness/proc.js';
@@ -65,16 +65,7 @@ try {
     config,
     JSON.stringify({
       clusters: [{ name: 'bench', kubeconfig }],
-      registries: [
-        {
-          name: 'ecr',
-          kind: 'ecr',
-          region: 'us-east-1',
-          endpoint: moto.info.endpoint,
-          registryIds: [moto.info.accountId],
-          verify: false,
-        },
-      ],
+      registries: [motoEcrRegistry(moto.info)],
       tenants: Array.from({ length: TENANTS }, (_, t) => ({
         name: `t${t}`,
         namespaces: { matchLabels: { tenant: `t${t}` } },

@@ -1,6 +1,6 @@
 /**
  * When a credential must be refreshed, from its real lifetime (pure; time is a
- * parameter). USERS.md: schedules that ignore the token's own expiry let
+ * parameter). Fixed schedules that ignore the token's own expiry let
  * credentials lapse, so every decision here starts from `expiresAt`.
  */
 

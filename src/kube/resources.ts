@@ -178,13 +178,6 @@ export interface SecretBody {
   dockerconfigjson: string;
 }
 
-/** The last dockerconfigjson encoded: a rotation writes the same one in every namespace of a tenant. */
-let lastEncoded: { raw: string; b64: string } | undefined;
-function base64Of(raw: string): string {
-  if (lastEncoded?.raw !== raw) lastEncoded = { raw, b64: Buffer.from(raw).toString('base64') };
-  return lastEncoded.b64;
-}
-
 function secretObject(b: SecretBody, resourceVersion?: string) {
   return {
     apiVersion: 'v1',
@@ -197,7 +190,7 @@ function secretObject(b: SecretBody, resourceVersion?: string) {
       ...(resourceVersion ? { resourceVersion } : {}),
     },
     type: 'kubernetes.io/dockerconfigjson',
-    data: { '.dockerconfigjson': base64Of(b.dockerconfigjson) },
+    data: { '.dockerconfigjson': Buffer.from(b.dockerconfigjson).toString('base64') },
   };
 }
 

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { PULLKEEPER_CLI, PULLKEEPER_NODE_CLI } from '../../src/cli/help.js';
 import { VERSION } from '../../src/version.js';
-import { type MotoComponent, startMoto } from '../harness/cloud/moto.js';
+import { type MotoComponent, motoEcrRegistry, startMoto } from '../harness/cloud/moto.js';
 import { type RunOptions, run } from '../harness/proc.js';
 
 const REPO = join(import.meta.dirname, '../..');
@@ -122,16 +122,7 @@ describe('npm pack, then npm install --omit=dev of the tarball', { timeout: 600_
     writeFileSync(
       config,
       JSON.stringify({
-        registries: [
-          {
-            name: 'ecr',
-            kind: 'ecr',
-            region: 'us-east-1',
-            endpoint: moto!.info.endpoint,
-            registryIds: [moto!.info.accountId],
-            verify: false,
-          },
-        ],
+        registries: [motoEcrRegistry(moto!.info)],
       }),
     );
     const out = await ok(bin('pullkeeper'), ['mint', '--config', config, '--json'], {

@@ -29,6 +29,18 @@ export interface MotoInfo {
   accountId: string;
 }
 
+/** A pullkeeper `ecr` registry entry that mints from this moto (login verification off: moto serves no registry). */
+export function motoEcrRegistry(info: MotoInfo, name = 'ecr') {
+  return {
+    name,
+    kind: 'ecr' as const,
+    region: 'us-east-1',
+    endpoint: info.endpoint,
+    registryIds: [info.accountId],
+    verify: false,
+  };
+}
+
 export interface MotoComponent extends Component<MotoInfo> {
   readonly service: Service;
   /** POST /moto-api/reset: forget every resource. */
